@@ -1,0 +1,215 @@
+"""The student registry, networks, summaries and ONNX export, on tiny ERP inputs (64x128)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from panoedge.errors import UsageError
+from panoedge.models import (
+    HEADS,
+    count_parameters,
+    create_student,
+    get_student_entry,
+    list_students,
+    model_summary,
+    students_table,
+)
+from panoedge.models.blocks import wrap_pad_w, wrap_upsample
+from panoedge.models.export import ALLOWED_ONNX_OPS, export_student_onnx, fold_batchnorm, graph_op_types
+
+H, W, K = 64, 128, 7
+STUDENTS = list_students()
+
+
+def _randomise_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Give every batch-norm non-trivial statistics and affine terms, so folding is really tested."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for mod in model.modules():
+            if isinstance(mod, torch.nn.BatchNorm2d):
+                n = mod.num_features
+                mod.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
+                mod.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+                mod.weight.copy_(torch.rand(n, generator=g) + 0.5)
+                mod.bias.copy_(torch.rand(n, generator=g) * 0.4 - 0.2)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def models() -> dict:
+    torch.manual_seed(0)
+    return {name: _randomise_bn(create_student(name, K)) for name in STUDENTS}
+
+
+def test_registry_has_three_sizes():
+    assert {"pano-nano", "pano-small", "pano-base"} <= set(STUDENTS)
+    assert STUDENTS == sorted(STUDENTS)
+
+
+def test_unknown_name_lists_valid_ones():
+    with pytest.raises(UsageError) as err:
+        create_student("pano-huge", K)
+    for name in STUDENTS:
+        assert name in str(err.value)
+
+
+def test_unknown_option_is_usage_error():
+    with pytest.raises(UsageError, match="max_depth_m"):
+        create_student("pano-nano", K, max_depth=50.0)
+
+
+@pytest.mark.parametrize("name", STUDENTS)
+@pytest.mark.parametrize("batch", [1, 2])
+def test_outputs_shapes_dtypes_and_positive_depth(models, name, batch):
+    with torch.no_grad():
+        out = models[name](torch.randn(batch, 3, H, W))
+    assert list(out) == list(HEADS)
+    assert out["seg"].shape == (batch, K, H, W) and out["seg"].dtype == torch.float32
+    assert out["depth"].shape == (batch, 1, H, W) and out["depth"].dtype == torch.float32
+    assert bool(torch.isfinite(out["seg"]).all())
+    depth = out["depth"]
+    assert bool((depth > 0).all()) and bool((depth <= models[name].config.max_depth_m).all())
+
+
+@pytest.mark.parametrize("name", STUDENTS)
+def test_parameter_count_near_nominal(name):
+    nominal = get_student_entry(name).nominal_params
+    assert abs(count_parameters(create_student(name, 20)) - nominal) <= 0.3 * nominal
+
+
+@pytest.mark.parametrize("heads", [("seg",), ("depth",)])
+def test_heads_switch_off(heads):
+    model = create_student("pano-nano", K, heads=heads, max_depth_m=20.0).eval()
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, H, W))
+    assert tuple(out) == heads
+    full = count_parameters(create_student("pano-nano", K))
+    assert count_parameters(model) < full
+    if "depth" in heads:
+        assert float(out["depth"].max()) <= 20.0
+
+
+@pytest.mark.parametrize("latitude", [None, "sin", "cos"])
+def test_rolling_input_rolls_outputs(latitude):
+    """Wrap padding: a horizontal roll by a multiple of the total stride (32) commutes with the net.
+
+    With zero padding at the seam the columns next to it would differ, so this fails.
+    """
+    model = _randomise_bn(create_student("pano-nano", K, latitude=latitude), seed=1)
+    x = torch.randn(1, 3, H, W)
+    with torch.no_grad():
+        ref = model(x)
+        rolled = model(torch.roll(x, shifts=32, dims=-1))
+    for key in HEADS:
+        expect = torch.roll(ref[key], shifts=32, dims=-1)
+        assert torch.allclose(rolled[key], expect, atol=1e-4, rtol=1e-4), key
+
+
+def test_wrap_helpers():
+    x = torch.arange(8.0).view(1, 1, 1, 8)
+    assert wrap_pad_w(x, 2)[0, 0, 0].tolist() == [6, 7, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1]
+    y = torch.randn(1, 2, 4, 8)
+    up = wrap_upsample(y, 2)
+    assert up.shape == (1, 2, 8, 16)
+    assert torch.allclose(wrap_upsample(torch.roll(y, 3, -1), 2), torch.roll(up, 6, -1), atol=1e-6)
+    # circular bilinear: output column 0 sits at input x = -0.25, between columns 7 and 0
+    row = torch.randn(1, 2, 1, 8)
+    up = wrap_upsample(row, 2)
+    assert torch.allclose(up[..., 0], 0.25 * row[..., 7] + 0.75 * row[..., 0], atol=1e-6)
+    assert torch.allclose(up[..., 15], 0.75 * row[..., 7] + 0.25 * row[..., 0], atol=1e-6)
+
+
+def test_gradients_flow():
+    model = create_student("pano-nano", K).train()
+    out = model(torch.randn(2, 3, H, W))
+    (out["seg"].square().mean() + out["depth"].mean()).backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and bool(torch.isfinite(p.grad).all()), name
+        assert float(p.grad.abs().sum()) > 0, name
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 64, 100), (1, 3, 48, 128), (1, 4, 64, 128), (3, 64, 128)])
+def test_bad_input_size(shape):
+    with pytest.raises(UsageError):
+        create_student("pano-nano", K)(torch.randn(*shape))
+
+
+def test_bad_options():
+    with pytest.raises(UsageError):
+        create_student("pano-nano", K, heads=("seg", "normals"))
+    with pytest.raises(UsageError):
+        create_student("pano-nano", K, min_depth_m=5.0, max_depth_m=2.0)
+    with pytest.raises(UsageError):
+        create_student("pano-nano", 0)
+
+
+def test_fold_batchnorm_matches_eval(models):
+    model = models["pano-nano"]
+    folded = fold_batchnorm(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    x = torch.randn(1, 3, H, W)
+    with torch.no_grad():
+        a, b = model(x), folded(x)
+    for key in HEADS:
+        assert torch.allclose(a[key], b[key], atol=1e-4, rtol=1e-4)
+
+
+def test_summary_and_table():
+    s = model_summary("pano-nano", K, (256, 512))
+    assert s["params"] == count_parameters(create_student("pano-nano", K))
+    assert s["gflops"] == pytest.approx(2 * s["macs"] / 1e9)
+    big = model_summary("pano-nano", K, (512, 1024))
+    assert big["macs"] == pytest.approx(4 * s["macs"], rel=0.01)
+    rows = students_table()
+    assert [r["name"] for r in rows] == STUDENTS
+    for r in rows:
+        assert set(r) == {"name", "params", "gflops_256x512", "gflops_512x1024", "description"}
+        assert 0 < r["gflops_256x512"] < r["gflops_512x1024"] and r["description"]
+    by_name = {r["name"]: r for r in rows}
+    assert by_name["pano-nano"]["params"] < by_name["pano-small"]["params"] < by_name["pano-base"]["params"]
+
+
+@pytest.mark.parametrize("name", STUDENTS)
+def test_onnx_export_matches_torch(models, name, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    model = models[name]
+    path = export_student_onnx(model, tmp_path / f"{name}.onnx", (H, W), dynamic_batch=(name == "pano-nano"))
+    assert path.exists() and not list(tmp_path.glob(".*tmp*"))
+    proto = onnx.load(path)
+    ops = graph_op_types(proto)
+    assert "BatchNormalization" not in ops
+    assert ops <= ALLOWED_ONNX_OPS, ops - ALLOWED_ONNX_OPS
+    assert any(op.version == 17 for op in proto.opset_import if op.domain in ("", "ai.onnx"))
+    meta = {p.key: json.loads(p.value) for p in proto.metadata_props}
+    assert meta["panoedge.config"]["name"] == name
+    assert meta["panoedge.preprocess"]["mean"] == list(model.config.mean)
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in sess.get_inputs()] == ["image"]
+    assert [o.name for o in sess.get_outputs()] == list(HEADS)
+    batch = 2 if name == "pano-nano" else 1
+    x = torch.randn(batch, 3, H, W)
+    with torch.no_grad():
+        ref = model(x)
+    got = dict(zip(HEADS, sess.run(None, {"image": x.numpy()})))
+    for key in HEADS:
+        assert got[key].dtype == np.float32 and got[key].shape == tuple(ref[key].shape)
+        assert float(np.abs(got[key] - ref[key].numpy()).max()) < 1e-3, key
+
+
+def test_onnx_export_single_head_and_bad_size(tmp_path):
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    model = create_student("pano-nano", K, heads=("depth",), latitude=None)
+    path = export_student_onnx(model, tmp_path / "depth.onnx", (H, W))
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [o.name for o in sess.get_outputs()] == ["depth"]
+    with pytest.raises(UsageError):
+        export_student_onnx(model, tmp_path / "bad.onnx", (60, 120))
+    assert not (tmp_path / "bad.onnx").exists()
