@@ -5,6 +5,7 @@ NumPy here (data and deployment); torch twins in :mod:`panoedge.geometry.torch_o
 """
 
 from panoedge.geometry.cubemap import FACES, face_of_rays, face_rotation
+from panoedge.geometry.erp_camera import ErpCamera
 from panoedge.geometry.fisheye import LENS_MODELS, FisheyeCamera, get_lens_model
 from panoedge.geometry.mobius import apply_mobius_matrix, mobius_zoom_matrix, mobius_zoom_rays
 from panoedge.geometry.pinhole import PinholeCamera

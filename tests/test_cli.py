@@ -1,0 +1,66 @@
+"""The command line: help, doctor, cache, error mapping."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from panoedge.cli import app
+
+runner = CliRunner()
+
+
+def run_cli(*args, env=None):
+    """Run ``panoedge`` in a subprocess, as a user would (the console entry point)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-c", "from panoedge.cli import main; main()", *args],
+                          capture_output=True, text=True, env=full_env, timeout=300)
+
+
+def test_help_lists_every_command_with_one_line_help():
+    res = runner.invoke(app, ["--help"])
+    assert res.exit_code == 0
+    for cmd in ("demo", "doctor", "cache", "synth", "bench"):
+        assert cmd in res.output
+
+
+def test_doctor_reports_versions_and_backends(tmp_path):
+    out = tmp_path / "doctor.json"
+    res = runner.invoke(app, ["doctor", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "onnxruntime" in res.output and "ort-cpu" in res.output
+    rep = json.loads(out.read_text())
+    assert rep["schema"] == "panoedge.doctor/1"
+    assert rep["backends"]["ort-cpu"]["usable"] is True
+    assert "CPUExecutionProvider" in rep["onnxruntime_providers"]
+    assert rep["machine"]["cores"] >= 1
+
+
+def test_cache_shows_and_clears(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    monkeypatch.setenv("PANOEDGE_HOME", str(home))
+    (home / "synth" / "abc").mkdir(parents=True)
+    (home / "synth" / "abc" / "x.bin").write_bytes(b"0" * 2048)
+    res = runner.invoke(app, ["cache"])
+    assert res.exit_code == 0 and "synth" in res.output and "2.0 KiB" in res.output
+    res = runner.invoke(app, ["cache", "--clear", "--kind", "synth"])
+    assert res.exit_code == 0 and not (home / "synth").exists()
+    res = runner.invoke(app, ["cache", "--kind", "nope"])
+    assert res.exit_code != 0
+
+
+def test_library_errors_are_one_line_with_nonzero_exit(tmp_path):
+    res = run_cli("synth", str(tmp_path / "x"), "--size", "100x300")
+    assert res.returncode == 2
+    lines = [line for line in res.stderr.strip().splitlines() if line]
+    assert len(lines) == 1 and lines[0].startswith("panoedge: error:") and "W == 2*H" in lines[0]
+    assert "Traceback" not in res.stderr
+
+
+def test_debug_env_shows_the_traceback(tmp_path):
+    res = run_cli("synth", str(tmp_path / "x"), "--family", "moon", env={"PANOEDGE_DEBUG": "1"})
+    assert res.returncode != 0 and "Traceback" in res.stderr and "UsageError" in res.stderr

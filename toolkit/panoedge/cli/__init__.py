@@ -1,0 +1,36 @@
+"""The ``panoedge`` command line: thin typer commands over library functions.
+
+Library errors (:class:`panoedge.errors.PanoedgeError`) reach the user as one line and a
+non-zero exit code; ``PANOEDGE_DEBUG=1`` shows the traceback instead. Any other exception is
+a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from panoedge.cli.app import app
+from panoedge.cli import cache as _cache  # noqa: F401  (registers commands)
+from panoedge.cli import demo as _demo  # noqa: F401
+from panoedge.cli import doctor as _doctor  # noqa: F401
+from panoedge.cli import synth as _synth  # noqa: F401
+from panoedge.errors import PanoedgeError
+
+__all__ = ["app", "main"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point."""
+    try:
+        app(args=argv, prog_name="panoedge")
+    except PanoedgeError as e:
+        if os.environ.get("PANOEDGE_DEBUG") == "1":
+            raise
+        typer.echo(f"panoedge: error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("panoedge: interrupted", err=True)
+        sys.exit(130)

@@ -1,0 +1,36 @@
+"""``panoedge cache``: what is cached under $PANOEDGE_HOME, and clearing it."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from panoedge.cli.app import app
+from panoedge.cli.common import human_bytes
+
+
+@app.command()
+def cache(
+    clear: bool = typer.Option(False, "--clear", help="Delete the cache (or one kind of it, with --kind)."),
+    kind: Optional[str] = typer.Option(None, "--kind", help="Only this kind of cached content (e.g. synth)."),
+) -> None:
+    """Show the size of panoedge's cache ($PANOEDGE_HOME) per kind, or clear it."""
+    from panoedge.home import cache_usage, clear_cache, panoedge_home
+
+    usage = cache_usage()
+    if kind is not None and kind not in usage:
+        from panoedge.errors import unknown_name
+
+        raise unknown_name("cache kind", kind, usage or ["(the cache is empty)"])
+    if clear:
+        freed = clear_cache(kind)
+        typer.echo(f"cleared {kind or 'all'} from {panoedge_home()}: {human_bytes(freed)} freed")
+        return
+    typer.echo(f"cache: {panoedge_home()}")
+    total = 0
+    for name, u in usage.items():
+        if kind is None or name == kind:
+            typer.echo(f"  {name:<14} {u['entries']:>5} entries {u['files']:>7} files {human_bytes(u['bytes']):>10}")
+            total += u["bytes"]
+    typer.echo(f"  {'total':<14} {human_bytes(total):>38}")

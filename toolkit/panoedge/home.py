@@ -1,0 +1,142 @@
+"""The one folder panoedge caches into, keyed by content hashes, and atomic writes.
+
+Everything panoedge caches (synthetic renders, trained teachers, pseudo labels, stitch
+tables, engines) lives under ``$PANOEDGE_HOME`` (default ``~/.cache/panoedge``) as
+``<home>/<kind>/<key>/``, where ``key`` hashes everything the content depends on.
+Outputs are written to a temporary path beside their destination and moved into place,
+so an interrupted run never leaves a half-written file or folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+
+def panoedge_home() -> Path:
+    """``$PANOEDGE_HOME`` or ``~/.cache/panoedge``."""
+    env = os.environ.get("PANOEDGE_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "panoedge"
+
+
+def content_key(*parts) -> str:
+    """A short stable hash of JSON-serialisable parts (sorted keys), 16 hex digits."""
+    blob = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def cache_dir(kind: str, key: str) -> Path:
+    """``<home>/<kind>/<key>`` (not created)."""
+    return panoedge_home() / kind / key
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to a temp file beside ``path`` and move it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | Path, obj) -> Path:
+    """Atomically write pretty JSON (machine-written records carry their own ``schema``)."""
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def _json_default(o):
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+@contextlib.contextmanager
+def atomic_dir(final: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temp folder beside ``final``; on success it replaces ``final`` in one rename.
+
+    On error the temp folder is removed and ``final`` is untouched.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+    try:
+        yield tmp
+        if final.exists():
+            if not overwrite:
+                raise FileExistsError(f"{final} already exists")
+            old = final.with_name(f".{final.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _tree_size(path: Path) -> tuple[int, int]:
+    files = size = 0
+    for root, _, names in os.walk(path):
+        for n in names:
+            with contextlib.suppress(OSError):
+                size += (Path(root) / n).stat().st_size
+                files += 1
+    return files, size
+
+
+def cache_usage() -> dict[str, dict[str, int]]:
+    """Per kind of cached content: number of entries, files and bytes."""
+    home = panoedge_home()
+    out: dict[str, dict[str, int]] = {}
+    if not home.is_dir():
+        return out
+    for kind in sorted(p for p in home.iterdir() if p.is_dir()):
+        entries = [p for p in kind.iterdir() if not p.name.startswith(".")]
+        files, size = _tree_size(kind)
+        out[kind.name] = {"entries": len(entries), "files": files, "bytes": size}
+    return out
+
+
+def clear_cache(kind: str | None = None) -> int:
+    """Remove the whole cache, or one kind of it; returns the bytes freed."""
+    home = panoedge_home()
+    target = home if kind is None else home / kind
+    if not target.exists():
+        return 0
+    _, size = _tree_size(target)
+    shutil.rmtree(target)
+    return size
