@@ -64,3 +64,14 @@ def test_library_errors_are_one_line_with_nonzero_exit(tmp_path):
 def test_debug_env_shows_the_traceback(tmp_path):
     res = run_cli("synth", str(tmp_path / "x"), "--family", "moon", env={"PANOEDGE_DEBUG": "1"})
     assert res.returncode != 0 and "Traceback" in res.stderr and "UsageError" in res.stderr
+
+
+def test_bench_synth_reports_cases_and_ratios(tmp_path):
+    out = tmp_path / "b.json"
+    res = runner.invoke(app, ["bench", "synth", "--size", "16x32", "--repeat", "2", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(out.read_text())
+    assert rep["schema"] == "panoedge.bench/1" and rep["command"].startswith("panoedge")
+    assert set(rep["cases"]) == {"indoor", "outdoor", "single_plane"}
+    assert rep["ratios"]["indoor_over_single_plane"] > 0
+    assert {"min", "median", "p99"} <= set(rep["cases"]["indoor"]["latency_ms"])

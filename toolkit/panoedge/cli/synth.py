@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from panoedge.cli.app import app
+from panoedge.cli.app import app, bench_app
+from panoedge.cli.common import JsonOpt, emit_json
 
 
 @app.command()
@@ -29,3 +30,25 @@ def synth(
                      fisheye_size=parse_hw(fisheye_size, "--fisheye-size") if fisheye_size else None)
     path = generate_dataset(out, spec, overwrite=overwrite)
     typer.echo(f"wrote {spec.n} {family} panoramas ({size}) to {path}")
+
+
+@bench_app.command("synth")
+def bench_synth_cmd(
+    size: str = typer.Option("512x1024", "--size", help="ERP size HxW."),
+    repeat: int = typer.Option(5, "--repeat", help="Timed repetitions per case."),
+    json_path: Optional[Path] = JsonOpt,
+) -> None:
+    """Render speed of the synthetic world (ERP + depth + labels) against a single-plane floor."""
+    from panoedge.eval.synth_bench import bench_synth
+    from panoedge.eval.timing import format_cases
+    from panoedge.geometry import check_erp_size, parse_hw
+
+    h, w = check_erp_size(*parse_hw(size, "--size"), what="--size")
+    rep = bench_synth(h, w, repeat=repeat)
+    m = rep["machine"]
+    typer.echo(f"{m['cpu']}, {m['cores']} cores, OMP_NUM_THREADS={rep['threads']['OMP_NUM_THREADS']}, numpy "
+               f"{m['versions'].get('numpy')}; ERP {h}x{w}, warm-up 1, repeat {repeat}")
+    typer.echo(format_cases(rep["cases"]))
+    for k, v in rep["ratios"].items():
+        typer.echo(f"{k}: {v:.2f}")
+    emit_json(json_path, rep)
