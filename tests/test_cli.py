@@ -75,3 +75,12 @@ def test_bench_synth_reports_cases_and_ratios(tmp_path):
     assert set(rep["cases"]) == {"indoor", "outdoor", "single_plane"}
     assert rep["ratios"]["indoor_over_single_plane"] > 0
     assert {"min", "median", "p99"} <= set(rep["cases"]["indoor"]["latency_ms"])
+
+
+def test_models_lists_students_by_size(tmp_path):
+    out = tmp_path / "m.json"
+    res = runner.invoke(app, ["models", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    names = [r["name"] for r in json.loads(out.read_text())["students"]]
+    assert names == ["pano-nano", "pano-small", "pano-base"]
+    assert res.output.index("pano-nano") < res.output.index("pano-base")
