@@ -44,6 +44,7 @@ class RemapTable:
     valid: np.ndarray | None = None
     _fixed: tuple | None = field(default=None, repr=False)
     _nearest: tuple | None = field(default=None, repr=False)
+    _invalid: tuple | None = field(default=None, repr=False)
 
     @classmethod
     def from_float(cls, map_x, map_y, src_hw, wrap_x: bool = False, valid=None) -> "RemapTable":
@@ -107,9 +108,16 @@ class RemapTable:
         out = cv2.remap(img, m1, m2, flag, dst=dst, borderMode=self._border(), borderValue=0)
         if img.ndim == 3 and out.ndim == 2:
             out = out[..., None]
-        if self.valid is not None and not self.valid.all():
-            out[~self.valid] = fill
+        invalid = self._invalid_index()
+        if invalid[0].size:
+            out[invalid] = fill
         return out
+
+    def _invalid_index(self) -> tuple:
+        """Row and column indices of outputs without a source (computed once)."""
+        if self._invalid is None:
+            self._invalid = np.nonzero(~self.valid) if self.valid is not None else (np.array([], int),) * 2
+        return self._invalid
 
     def torch_grid(self):
         """A ``grid_sample`` grid ``(1, H, W, 2)`` (``align_corners=False``) and the padding it needs.

@@ -39,12 +39,15 @@ def _check_image(img, what: str) -> np.ndarray:
     return img
 
 
-def erp_table_for_rays(src_hw, rays: np.ndarray) -> RemapTable:
-    """Table sampling an ERP image of size ``src_hw`` along rays ``(H, W, 3)`` (world frame)."""
+def erp_table_for_rays(src_hw, rays: np.ndarray, valid=None) -> RemapTable:
+    """Table sampling an ERP image of size ``src_hw`` along rays ``(H, W, 3)`` (world frame).
+
+    ``valid`` (optional, ``(H, W)`` bool) marks the output pixels that have a ray at all.
+    """
     h, w = src_hw
     lon, lat = ray_to_lonlat(rays)
     u, v = lonlat_to_erp_pixel(lon, lat, h, w)
-    return RemapTable.from_float(u, v, (h, w), wrap_x=True)
+    return RemapTable.from_float(u, v, (h, w), wrap_x=True, valid=valid)
 
 
 def camera_table_for_rays(camera, rays: np.ndarray) -> RemapTable:
@@ -118,9 +121,7 @@ def mobius_erp(erp, scale: float, center=None, interpolation: str = "linear") ->
 def _fisheye_from_erp_table(src_hw, camera: FisheyeCamera, rkey) -> RemapTable:
     R = np.array(rkey).reshape(3, 3)
     rays, valid = camera.rays()
-    table = erp_table_for_rays(src_hw, rays @ R.T)
-    table.valid &= valid
-    return table
+    return erp_table_for_rays(src_hw, rays @ R.T, valid)
 
 
 def erp_to_fisheye(erp, camera: FisheyeCamera, R=None, interpolation: str = "linear") -> tuple[np.ndarray, np.ndarray]:
