@@ -1,0 +1,1 @@
+"""Distillation: pseudo labels, refinement, losses, trainers, and the perspective teacher trainer."""
