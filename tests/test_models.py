@@ -213,3 +213,25 @@ def test_onnx_export_single_head_and_bad_size(tmp_path):
     with pytest.raises(UsageError):
         export_student_onnx(model, tmp_path / "bad.onnx", (60, 120))
     assert not (tmp_path / "bad.onnx").exists()
+
+
+def test_student_checkpoint_round_trip_and_bad_files(tmp_path):
+    from panoedge.errors import DataError
+    from panoedge.models import load_student, save_student
+
+    model = create_student("pano-nano", 3, latitude="cos", max_depth_m=30.0)
+    path = save_student(tmp_path / "run" / "student.pt", model, ["a", "b", "c"], [[1, 2, 3]] * 3, family="indoor")
+    back, info = load_student(tmp_path / "run")
+    assert info["classes"] == ["a", "b", "c"] and info["family"] == "indoor"
+    x = torch.rand(1, 3, 64, 128)
+    model.eval()
+    with torch.no_grad():
+        a, b = model(x), back(x)
+    assert torch.allclose(a["seg"], b["seg"]) and torch.allclose(a["depth"], b["depth"])
+    with pytest.raises(DataError, match="2 class names"):
+        save_student(tmp_path / "x.pt", model, ["a", "b"])
+    path.write_bytes(b"garbage")
+    with pytest.raises(DataError, match="not a readable"):
+        load_student(path)
+    with pytest.raises(DataError, match="no such"):
+        load_student(tmp_path / "nothing")

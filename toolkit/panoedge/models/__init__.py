@@ -13,6 +13,7 @@ Importing this package registers the built-in students (``pano-nano``, ``pano-sm
 imported only when it is called).
 """
 
+from panoedge.models.checkpoint import load_student, resolve_student_path, save_student
 from panoedge.models.export import ALLOWED_ONNX_OPS, export_student_onnx, fold_batchnorm
 from panoedge.models.registry import (
     StudentEntry,
@@ -31,6 +32,9 @@ __all__ = [
     "StudentConfig",
     "StudentEntry",
     "count_macs",
+    "load_student",
+    "resolve_student_path",
+    "save_student",
     "count_parameters",
     "create_student",
     "export_student_onnx",
