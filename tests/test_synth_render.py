@@ -118,3 +118,19 @@ def test_synth_cli_writes_a_dataset(tmp_path):
     ds = DatasetFolder(tmp_path / "d")
     assert ds.stems == ["outdoor_00000_00000", "outdoor_00000_00001"]
     assert ds.classes[ds.load(ds.stems[0])["semantic"].max()] in ds.classes
+
+
+def test_resolve_data_renders_synth_once_and_checks_folders(tmp_path):
+    from panoedge.data import parse_synth, resolve_data
+
+    ds = resolve_data("synth:outdoor?n=2&size=32x64&seed=4", progress=False)
+    assert len(ds) == 2 and "sky" in ds.classes
+    again = resolve_data("synth:outdoor?n=2&size=32x64&seed=4", progress=False)
+    assert again.root == ds.root  # cached by content
+    assert parse_synth("synth:indoor", n=3).n == 3 and parse_synth("synth:indoor?n=5", n=3).n == 5
+    with pytest.raises(UsageError, match="unknown option"):
+        parse_synth("synth:indoor?frames=2")
+    with pytest.raises(UsageError, match="indoor"):
+        resolve_data("synth:moon?n=1", progress=False)
+    with pytest.raises(UsageError, match="not a dataset folder"):
+        resolve_data(tmp_path / "nothing")
