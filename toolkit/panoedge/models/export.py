@@ -101,7 +101,7 @@ def _inline_shared_initializers(proto) -> None:
 
 
 def export_student_onnx(model: nn.Module, path: str | os.PathLike, hw: tuple[int, int],
-                        opset: int = 17, dynamic_batch: bool = False) -> Path:
+                        opset: int = 17, dynamic_batch: bool = False, classes=None, colors=None) -> Path:
     """Export a student to ONNX at input size ``hw = (H, W)``; returns the written path.
 
     Steps: validate the size (multiples of 32), fold batch-norm and bake the latitude term
@@ -109,6 +109,8 @@ def export_student_onnx(model: nn.Module, path: str | os.PathLike, hw: tuple[int
     run ``onnx.checker``, check the op set against :data:`ALLOWED_ONNX_OPS`, then write to a
     temporary file beside ``path`` and ``os.replace`` it into place (readers never see a
     half-written file). ``dynamic_batch`` makes axis 0 of every input/output symbolic.
+    ``classes``/``colors`` (optional) ride along as ``panoedge.classes``/``panoedge.colors``
+    metadata, so any consumer of the plain ONNX file knows what the channels mean.
     """
     import onnx
 
@@ -144,6 +146,12 @@ def export_student_onnx(model: nn.Module, path: str | os.PathLike, hw: tuple[int
         "panoedge.export": {"hw": [h, w], "opset": int(opset), "dynamic_batch": bool(dynamic_batch),
                             "batchnorm_folded": True, "torch": torch.__version__},
     }
+    if classes is not None:
+        if len(classes) != config.num_classes:
+            raise UsageError(f"{len(classes)} class names for a student with {config.num_classes} classes")
+        meta["panoedge.classes"] = list(classes)
+    if colors is not None:
+        meta["panoedge.colors"] = [[int(c) for c in col] for col in colors]
     for key, value in meta.items():
         prop = proto.metadata_props.add()
         prop.key, prop.value = key, json.dumps(value, sort_keys=True)

@@ -1,0 +1,88 @@
+"""``panoedge eval`` and ``panoedge predict``: a student, ONNX export or teacher spec on ERP images."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from panoedge.cli.app import app
+from panoedge.cli.common import JsonOpt, emit_json
+from panoedge.distill.tangent_layout import PatchLayout
+from panoedge.errors import UsageError
+
+_MODEL_HELP = "student.pt, a run folder, a student .onnx, or a teacher spec (builtin:PATH, onnx:FILE, hf:ID)."
+_MODE_HELP = "Teachers only: erp (the whole ERP image) or tangent (tangent patches fused to ERP)."
+_LAYOUT = {f.name: f.default for f in fields(PatchLayout)}  # the one place patch defaults live
+
+
+def _load(model: str, mode: str, device: str, n_patches: Optional[int], fov_deg: Optional[float]):
+    """The predictor for MODEL; ``--n-patches``/``--fov-deg`` shape the tangent layout."""
+    from panoedge.eval.evaluate import load_predictor
+
+    layout = None
+    if n_patches is not None or fov_deg is not None:
+        if mode != "tangent":
+            raise UsageError("--n-patches and --fov-deg shape the tangent patches: use them with --mode tangent")
+        layout = {"n_patches": n_patches if n_patches is not None else _LAYOUT["n_patches"],
+                  "fov_deg": fov_deg if fov_deg is not None else _LAYOUT["fov_deg"]}
+    return load_predictor(model, mode=mode, device=device, layout=layout)
+
+
+def _fmt(v, pct: bool = False) -> str:
+    return "   -  " if v is None else (f"{v:6.1f}" if pct else f"{v:6.3f}")
+
+
+def format_report(rep: dict) -> str:
+    """A short human table of an evaluation report (whole image, latitude bands, seam)."""
+    lines = [f"{'region':<10} {'mIoU area':>9} {'mIoU':>6} {'AbsRel area':>11} {'AbsRel':>7} {'RMSE':>7} {'delta1':>7}"]
+    rows = [("all", rep), *rep["by_latitude_band"].items(), ("seam", rep["seam"])]
+    for name, r in rows:
+        lines.append(f"{name:<10} {_fmt(r.get('miou_area'), True):>9} {_fmt(r.get('miou'), True):>6} "
+                     f"{_fmt(r.get('absrel_area')):>11} {_fmt(r.get('absrel')):>7} {_fmt(r.get('rmse_area')):>7} "
+                     f"{_fmt(r.get('delta1_area')):>7}")
+    return "\n".join(lines)
+
+
+@app.command("eval")
+def eval_cmd(
+    model: str = typer.Argument(..., help=_MODEL_HELP),
+    data: str = typer.Option(..., "--data", help="A dataset folder or synth:FAMILY?n=..&size=HxW&seed=.."),
+    mode: str = typer.Option("erp", "--mode", help=_MODE_HELP),
+    max_images: Optional[int] = typer.Option(None, "--max-images", help="Evaluate only the first N panoramas."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda[:N]."),
+    n_patches: Optional[int] = typer.Option(None, "--n-patches", help=f"Tangent patches (default {_LAYOUT['n_patches']})."),
+    fov_deg: Optional[float] = typer.Option(None, "--fov-deg", help=f"Tangent patch horizontal FOV (default {_LAYOUT['fov_deg']:g})."),
+    json_path: Optional[Path] = JsonOpt,
+) -> None:
+    """mIoU (area-weighted and plain), per-class IoU, AbsRel, RMSE and delta1, by latitude band and at the seam."""
+    from panoedge.data import resolve_data
+    from panoedge.eval.evaluate import evaluate
+
+    pred = _load(model, mode, device, n_patches, fov_deg)
+    ds = resolve_data(data)
+    rep = evaluate(pred, ds, max_images=max_images, progress=True)
+    typer.echo(f"{pred.name} ({rep['mode']}) on {ds.root}: {rep['n_images']} panoramas, depth alignment "
+               f"{rep['depth_alignment']}; area-weighted unless marked plain")
+    typer.echo(format_report(rep))
+    emit_json(json_path, rep)
+
+
+@app.command("predict")
+def predict_cmd(
+    model: str = typer.Argument(..., help=_MODEL_HELP),
+    inputs: Path = typer.Argument(..., help="An ERP image, or a folder of them (or a dataset folder: its rgb/)."),
+    out: Path = typer.Option(..., "--out", help="Output folder: labels/, overlay/ and depth/ PNGs per input stem."),
+    mode: str = typer.Option("erp", "--mode", help=_MODE_HELP),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda[:N]."),
+    n_patches: Optional[int] = typer.Option(None, "--n-patches", help=f"Tangent patches (default {_LAYOUT['n_patches']})."),
+    fov_deg: Optional[float] = typer.Option(None, "--fov-deg", help=f"Tangent patch horizontal FOV (default {_LAYOUT['fov_deg']:g})."),
+) -> None:
+    """Class ids (uint8 PNG), a colour overlay and depth (16-bit mm PNG) for each panorama."""
+    from panoedge.eval.evaluate import predict_images
+
+    pred = _load(model, mode, device, n_patches, fov_deg)
+    stems = predict_images(pred, inputs, out, progress=True)
+    typer.echo(f"wrote {len(stems)} prediction(s) to {out} (labels/, overlay/, depth/)")

@@ -1,0 +1,193 @@
+"""Teachers on tangent-plane (gnomonic) patches, fused back onto the ERP grid.
+
+A perspective teacher sees an ERP image badly (its distortion grows with latitude). Here the
+sphere is covered by ``N`` overlapping pinhole patches (:class:`PatchLayout`), the teacher runs
+on each, and the answers are fused into ERP:
+
+* class probabilities: a weighted mean over the patches that see each ERP pixel, the weight
+  ``cos^2(pi a / 2) cos^2(pi b / 2)`` of the angular offsets ``a = atan(x/z) / (hfov/2)`` and
+  ``b = atan(y/z) / (vfov/2)`` from the patch centre (1 at the centre, 0 on the patch border);
+* depth, by kind (:func:`fuse_depth`): metric z-depth becomes range through each patch
+  pixel's ray, then the same weighted mean; relative depth gets a per-patch scale and shift
+  from one global least-squares solve over the overlaps, and the fused result is "relative".
+
+Everything works on rays, so the ERP seam and the poles need no special case. Patch ``n`` of
+image ``b`` is row ``b * N + n`` of a ``(B * N, C, h, w)`` patch batch. Fusion tables are
+built once per ``(layout, erp_hw)`` (NumPy, cached) and sample all patches in one
+``grid_sample`` per image. The layout, tables and solve live in
+:mod:`panoedge.distill.tangent_layout`; this module holds the torch-side API.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from panoedge.distill.tangent_layout import PatchLayout, fusion_table, make_layout, patch_rays, solve_alignment
+from panoedge.errors import UsageError
+from panoedge.models.teachers import DEPTH_KINDS, ClassMap, TeacherOutput, apply_class_map
+
+__all__ = ["PatchLayout", "erp_to_patches", "fuse_depth", "fuse_probs", "make_layout", "tangent_predict"]
+
+PATCH_BATCH = 16
+"""Patches the teacher sees per call in :func:`tangent_predict`."""
+
+
+def erp_to_patches(erp: torch.Tensor, layout: PatchLayout) -> torch.Tensor:
+    """Gnomonic patches of ERP images: ``(B, C, H, W)`` -> ``(B * N, C, h, w)`` (bilinear, seam-safe).
+
+    Convention: patch ``n`` looks along ``layout.centres()[n]`` with camera-to-world rotation
+    ``layout.rotations()[n]``; its pixels are those of ``layout.camera()``.
+    """
+    if erp.ndim != 4:
+        raise UsageError(f"erp of shape {tuple(erp.shape)}: expected (B, C, H, W)")
+    from panoedge.geometry.torch_ops import sample_erp
+
+    b, c = erp.shape[:2]
+    n, (h, w) = layout.n_patches, layout.patch_hw
+    rays = _torch_const(layout, "rays", erp.device, erp.dtype)  # (N*h, w, 3)
+    strip = sample_erp(erp, rays.unsqueeze(0).expand(b, -1, -1, -1))      # (B, C, N*h, w)
+    return strip.view(b, c, n, h, w).permute(0, 2, 1, 3, 4).reshape(b * n, c, h, w)
+
+
+@lru_cache(maxsize=16)
+def _torch_const(layout: PatchLayout, what: str, device, dtype) -> torch.Tensor:
+    """Cached tensors of a layout: ``"rays"`` the patch strip's world rays ``(N * h, w, 3)``,
+    ``"cos"`` the z of each patch pixel's unit ray in its own frame ``(h, w)``."""
+    arr = patch_rays(layout) if what == "rays" else layout.camera().rays()[0][..., 2]
+    return torch.tensor(np.asarray(arr), device=device, dtype=dtype)
+
+
+def _split(patches: torch.Tensor, layout: PatchLayout, what: str) -> tuple[int, torch.Tensor]:
+    """``(B, strip)``: a ``(B * N, C, h, w)`` patch batch as ``(B, C, N * h, w)`` strips."""
+    n, (h, w) = layout.n_patches, layout.patch_hw
+    if patches.ndim != 4 or patches.shape[0] % n or tuple(patches.shape[-2:]) != (h, w):
+        raise UsageError(f"{what} of shape {tuple(patches.shape)}: expected (B * {n}, C, {h}, {w}) for this layout")
+    b, c = patches.shape[0] // n, patches.shape[1]
+    return b, patches.reshape(b, n, c, h, w).permute(0, 2, 1, 3, 4).reshape(b, c, n * h, w)
+
+
+def _sample(strip: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Bilinear samples of one strip ``(C, N*h, w)`` at ``grid`` ``(M, 2)`` -> ``(C, M)``."""
+    out = F.grid_sample(strip[None], grid[None, None], mode="bilinear", padding_mode="border", align_corners=False)
+    return out[0, :, 0]
+
+
+def fuse_probs(patch_probs: torch.Tensor, layout: PatchLayout, erp_hw) -> torch.Tensor:
+    """Fuse per-patch maps ``(B * N, K, h, w)`` into ERP ``(B, K, H, W)``.
+
+    Each ERP pixel is the weighted mean of the patches that see it (weights: module
+    docstring), so probabilities that sum to 1 per patch pixel still sum to 1. Works for any
+    per-pixel quantity that may be averaged (features, logits).
+    """
+    table = fusion_table(layout, tuple(int(v) for v in erp_hw))
+    b, strips = _split(patch_probs, layout, "patch_probs")
+    dev, dt = patch_probs.device, patch_probs.dtype
+    grid, pix = table.torch("grid", dev, dt), table.torch("pix", dev)
+    wts = table.torch("weight", dev, dt)
+    out = patch_probs.new_zeros(b, strips.shape[1], table.hw[0] * table.hw[1])
+    for i in range(b):
+        out[i].index_add_(1, pix, _sample(strips[i], grid) * wts)
+    out = out / table.torch("wsum", dev, dt)
+    return out.view(b, -1, *table.hw)
+
+
+def fuse_depth(patch_depth: torch.Tensor, layout: PatchLayout, erp_hw, kind: str) -> torch.Tensor:
+    """Fuse per-patch depth ``(B * N, 1, h, w)`` of ``kind`` into ERP range ``(B, 1, H, W)``, 0 = invalid.
+
+    * ``metric``: patch z-depth in metres becomes range (``z / cos``, the ray's z in the patch
+      frame) per patch pixel, then the weighted mean: the result is metric range.
+    * ``relative`` (z-depth up to scale and shift) and ``inverse-relative`` (disparity up to
+      scale and shift): per patch ``n`` a scale ``s_n`` and shift ``t_n`` make the patches
+      agree where they overlap, from one weighted least-squares solve per image (see
+      :func:`panoedge.distill.tangent_layout.solve_alignment`: ``relative`` aligns ranges
+      ``(s d + t) / cos``, ``inverse-relative`` inverse ranges ``cos (s d + t)``; gauge mean
+      ``s_n`` = 1, a weak pull of mean ``t_n`` to 0). The fused result is **relative**: range up
+      to one global scale (and, with a real teacher, approximately a shift), normalised to a
+      median of 1 per image. Train on it with a scale-and-shift-invariant loss.
+    """
+    if kind not in DEPTH_KINDS:
+        raise UsageError(f"depth kind {kind!r}: choose one of {', '.join(DEPTH_KINDS)}")
+    table = fusion_table(layout, tuple(int(v) for v in erp_hw))
+    d = patch_depth.float()
+    valid = (torch.isfinite(d) & (d > 0)) if kind == "metric" else torch.isfinite(d)
+    d = torch.where(valid, d, torch.zeros_like(d))
+    if kind == "metric":
+        d = d / _torch_const(layout, "cos", d.device, d.dtype)
+    b, strips = _split(torch.cat([d * valid, valid.to(d.dtype)], 1), layout, "patch_depth")
+    dev = d.device
+    grid, pix, wts = table.torch("grid", dev), table.torch("pix", dev), table.torch("weight", dev)
+    hw = table.hw[0] * table.hw[1]
+    out = d.new_zeros(b, hw)
+    for i in range(b):
+        num, den = _sample(strips[i], grid)
+        ok = den > 0.5
+        val = num / den.clamp_min(1e-6)
+        if kind != "metric":
+            val, ok = _align(table, val, ok, kind)
+        w = wts * ok
+        acc = torch.zeros(hw, device=dev).index_add_(0, pix, w * val)
+        wsum = torch.zeros(hw, device=dev).index_add_(0, pix, w)
+        fused = torch.where(wsum > 0, acc / wsum.clamp_min(1e-12), torch.zeros_like(acc))
+        if kind != "metric":
+            fused = _to_relative_range(fused, kind)
+        out[i] = fused
+    return out.view(b, 1, *table.hw)
+
+
+def _align(table, val: torch.Tensor, ok: torch.Tensor, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Aligned per-entry values ``f * (s_n d + t_n)`` (``f = 1/cos`` or ``cos``) and their validity."""
+    v = val.detach().cpu().double().numpy()
+    m = ok.cpu().numpy()
+    scale = float(np.median(np.abs(v[m]))) if m.any() else 1.0
+    scale = scale if scale > 0 else 1.0
+    s, t = solve_alignment(table, v / scale, m, kind)
+    f = 1.0 / table.cos if kind == "relative" else table.cos
+    q = f * (s[table.patch] * (v / scale) + t[table.patch])
+    return torch.from_numpy(q).to(val.device, val.dtype), ok & torch.from_numpy(q > 0).to(ok.device)
+
+
+def _to_relative_range(q: torch.Tensor, kind: str) -> torch.Tensor:
+    """Fused aligned values -> positive range-like values with median 1 (0 = invalid)."""
+    r = q if kind == "relative" else torch.where(q > 0, 1.0 / q.clamp_min(1e-12), torch.zeros_like(q))
+    ok = torch.isfinite(r) & (r > 0)
+    if not ok.any():
+        return torch.zeros_like(r)
+    r = torch.where(ok, r, torch.zeros_like(r))
+    return r / r[ok].median()
+
+
+def tangent_predict(teacher, erp_batch: torch.Tensor, layout: PatchLayout | None = None,
+                    class_map: ClassMap | None = None) -> TeacherOutput:
+    """Run ``teacher`` on tangent patches of ``erp_batch`` ``(B, 3, H, W)`` in [0, 1]; fuse to ERP.
+
+    Returns a :class:`TeacherOutput` at ``H x W``: ``probs`` ``(B, K, H, W)`` on the teacher's
+    classes, or with ``class_map`` on its target (student) classes, summed per
+    :func:`~panoedge.models.teachers.apply_class_map` (so ``probs.sum(1)`` is 1 minus the
+    ignored mass); ``depth`` ``(B, 1, H, W)`` range with ``depth_kind`` ``"metric"`` for a metric
+    teacher, else ``"relative"`` (see :func:`fuse_depth`); ``features`` are not fused (``None``).
+    ``layout`` defaults to :func:`make_layout` with the teacher's ``input_hw`` as patch size.
+    Patches go to the teacher :data:`PATCH_BATCH` at a time.
+    """
+    layout = layout or make_layout(patch_hw=teacher.input_hw)
+    b, _, h, w = erp_batch.shape
+    patches = erp_to_patches(erp_batch.float().clamp(0.0, 1.0), layout)
+    probs, depth = [], []
+    for start in range(0, patches.shape[0], PATCH_BATCH):
+        out = teacher.predict(patches[start:start + PATCH_BATCH])
+        if out.probs is not None:
+            p = out.probs
+            probs.append(apply_class_map(p, class_map)[0] if class_map is not None else p)
+        if out.depth is not None:
+            depth.append(out.depth)
+    res = TeacherOutput()
+    if probs:
+        res.probs = fuse_probs(torch.cat(probs), layout, (h, w))
+        res.classes = tuple(class_map.target) if class_map is not None else tuple(teacher.classes)
+    if depth:
+        res.depth = fuse_depth(torch.cat(depth), layout, (h, w), teacher.depth_kind)
+        res.depth_kind = "metric" if teacher.depth_kind == "metric" else "relative"
+    return res

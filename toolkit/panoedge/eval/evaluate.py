@@ -1,0 +1,219 @@
+"""``panoedge eval`` and ``panoedge predict``: a model (student, ONNX export or teacher) on ERP data.
+
+:func:`evaluate` returns the CONVENTIONS.md evaluation report (schema ``panoedge.eval/1``):
+``miou_area``/``miou`` (percent), ``per_class_iou`` (area-weighted, percent; ``per_class_iou_plain``
+beside it), ``absrel_area``/``absrel``, ``rmse_area``/``rmse`` (metres), ``delta1_area``/``delta1``
+(fractions), the same block per 30-degree latitude band (``by_latitude_band``, north to south)
+and for the seam (``seam``: the 5% of columns at each edge of the ERP image), and ``n_images``.
+Area weights are solid angles (:func:`panoedge.geometry.erp_area_weights`).
+
+Classes are matched by name between the model and the dataset: dataset pixels of classes the
+model lacks are left out, model classes the dataset lacks count as wrong; a model without
+class names (an ONNX export without ``panoedge.classes``) is matched by index when the counts
+agree. Relative depth is aligned to the ground truth per image by a least-squares scale and
+shift before the depth metrics (``depth_alignment``: ``"scale_shift"``, else ``"none"``).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from panoedge.data.folder import DatasetFolder
+from panoedge.errors import DataError, UsageError
+from panoedge.eval import metrics
+from panoedge.eval.predictors import MODES, Predictor, check_erp_rgb, load_predictor
+
+__all__ = ["MODES", "Predictor", "evaluate", "load_predictor", "predict_images", "SCHEMA"]
+
+SCHEMA = "panoedge.eval/1"
+BANDS = ("60N-90N", "30N-60N", "0-30N", "0-30S", "30S-60S", "60S-90S")
+SEAM_FRACTION = 0.05
+
+
+def _norm(name: str) -> str:
+    return " ".join(str(name).split()).lower()
+
+
+def match_classes(predictor: Predictor, dataset_classes) -> tuple[np.ndarray, np.ndarray, dict]:
+    """``(pred_lut (256,), gt_lut (256,), info)``: model ids -> dataset ids (``K`` = not in the
+    dataset), dataset ids -> themselves or 255 where the model lacks the class."""
+    ds = [str(c) for c in dataset_classes]
+    k = len(ds)
+    pred_lut, gt_lut = np.full(256, k, np.int64), np.full(256, 255, np.int64)
+    if predictor.classes is None:
+        if predictor.num_classes != k:
+            raise UsageError(f"{predictor.name} has {predictor.num_classes} unnamed classes, the dataset {k} "
+                             f"({', '.join(ds)}); classes cannot be matched")
+        pred_lut[:k] = gt_lut[:k] = np.arange(k)
+        return pred_lut, gt_lut, {"by": "index", "evaluated": ds, "dataset_only": [], "model_only": []}
+    where = {_norm(c): i for i, c in enumerate(ds)}
+    for i, c in enumerate(predictor.classes):
+        pred_lut[i] = where.get(_norm(c), k)
+    common = sorted({int(v) for v in pred_lut[:len(predictor.classes)] if v < k})
+    if not common:
+        raise UsageError(f"no class of {predictor.name} ({', '.join(predictor.classes)}) is in the dataset "
+                         f"({', '.join(ds)}); classes are matched by name")
+    gt_lut[common] = common
+    mine = {_norm(c) for c in predictor.classes}
+    return pred_lut, gt_lut, {"by": "name", "evaluated": [ds[i] for i in common],
+                              "dataset_only": [c for c in ds if _norm(c) not in mine],
+                              "model_only": [c for c in predictor.classes if _norm(c) not in where]}
+
+
+class _Region:
+    """Running sums of one region (whole image, a band or the seam), area-weighted and plain."""
+
+    def __init__(self, k: int):
+        self.k = k
+        self.cm = {"area": np.zeros((k + 1, k + 1)), "plain": np.zeros((k + 1, k + 1))}
+        self.depth = {"area": np.zeros(4), "plain": np.zeros(4)}  # sum w*|e|/g, w*e^2, w*[d1], w
+
+    def add(self, sel, labels, gt_l, depth, gt_d, area) -> None:
+        for key, w in (("area", area[sel]), ("plain", None)):
+            if labels is not None:
+                self.cm[key] += metrics.confusion_matrix(labels[sel], gt_l[sel], self.k + 1, w)
+            if depth is not None:
+                p, g = depth[sel].astype(np.float64), gt_d[sel].astype(np.float64)
+                ww = np.ones_like(g) if w is None else w.astype(np.float64)
+                ok = np.isfinite(g) & (g > 0) & np.isfinite(p)
+                p, g, ww = p[ok], g[ok], ww[ok]
+                ratio = np.maximum(p / g, g / np.maximum(p, 1e-12))
+                self.depth[key] += [(ww * np.abs(p - g) / g).sum(), (ww * (p - g) ** 2).sum(),
+                                    (ww * (ratio < 1.25)).sum(), ww.sum()]
+
+    def report(self, names: list[str], evaluated: list[int], seg: bool, depth: bool) -> dict:
+        out = {}
+        for key, sfx in (("area", "_area"), ("plain", "")):
+            if seg:
+                iou = metrics.per_class_iou(self.cm[key])[evaluated]
+                out["miou" + sfx] = 100.0 * float(np.nanmean(iou)) if np.isfinite(iou).any() else None
+                out["per_class_iou" + ("" if key == "area" else "_plain")] = {
+                    names[i]: (None if np.isnan(v) else 100.0 * float(v)) for i, v in zip(evaluated, iou)}
+            if depth:
+                s = self.depth[key]
+                ok = s[3] > 0
+                out["absrel" + sfx] = float(s[0] / s[3]) if ok else None
+                out["rmse" + sfx] = float(math.sqrt(s[1] / s[3])) if ok else None
+                out["delta1" + sfx] = float(s[2] / s[3]) if ok else None
+        return out
+
+
+def _align_scale_shift(pred: np.ndarray, gt: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``s * pred + t`` with ``(s, t)`` the weighted least-squares fit to valid ``gt``; kept positive."""
+    ok = np.isfinite(gt) & (gt > 0) & np.isfinite(pred) & (pred > 0)
+    if ok.sum() < 2:
+        return pred
+    sw = np.sqrt(w[ok])
+    a = np.stack([pred[ok], np.ones(ok.sum())], 1) * sw[:, None]
+    s, t = np.linalg.lstsq(a, gt[ok] * sw, rcond=None)[0]
+    return np.where(pred > 0, np.maximum(s * pred + t, 1e-3), 0.0).astype(np.float32)
+
+
+def _regions(h: int, w: int) -> dict:
+    """Row/column selections: ``all``, each latitude band, and ``seam``."""
+    lat = 90.0 - (np.arange(h) + 0.5) * 180.0 / h
+    band = np.minimum(((90.0 - lat) // 30).astype(int), 5)
+    n = max(1, math.ceil(SEAM_FRACTION * w))
+    cols = np.r_[0:n, w - n:w]
+    sel = {"all": (slice(None), slice(None)), "seam": (slice(None), cols)}
+    sel.update({BANDS[b]: (band == b, slice(None)) for b in range(6)})
+    return sel
+
+
+def evaluate(predictor: Predictor, data: DatasetFolder, max_images: int | None = None, progress: bool = True) -> dict:
+    """Evaluate ``predictor`` on ``data`` (its first ``max_images`` stems); the report is in the module docstring."""
+    from panoedge.env import machine_info
+    from panoedge.geometry import erp_area_weights
+
+    stems = data.stems[: max_images] if max_images else data.stems
+    if max_images is not None and max_images < 1:
+        raise UsageError(f"--max-images {max_images}: must be >= 1")
+    mods = data.modalities
+    seg = predictor.num_classes > 0 and "semantic" in mods
+    dep = predictor.depth_kind is not None and "depth" in mods
+    if not (seg or dep):
+        raise UsageError(f"nothing to evaluate: {predictor.name} predicts {'classes' if predictor.num_classes else ''}"
+                         f"{' and ' if predictor.num_classes and predictor.depth_kind else ''}"
+                         f"{'depth' if predictor.depth_kind else ''}, {data.root} has {', '.join(mods)}")
+    k = len(data.classes)
+    pred_lut, gt_lut, match = match_classes(predictor, data.classes) if seg else (None, None, None)
+    evaluated = [data.classes.index(c) for c in match["evaluated"]] if seg else []
+    relative = dep and predictor.depth_kind == "relative"
+    regions = {name: _Region(k) for name in ("all", *BANDS, "seam")}
+    for stem in tqdm(stems, desc="eval", unit="img", disable=not progress):
+        sample = data.load(stem, ["rgb"] + (["semantic"] if seg else []) + (["depth"] if dep else []))
+        rgb = check_erp_rgb(sample["rgb"], str(data.files["rgb"][stem]))
+        h, w = rgb.shape[:2]
+        for m in ("semantic", "depth"):
+            if m in sample and sample[m].shape != (h, w):
+                raise DataError(f"{data.files[m][stem]}: {sample[m].shape[1]}x{sample[m].shape[0]}, its image is {w}x{h}")
+        labels, depth = predictor.predict(rgb)
+        area = erp_area_weights(h, w, np.float64)
+        lab = gt_l = gt_d = None
+        if seg and "semantic" in sample:
+            lab, gt_l = pred_lut[labels], gt_lut[sample["semantic"]]
+        if dep and "depth" in sample:
+            gt_d = sample["depth"]
+            depth = _align_scale_shift(depth, gt_d, area) if relative else depth
+        else:
+            depth = None
+        for name, sel in _regions(h, w).items():
+            regions[name].add(sel, lab, gt_l, depth, gt_d, area)
+    names = list(data.classes)
+    rep = {"schema": SCHEMA, "model": predictor.name, "mode": getattr(predictor, "mode", "erp"),
+           "data": str(data.root), "machine": machine_info(backends_used=[predictor.backend]),
+           **regions["all"].report(names, evaluated, seg, dep),
+           "by_latitude_band": {b: regions[b].report(names, evaluated, seg, dep) for b in BANDS},
+           "seam": {**regions["seam"].report(names, evaluated, seg, dep), "fraction_each_side": SEAM_FRACTION},
+           "n_images": len(stems), "depth_kind": predictor.depth_kind if dep else None,
+           "depth_alignment": "scale_shift" if relative else "none", "class_match": match}
+    layout = getattr(predictor, "layout", None)
+    if layout is not None:
+        rep["layout"] = layout.to_dict()
+    return rep
+
+
+def _inputs(path: Path) -> list[Path]:
+    from panoedge.io import IMAGE_EXTS
+
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise DataError(f"{path}: no such image or folder")
+    folder = path / "rgb" if (path / "rgb").is_dir() else path
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith("."))
+    if not files:
+        raise DataError(f"{folder}: no images ({', '.join(IMAGE_EXTS)})")
+    return files
+
+
+def predict_images(predictor: Predictor, inputs: str | Path, out_dir: str | Path, progress: bool = True) -> list[str]:
+    """Run ``predictor`` on an image or a folder of ERP panoramas; returns the stems written.
+
+    Per image ``STEM``: ``out/labels/STEM.png`` (uint8 class ids of the model's classes),
+    ``out/overlay/STEM.png`` (half RGB, half class colour) and ``out/depth/STEM.png`` (16-bit
+    millimetres; relative depth in its own units, median 1 "metre"). A file that is not 2:1 is a
+    ``UsageError`` naming it.
+    """
+    from panoedge.io import colorize_labels, read_rgb, write_depth, write_labels, write_rgb
+
+    files, out = _inputs(Path(inputs)), Path(out_dir)
+    colors = predictor.colors
+    if colors is None and predictor.num_classes:
+        colors = np.random.default_rng(12345).integers(40, 255, (predictor.num_classes, 3)).astype(np.uint8)
+    stems = []
+    for f in tqdm(files, desc="predict", unit="img", disable=not progress):
+        rgb = check_erp_rgb(read_rgb(f), str(f))
+        labels, depth = predictor.predict(rgb)
+        if labels is not None:
+            write_labels(out / "labels" / f"{f.stem}.png", labels)
+            blend = (rgb.astype(np.float32) + colorize_labels(labels, colors)) / 2
+            write_rgb(out / "overlay" / f"{f.stem}.png", np.where(labels[..., None] == 255, rgb, blend).astype(np.uint8))
+        if depth is not None:
+            write_depth(out / "depth" / f"{f.stem}.png", depth)
+        stems.append(f.stem)
+    return stems

@@ -1,0 +1,249 @@
+"""One ``predict(rgb) -> (labels, depth)`` contract over students, ONNX exports and teachers.
+
+``MODEL`` strings, as the ``eval`` and ``predict`` commands take them:
+
+=============================  ===============================================================
+``student.pt`` or a run folder  a student checkpoint, run in torch
+``model.onnx``                 a student export (``models/export.py``): preprocessing and size
+                               from its ``metadata_props``, run on ONNX Runtime
+``KIND:PATH_OR_ID``            a teacher spec (``builtin:``, ``onnx:``, ``hf:`` ...), run on the
+                               whole ERP image (``mode="erp"``) or on tangent patches fused to
+                               ERP (``mode="tangent"``)
+=============================  ===============================================================
+
+Every predictor takes an ERP frame ``(H, W, 3)`` uint8 RGB with ``W == 2 H`` and returns, at
+that size, ``labels`` ``(H, W)`` uint8 class ids (``None`` without a segmentation head) and
+``depth`` ``(H, W)`` float32 range (``None`` without depth; 0 = invalid). ``depth_kind`` is
+``"metric"`` (metres) or ``"relative"`` (up to scale and shift). A teacher in ``erp`` mode
+reads its z-depth output as range as-is: the naive use whose error the tangent mode removes.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from panoedge.errors import DataError, UsageError
+
+MODES = ("erp", "tangent")
+
+
+def check_erp_rgb(rgb, what: str = "image") -> np.ndarray:
+    """``rgb`` as ``(H, W, 3)`` uint8 with ``W == 2 H``; else ``UsageError`` naming ``what``."""
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise UsageError(f"{what}: expected an (H, W, 3) uint8 RGB image, got {rgb.dtype} {rgb.shape}")
+    h, w = rgb.shape[:2]
+    if w != 2 * h:
+        raise UsageError(f"{what}: {w}x{h} is not an equirectangular panorama (width must be 2 x height)")
+    return rgb
+
+
+def _resize(img: np.ndarray, h: int, w: int, interp=cv2.INTER_LINEAR) -> np.ndarray:
+    """Resize ``(h', w'[, C])`` to ``(h, w[, C])`` (channels last, any count: cv2 in chunks of 64)."""
+    if img.shape[:2] == (h, w):
+        return img
+    if img.ndim == 3 and img.shape[2] > 64:
+        return np.concatenate([_resize(img[..., k:k + 64], h, w, interp) for k in range(0, img.shape[2], 64)], -1)
+    out = cv2.resize(img, (w, h), interpolation=interp)
+    return out[..., None] if img.ndim == 3 and out.ndim == 2 else out
+
+
+def _finish(seg: np.ndarray | None, depth: np.ndarray | None, h: int, w: int):
+    """Model outputs ``seg (K, h', w')``, ``depth (h', w')`` -> ``(labels, depth)`` at ``h x w``."""
+    labels = None
+    if seg is not None:
+        scores = _resize(np.ascontiguousarray(seg.transpose(1, 2, 0), dtype=np.float32), h, w)
+        labels = scores.argmax(-1).astype(np.uint8)
+    if depth is not None:
+        depth = _resize(np.ascontiguousarray(depth, dtype=np.float32), h, w)
+        depth = np.where(np.isfinite(depth) & (depth > 0), depth, 0.0).astype(np.float32)
+    return labels, depth
+
+
+class Predictor(ABC):
+    """Common attributes: ``name``, ``classes`` (tuple or ``None`` where the model does not name
+    them), ``num_classes``, ``colors`` ``(K, 3)`` uint8 or ``None``, ``depth_kind``, ``backend``."""
+
+    name: str
+    classes: tuple[str, ...] | None = None
+    num_classes: int = 0
+    colors: np.ndarray | None = None
+    depth_kind: str | None = None
+    backend: str = "torch"
+
+    @abstractmethod
+    def predict(self, rgb: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """``rgb`` ``(H, W, 3)`` uint8 ERP -> ``(labels (H, W) uint8, depth (H, W) float32 range)``."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, classes={self.num_classes}, depth_kind={self.depth_kind!r})"
+
+
+def _student_hw(h: int) -> tuple[int, int]:
+    hh = max(32, int(round(h / 32)) * 32)
+    return hh, 2 * hh
+
+
+class StudentPredictor(Predictor):
+    """A ``student.pt`` (or run folder) in torch, at the nearest 2:1 size with sides multiples of 32."""
+
+    def __init__(self, path: str | Path, device: str = "cpu"):
+        import torch
+
+        from panoedge.models.checkpoint import load_student
+
+        self.device = torch.device(device)
+        self.model, info = load_student(path, map_location="cpu")
+        self.model.to(self.device)
+        self.name, self.classes = str(path), tuple(info["classes"])
+        self.num_classes = len(self.classes)
+        self.colors = np.asarray(info["colors"], np.uint8) if info.get("colors") else None
+        self.depth_kind = "metric" if "depth" in self.model.config.heads else None
+        pre = self.model.preprocess
+        self.mean, self.std, self.scale = np.float32(pre["mean"]), np.float32(pre["std"]), np.float32(pre["scale"])
+
+    def predict(self, rgb):
+        import torch
+
+        rgb = check_erp_rgb(rgb)
+        h, w = rgb.shape[:2]
+        mh, mw = _student_hw(h)
+        x = (_resize(rgb, mh, mw, cv2.INTER_AREA if mh < h else cv2.INTER_LINEAR) * self.scale - self.mean) / self.std
+        with torch.no_grad():
+            out = self.model(torch.from_numpy(x.transpose(2, 0, 1)[None].copy()).to(self.device))
+        seg = out["seg"][0].cpu().numpy() if "seg" in out else None
+        depth = out["depth"][0, 0].cpu().numpy() if "depth" in out else None
+        return _finish(seg, depth, h, w)
+
+
+class OnnxPredictor(Predictor):
+    """A student ONNX export on ONNX Runtime (CPU, or CUDA when ``device`` asks and ORT has it).
+
+    Reads ``panoedge.preprocess``, ``panoedge.config`` and ``panoedge.export`` from the model's
+    ``metadata_props``; class names from ``panoedge.classes`` when the export carries them
+    (else ``classes`` is ``None`` and evaluation matches classes by index).
+    """
+
+    backend = "ort-cpu"
+
+    def __init__(self, path: str | Path, device: str = "cpu"):
+        import onnxruntime as ort
+
+        path = Path(path)
+        if not path.is_file():
+            raise DataError(f"{path}: no such ONNX file")
+        providers = ["CPUExecutionProvider"]
+        if str(device).startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+            self.backend = "ort-cuda"
+        try:
+            self.session = ort.InferenceSession(str(path), providers=providers)
+        except Exception as err:  # ORT raises its own types for unreadable models
+            raise DataError(f"{path}: ONNX Runtime cannot load it: {err}") from None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        missing = [k for k in ("panoedge.preprocess", "panoedge.config", "panoedge.export") if k not in meta]
+        if missing:
+            raise DataError(f"{path}: not a panoedge student export (metadata {', '.join(missing)} missing); "
+                            "for another ONNX model use the teacher spec onnx:FILE with its YAML sidecar")
+        pre, cfg, exp = (json.loads(meta[k]) for k in ("panoedge.preprocess", "panoedge.config", "panoedge.export"))
+        self.mean, self.std, self.scale = np.float32(pre["mean"]), np.float32(pre["std"]), np.float32(pre["scale"])
+        self.hw = tuple(int(v) for v in exp["hw"])
+        self.heads = tuple(cfg["heads"])
+        self.name, self.num_classes = str(path), int(cfg["num_classes"])
+        self.classes = tuple(json.loads(meta["panoedge.classes"])) if "panoedge.classes" in meta else None
+        self.colors = np.asarray(json.loads(meta["panoedge.colors"]), np.uint8) if "panoedge.colors" in meta else None
+        self.depth_kind = "metric" if "depth" in self.heads else None
+        self.input = self.session.get_inputs()[0].name
+
+    def predict(self, rgb):
+        rgb = check_erp_rgb(rgb)
+        h, w = rgb.shape[:2]
+        mh, mw = self.hw
+        x = (_resize(rgb, mh, mw, cv2.INTER_AREA if mh < h else cv2.INTER_LINEAR) * self.scale - self.mean) / self.std
+        outs = self.session.run(list(self.heads), {self.input: x.transpose(2, 0, 1)[None].astype(np.float32)})
+        got = dict(zip(self.heads, outs))
+        seg = got["seg"][0] if "seg" in got else None
+        depth = got["depth"][0, 0] if "depth" in got else None
+        return _finish(seg, depth, h, w)
+
+
+class TeacherPredictor(Predictor):
+    """A teacher spec on the whole ERP image (``erp``) or on fused tangent patches (``tangent``)."""
+
+    def __init__(self, spec: str, mode: str = "erp", device: str = "cpu", layout=None):
+        from panoedge.distill.tangent import make_layout
+        from panoedge.models.teachers import load_teacher
+
+        self.teacher = load_teacher(spec, device)
+        self.mode, self.name = mode, spec
+        if isinstance(layout, dict):  # make_layout options; the patch size defaults to the teacher's input
+            layout = make_layout(**{"patch_hw": self.teacher.input_hw, **layout})
+        self.layout = (layout or make_layout(patch_hw=self.teacher.input_hw)) if mode == "tangent" else None
+        self.classes = self.teacher.classes
+        self.num_classes = len(self.classes) if self.classes else 0
+        self.colors = _family_colors(self.classes)
+        kind = self.teacher.depth_kind
+        self.depth_kind = None if kind is None else ("metric" if kind == "metric" else "relative")
+
+    def predict(self, rgb):
+        import torch
+
+        rgb = check_erp_rgb(rgb)
+        h, w = rgb.shape[:2]
+        x = torch.from_numpy(rgb.transpose(2, 0, 1)[None].copy()).to(self.teacher.device, torch.float32) / 255.0
+        if self.mode == "tangent":
+            from panoedge.distill.tangent import tangent_predict
+
+            out = tangent_predict(self.teacher, x, self.layout)
+        else:
+            out = self.teacher.predict(x)
+            if out.depth is not None and self.teacher.depth_kind == "inverse-relative":
+                out.depth = torch.where(out.depth > 0, 1.0 / out.depth.clamp_min(1e-12), torch.zeros_like(out.depth))
+        seg = out.probs[0].cpu().numpy() if out.probs is not None else None
+        depth = out.depth[0, 0].cpu().numpy() if out.depth is not None else None
+        return _finish(seg, depth, h, w)
+
+
+def _family_colors(classes) -> np.ndarray | None:
+    """The synthetic world's palette when ``classes`` are one of its families' class lists."""
+    if not classes:
+        return None
+    from panoedge.synth.world import FAMILIES, class_colors, class_names
+
+    for fam in FAMILIES:
+        if tuple(class_names(fam)) == tuple(classes):
+            return class_colors(fam)
+    return None
+
+
+def load_predictor(model: str, mode: str = "erp", device: str = "cpu", layout=None) -> Predictor:
+    """The :class:`Predictor` for ``model`` (see the module docstring).
+
+    ``layout`` (``mode="tangent"`` only): a :class:`~panoedge.distill.tangent.PatchLayout`, or a
+    dict of :func:`~panoedge.distill.tangent.make_layout` options whose ``patch_hw`` defaults to
+    the teacher's ``input_hw``; ``None`` is the default layout at that patch size.
+    """
+    from panoedge.models.teachers import TEACHER_KINDS
+
+    if mode not in MODES:
+        raise UsageError(f"mode {mode!r}: choose one of {', '.join(MODES)}")
+    text = str(model)
+    kind, sep, _ = text.partition(":")
+    if sep and kind in TEACHER_KINDS:
+        return TeacherPredictor(text, mode, device, layout)
+    path = Path(text).expanduser()
+    if mode == "tangent":
+        raise UsageError(f"{text}: --mode tangent runs a teacher spec on tangent patches; a student runs on ERP")
+    if path.suffix.lower() == ".onnx":
+        return OnnxPredictor(path, device)
+    if path.is_dir() and (path / "teacher.json").is_file() and not (path / "student.pt").is_file():
+        raise UsageError(f"{text}: a builtin teacher folder; use builtin:{text}")
+    if path.exists():
+        return StudentPredictor(path, device)
+    raise DataError(f"{text}: no such file; MODEL is a student.pt, a run folder, a student .onnx or a teacher spec "
+                    f"KIND:PATH_OR_ID (kinds: {', '.join(sorted(TEACHER_KINDS))})")
