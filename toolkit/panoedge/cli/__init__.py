@@ -18,6 +18,7 @@ from panoedge.cli import demo as _demo  # noqa: F401
 from panoedge.cli import doctor as _doctor  # noqa: F401
 from panoedge.cli import evaluate as _evaluate  # noqa: F401
 from panoedge.cli import models as _models  # noqa: F401
+from panoedge.cli import stitch as _stitch  # noqa: F401
 from panoedge.cli import synth as _synth  # noqa: F401
 from panoedge.cli import teacher as _teacher  # noqa: F401
 from panoedge.errors import PanoedgeError

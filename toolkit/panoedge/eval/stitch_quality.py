@@ -1,0 +1,151 @@
+"""Stitch quality: PSNR against the true ERP (synthetic rigs), self-calibration recovery, and
+the seam figures of the real dual-fisheye frames with their presets and after self-calibration.
+
+Synthetic frames are rendered at ``supersample`` times the size and area-averaged down, the
+way a sensor integrates light over a pixel (point-sampled renders alias, and two differently
+aliased images of sharp edges disagree by more than any stitcher error). PSNR is area-weighted
+(CONVENTIONS.md), outside and inside the seam band, raw and *gain-aligned*: one global gain
+per channel fitted first, because the two lenses' exposure and white balance are random and
+the stitcher can only make them agree with each other, not find the true absolute exposure.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from panoedge.geometry import erp_area_weights, rotation_angle, rotation_from_rodrigues, rotation_from_ypr, ypr_from_rotation
+
+REAL_FRAMES = (
+    ("gear360_c200_video2560", "gear360_c200_video2560x1280_frame.png", "gear360_c200_video2560_selfcal"),
+    ("insta360_air_1920", "insta360air_still001_calibration_room_1920x960.png", "insta360_air_1920_selfcal_room"),
+    ("insta360_air_1920", "insta360air_still002_outdoor_1920x960.png", "insta360_air_1920_selfcal_outdoor"),
+    ("gopro_fusion_video3k", "gopro_fusion_video3k_front.jpg", "gopro_fusion_video3k_selfcal"),
+    ("gopro_fusion_photo18mp", "gopro_fusion_photo18mp_front.jpg", "gopro_fusion_photo18mp_selfcal"),
+    ("theta_s_liveview_1920x1080", "theta_s_liveview_dualfisheye_1920x1080.jpg", "theta_s_liveview_1920x1080_selfcal"),
+)
+"""(preset, file in ``shared/data/real/dual_fisheye``, the rig ``panoedge rig calibrate`` made from
+that frame) for every real frame; separate-file rigs name the front file."""
+
+
+def render_frames(rig_fn, n: int, family: str, seed: int, erp_h: int = 0, supersample: int = 2,
+                  attitude: str = "upright", effects: bool = True):
+    """``n`` frames of the rig ``rig_fn(frame_h)`` from different worlds: ``[(frame, true_erp or None)]``.
+
+    ``rig_fn(scale)`` returns the rig rendered at ``scale`` times the size (same geometry).
+    ``attitude``: ``upright`` (random heading) or ``handheld`` (random heading, pitch +-30 deg, roll).
+    """
+    from panoedge.synth.rig_render import SensorEffects, render_rig_frame
+    from panoedge.synth.world import make_world
+
+    rng = np.random.default_rng(seed)
+    big = rig_fn(supersample)
+    out = []
+    for k in range(n):
+        world = make_world(family, seed * 1000 + k)
+        pos = world.camera_positions(1, rng)[0]
+        tilt = (rng.uniform(-0.5, 0.5), rng.uniform(-np.pi, np.pi)) if attitude == "handheld" else (0.0, 0.0)
+        R = rotation_from_ypr(rng.uniform(-np.pi, np.pi), *tilt)
+        eff = SensorEffects.random(rng) if effects else SensorEffects()
+        clean = SensorEffects(eff.exposure, eff.white_balance, 0.0)
+        hw = (erp_h * supersample, 2 * erp_h * supersample) if erp_h else (8, 16)
+        rf = render_rig_frame(world, big, pos, R, clean, erp_hw=hw, rng=rng)
+        frame = _down(rf.frame, supersample)
+        if eff.noise_sigma > 0:
+            frame = np.clip(frame + rng.normal(0.0, eff.noise_sigma, frame.shape), 0, 255).astype(np.uint8)
+        out.append((frame, _down(rf.erp.rgb, supersample) if erp_h else None))
+    return out
+
+
+def _down(img: np.ndarray, k: int) -> np.ndarray:
+    return img if k == 1 else cv2.resize(img, (img.shape[1] // k, img.shape[0] // k), interpolation=cv2.INTER_AREA)
+
+
+def psnr_area(out: np.ndarray, gt: np.ndarray, mask: np.ndarray, align: bool = False) -> float:
+    """Area-weighted PSNR (dB) over ``mask``; ``align`` first fits one gain per channel (least squares)."""
+    w = erp_area_weights(*out.shape[:2])[mask].astype(np.float64)
+    a = out[mask].astype(np.float64)
+    b = gt[mask].astype(np.float64)
+    if align:
+        g = (w[:, None] * a * b).sum(0) / np.maximum((w[:, None] * a * a).sum(0), 1e-9)
+        a = np.clip(a * g, 0, 255)
+    mse = float((w * ((a - b) ** 2).mean(1)).sum() / w.sum())
+    return float(10.0 * np.log10(255.0 ** 2 / max(mse, 1e-12)))
+
+
+def synthetic_psnr(n: int = 2, frame_h: int = 256, out_h: int = 128, families=("indoor", "outdoor"),
+                   seed: int = 0, band_deg: float = 5.0) -> list[dict]:
+    """Stitch synthetic frames with their true rig; PSNR vs the true ERP outside/inside the band."""
+    from panoedge.stitch import Stitcher
+    from panoedge.synth.rig_render import synthetic_rig
+
+    rows = []
+    for family in families:
+        for k, (frame, gt) in enumerate(render_frames(lambda s: synthetic_rig(frame_h * s, seed=seed), n, family,
+                                                      seed, erp_h=out_h)):
+            st = Stitcher(synthetic_rig(frame_h, seed=seed), (out_h, 2 * out_h), band_deg=band_deg, device="cpu")
+            out = st.stitch(frame)
+            band = st.tables().band_mask()
+            rows.append({"family": family, "frame": k, "psnr_out": psnr_area(out, gt, ~band),
+                         "psnr_out_aligned": psnr_area(out, gt, ~band, align=True),
+                         "psnr_band": psnr_area(out, gt, band), "psnr_band_aligned": psnr_area(out, gt, band, True)})
+    return rows
+
+
+def perturb(rig, rng: np.random.Generator, rot_deg: float = 3.0, fov_deg: float = 3.0):
+    """``rig`` with lens 1 turned by ``rot_deg`` about a random axis and each field of view moved by +-``fov_deg``."""
+    axis = rng.normal(size=3)
+    axis /= np.linalg.norm(axis)
+    r1 = rig.lenses[1].rotation @ rotation_from_rodrigues(axis * np.deg2rad(rot_deg))
+    y, p, r = np.rad2deg(ypr_from_rotation(r1))
+    out = rig.with_lens(1, yaw_deg=float(y), pitch_deg=float(p), roll_deg=float(r))
+    for i in range(2):
+        out = out.with_lens(i, fov_deg=float(rig.lenses[i].fov_deg + fov_deg * rng.choice([-1.0, 1.0])))
+    return out
+
+
+def calibration_recovery(family: str = "outdoor", seed: int = 1, n: int = 5, frame_h: int = 512,
+                         baseline_m: float = 0.03, attitude: str = "handheld", rot_deg: float = 3.0,
+                         fov_deg: float = 3.0, refine=("rotation", "fov"), supersample: int = 2) -> dict:
+    """Self-calibrate a perturbed synthetic rig from ``n`` frames; errors against the true rig."""
+    from panoedge.stitch.calibrate import calibrate
+    from panoedge.synth.rig_render import synthetic_rig
+
+    def rig_at(s):
+        return synthetic_rig(frame_h * s, seed=seed, baseline_m=baseline_m)
+
+    truth = rig_at(1)
+    frames = [f for f, _ in render_frames(rig_at, n, family, seed, attitude=attitude, supersample=supersample)]
+    start = perturb(truth, np.random.default_rng(seed + 99), rot_deg, fov_deg)
+    res = calibrate(frames, start, refine=refine)
+
+    def rot_err(r):
+        return float(np.rad2deg(rotation_angle(r.relative_rotation().T @ truth.relative_rotation())))
+
+    return {"family": family, "seed": seed, "attitude": attitude, "baseline_m": baseline_m, "frames": n,
+            "start_rot_err_deg": rot_err(start), "rot_err_deg": rot_err(res.rig),
+            "start_fov_err_deg": [s.fov_deg - t.fov_deg for s, t in zip(start.lenses, truth.lenses)],
+            "fov_err_deg": [s.fov_deg - t.fov_deg for s, t in zip(res.rig.lenses, truth.lenses)],
+            "residual_deg": res.after["median_deg"], "matches": res.after["n"]}
+
+
+def real_seam_table(real_dir: str | Path, calibrate_rigs: bool = True, out_h: int = 512) -> list[dict]:
+    """Seam figures of every real frame with its preset and after self-calibration on that frame
+    (run now with ``calibrate_rigs``, else the stored ``*_selfcal`` rig)."""
+    from panoedge.stitch.calibrate import calibrate
+    from panoedge.stitch.frames import read_frame
+    from panoedge.stitch.presets import load_preset
+    from panoedge.stitch.seam import seam_figures
+
+    rows = []
+    for preset, name, selfcal in REAL_FRAMES:
+        rig = load_preset(preset)
+        frame = read_frame(rig, Path(real_dir) / name)
+        cal = calibrate([frame], rig).rig if calibrate_rigs else load_preset(selfcal)
+        rows.append({"frame": name, "preset": preset, "with_preset": seam_figures(rig, frame, out_h=out_h),
+                     "calibrated": seam_figures(cal, frame, out_h=out_h),
+                     "relative_ypr_deg": [float(v) for v in np.rad2deg(ypr_from_rotation(cal.relative_rotation()))],
+                     "fov_deg": cal.lenses[0].fov_deg})
+    return rows

@@ -1,0 +1,296 @@
+"""Rig self-calibration from a handful of ordinary frames, no target (``panoedge rig calibrate``).
+
+1. Each lens's image circle (centre, radius) is found in every frame
+   (:func:`panoedge.stitch.circles.find_circle`) and the per-frame fits are combined; per lens,
+   the found circle replaces the start rig's only where it explains the matches clearly better.
+2. Features are matched between the lenses inside their overlap
+   (:func:`panoedge.stitch.features.match_overlap`) and the rig is refined by robust least
+   squares (``scipy.optimize.least_squares``, soft-L1 loss, no RANSAC) on the angle between the
+   two rays of each match: lens 1's rotation relative to lens 0 (3 parameters; lens 0 fixes
+   the gauge) and the field of view (one for both twin lenses by default, or one per lens),
+   optionally the circle centres and the first Kannala-Brandt coefficient. Matching and
+   solving alternate over a few rounds with a shrinking gate, so a start a few degrees off
+   converges.
+
+The residual is the angle between matched rays, before (start rig) and after (result), each
+measured on matches found under that rig with the same (first) gate.
+
+Parallax limits the accuracy. Rays are cast from the rig centre; a point at distance ``D``
+seen by lenses a baseline ``b`` apart along their axes shows ``b / D`` radians of parallax,
+always along the axis. Near the seam a tilt of lens 1 and the field of view move matches along
+that same direction, so near-range points bias them (a twin field of view comes out about
+``b / D`` times fov / 90 too small; tilt picks up the part of ``b / D`` that varies around the
+seam, e.g. ground below an upright camera), while the roll about the axis is unaffected.
+:func:`parallax_deg` reports that floor; ``depth_m`` assumes a scene distance instead of
+infinity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from panoedge.errors import DataError, UsageError
+from panoedge.geometry import angle_between, get_lens_model, rotation_from_rodrigues, ypr_from_rotation
+from panoedge.stitch.circles import CircleFit, find_circle
+from panoedge.stitch.features import Matches, canvas_of, match_overlap
+from panoedge.stitch.rig import Rig
+
+REFINE = ("rotation", "fov", "fov_each", "center", "coeffs")
+DEFAULT_REFINE = ("rotation", "fov")
+
+
+def residual_stats(rig: Rig, m: Matches, depth_m: float | None = None) -> dict:
+    """Angles (degrees) between the two rays of each match under ``rig``: median, mean, p90, n."""
+    if len(m) == 0:
+        return {"n": 0, "median_deg": float("nan"), "mean_deg": float("nan"), "p90_deg": float("nan")}
+    a = np.rad2deg(angle_between(*match_rays(rig, m, depth_m)))
+    return {"n": int(a.size), "median_deg": float(np.median(a)), "mean_deg": float(np.mean(a)),
+            "p90_deg": float(np.percentile(a, 90))}
+
+
+def match_rays(rig: Rig, m: Matches, depth_m: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Rig-frame rays ``(N, 3)`` of both sides of each match, seen from the rig centre.
+
+    With ``depth_m``, each lens's ray is taken to a point that far from the lens (its
+    ``translation_m`` applied), which removes the parallax of points at that distance;
+    ``None`` puts every point at infinity.
+    """
+    out = []
+    for i, uv in enumerate((m.uv0, m.uv1)):
+        rays, _ = rig.canvas_camera(i).unproject(uv[:, 0], uv[:, 1])
+        rays = rays @ rig.lenses[i].rotation.T
+        if depth_m is not None:
+            rays = rays * depth_m + np.asarray(rig.lenses[i].translation_m)
+            rays /= np.linalg.norm(rays, axis=1, keepdims=True)
+        out.append(rays)
+    return out[0], out[1]
+
+
+def parallax_deg(rig: Rig, distance_m: float) -> float:
+    """Largest angle (degrees) between the lenses' rays to a point ``distance_m`` from the rig."""
+    b = np.linalg.norm(np.subtract(rig.lenses[0].translation_m, rig.lenses[1].translation_m))
+    return float(np.rad2deg(np.arctan2(b, distance_m)))
+
+
+def apply_circles(rig: Rig, circles: list[CircleFit | None]) -> Rig:
+    """``rig`` with each lens's centre and radius from a circle fit (canvas coordinates in, lens coordinates out)."""
+    for i, c in enumerate(circles):
+        if c is not None:
+            dx, dy = rig.lens_offset(i)
+            rig = rig.with_lens(i, center_x_px=c.cx - dx, center_y_px=c.cy - dy, radius_px=c.radius)
+    return rig
+
+
+def detect_circles(rig: Rig, frames) -> list[CircleFit | None]:
+    """Each lens's image circle, combined over ``frames`` (median, weighted to the best-covered)."""
+    out: list[CircleFit | None] = []
+    for i in range(2):
+        x0, y0, x1, y1 = rig.lens_region(i)
+        lens = rig.lenses[i]
+        dx, dy = rig.lens_offset(i)
+        guess = (lens.center_x_px + dx - x0, lens.center_y_px + dy - y0, lens.radius_px)
+        fits = []
+        for f in frames:
+            try:
+                c = find_circle(canvas_of(rig, f)[y0:y1, x0:x1], guess)
+            except DataError:
+                continue
+            fits.append(replace(c, cx=c.cx + x0, cy=c.cy + y0))
+        if not fits:
+            out.append(None)
+            continue
+        arr = np.array([[c.cx, c.cy, c.radius] for c in fits])
+        med = np.median(arr, axis=0)
+        best = max(fits, key=lambda c: c.coverage)
+        out.append(CircleFit(float(med[0]), float(med[1]), float(med[2]), sum(c.n_points for c in fits),
+                             float(np.median([c.rms_px for c in fits])), best.coverage))
+    return out
+
+
+@dataclass
+class _Params:
+    """How a parameter vector maps onto a rig: lens 1's rotation (rotation vector, degrees, in
+    lens 1's frame), then the field of view (``fov``: twin lenses, one value for both starting
+    from their mean; ``fov_each``: an offset per lens), circle-centre offsets (px), first
+    Kannala-Brandt coefficients."""
+
+    rig: Rig
+    refine: tuple[str, ...]
+
+    @property
+    def twin_fov(self) -> float:
+        """The shared start field of view of ``fov`` (twin lenses): the mean of the two."""
+        return float(np.mean([lens.fov_deg for lens in self.rig.lenses]))
+
+    @property
+    def n_fov(self) -> int:
+        return 2 if "fov_each" in self.refine else int("fov" in self.refine)
+
+    def _kb(self) -> bool:
+        return "coeffs" in self.refine and all(lens.model == "kannala_brandt" for lens in self.rig.lenses)
+
+    def x0(self) -> np.ndarray:
+        return np.zeros(3 + self.n_fov + 4 * ("center" in self.refine) + 2 * self._kb())
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = [-20.0] * 3, [20.0] * 3
+        start = [l.fov_deg if self.n_fov == 2 else self.twin_fov for l in self.rig.lenses]
+        tops = [np.rad2deg(2 * get_lens_model(l.model).max_theta(l.coeffs)) - 0.1 - f for l, f in zip(self.rig.lenses, start)]
+        bottoms = [90.0 - f for f in start]
+        for k in range(self.n_fov):
+            idx = [k] if self.n_fov == 2 else [0, 1]
+            lo.append(max(-20.0, max(bottoms[i] for i in idx)))
+            hi.append(max(min(20.0, min(tops[i] for i in idx)), 1e-6))
+        if "center" in self.refine:
+            lo += [-50.0] * 4
+            hi += [50.0] * 4
+        if self._kb():
+            lo += [-0.2] * 2
+            hi += [0.2] * 2
+        return np.array(lo), np.array(hi)
+
+    def rig_at(self, x: np.ndarray) -> Rig:
+        rig = self.rig
+        r1 = rig.lenses[1].rotation @ rotation_from_rodrigues(np.deg2rad(x[:3]))
+        yaw, pitch, roll = np.rad2deg(ypr_from_rotation(r1))
+        rig = rig.with_lens(1, yaw_deg=float(yaw), pitch_deg=float(pitch), roll_deg=float(roll))
+        k = 3
+        for i in range(2 if self.n_fov else 0):
+            base = self.rig.lenses[i].fov_deg if self.n_fov == 2 else self.twin_fov
+            rig = rig.with_lens(i, fov_deg=float(base + x[k + (i if self.n_fov == 2 else 0)]))
+        k += self.n_fov
+        if "center" in self.refine:
+            for i in range(2):
+                lens = self.rig.lenses[i]
+                rig = rig.with_lens(i, center_x_px=float(lens.center_x_px + x[k]),
+                                    center_y_px=float(lens.center_y_px + x[k + 1]))
+                k += 2
+        if self._kb():
+            for i in range(2):
+                c = list(self.rig.lenses[i].coeffs) + [0.0] * (4 - len(self.rig.lenses[i].coeffs))
+                c[0] += float(x[k + i])
+                rig = rig.with_lens(i, coeffs=tuple(c))
+        return rig
+
+
+def refine_rig(rig: Rig, m: Matches, refine=DEFAULT_REFINE, f_scale_deg: float = 0.15,
+               depth_m: float | None = None) -> Rig:
+    """One robust least-squares solve of ``refine`` parameters on matches ``m`` (see the module doc)."""
+    from scipy.optimize import least_squares
+
+    bad = [r for r in refine if r not in REFINE]
+    if bad:
+        raise UsageError(f"unknown refine parameter(s) {bad}; valid: {', '.join(REFINE)}")
+    if len(m) < 8:
+        raise DataError(f"only {len(m)} feature matches in the overlap: too few to calibrate "
+                        "(use more frames, frames with texture near the seam, or a closer start rig)")
+    p = _Params(rig, tuple(refine))
+
+    def residuals(x):
+        r0, r1 = match_rays(p.rig_at(x), m, depth_m)
+        return np.rad2deg(r0 - r1).ravel()
+
+    lo, hi = p.bounds()
+    sol = least_squares(residuals, p.x0(), bounds=(lo, hi), loss="soft_l1", f_scale=f_scale_deg, x_scale=1.0)
+    return p.rig_at(sol.x)
+
+
+def _choose_circles(init: Rig, fits, m: Matches, depth_m, cost: float = 0.05):
+    """Per lens, keep the found circle or the start rig's, whichever lets a rotation and field of
+    view solve explain the first matches best; each found circle must earn its place by ``cost`` (5%) of the
+    residual. (Dark rims can mislead the circle finder, and with near-range matches a smaller
+    circle can mimic parallax: a found circle needs a clear gain to replace a published one.)"""
+    best = None
+    options = [(a, b) for a in (fits[0], None) for b in (fits[1], None)]
+    for choice in dict.fromkeys(options):
+        rig = apply_circles(init, list(choice))
+        try:
+            score = residual_stats(refine_rig(rig, m, ("rotation", "fov"), depth_m=depth_m), m, depth_m)["median_deg"]
+        except DataError:
+            score = float("inf")
+        score *= 1.0 + cost * sum(c is not None for c in choice)
+        if best is None or score < best[0]:
+            best = (score, list(choice), rig)
+    return best[1], best[2]
+
+
+@dataclass
+class CalibrationResult:
+    """The refined rig, the start rig, and the figures that justify the change."""
+
+    rig: Rig
+    init: Rig
+    circles: list
+    n_frames: int
+    before: dict
+    after: dict
+    rounds: list = field(default_factory=list)
+    parallax_deg: dict = field(default_factory=dict)
+    refine: tuple = DEFAULT_REFINE
+
+    def annotated_rig(self, name: str | None = None) -> Rig:
+        """The result rig named ``name``, its provenance saying what this calibration estimated."""
+        fields = ["lenses[1].yaw_deg", "lenses[1].pitch_deg", "lenses[1].roll_deg"]
+        fields += ["lenses[*].fov_deg"] if {"fov", "fov_each"} & set(self.refine) else []
+        fields += ["lenses[*].center_x_px", "lenses[*].center_y_px"] if "center" in self.refine else []
+        fields += ["lenses[*].coeffs"] if "coeffs" in self.refine else []
+        fields += [f"lenses[{i}].{k}" for i, c in enumerate(self.circles) if c is not None
+                   for k in ("center_x_px", "center_y_px", "radius_px")]
+        prov = dict(self.rig.extra.get("provenance", {}))
+        prov["self_calibrated"] = fields
+        block = {"frames": self.n_frames, "start": self.init.name, "matches": self.after["n"],
+                 "residual_before_deg": self.before["median_deg"], "residual_after_deg": self.after["median_deg"]}
+        notes = f"self-calibrated from {self.n_frames} frame(s), starting from {self.init.name}. {self.init.notes}".strip()
+        return replace(self.rig, name=name or self.rig.name, notes=notes,
+                       extra={**self.rig.extra, "provenance": prov, "calibration": block})
+
+    def to_dict(self) -> dict:
+        rel = self.rig.relative_rotation()
+        return {
+            "n_frames": self.n_frames,
+            "circles": [None if c is None else {"center_x_px": c.cx, "center_y_px": c.cy, "radius_px": c.radius,
+                                                "n_points": c.n_points, "rms_px": c.rms_px, "coverage": c.coverage}
+                        for c in self.circles],
+            "residual_before": self.before,
+            "residual_after": self.after,
+            "rounds": self.rounds,
+            "relative_ypr_deg": [float(v) for v in np.rad2deg(ypr_from_rotation(rel))],
+            "fov_deg": [lens.fov_deg for lens in self.rig.lenses],
+            "parallax_deg": self.parallax_deg,
+        }
+
+
+def calibrate(frames, init: Rig, refine=DEFAULT_REFINE, circles="auto", gates_deg=(6.0, 3.0, 1.5, 1.0),
+              depth_m: float | None = None, strip_h: int | None = None) -> CalibrationResult:
+    """Self-calibrate ``init`` from ``frames`` (each a frame as :meth:`Stitcher.stitch` takes it).
+
+    ``refine``: subset of :data:`REFINE` (``fov``: one field of view shared by both lenses, the
+    robust default for twin lenses; ``fov_each``: one per lens); ``circles``: find the image
+    circles first (True), keep the start rig's (False), or per lens keep whichever explains
+    the first matches better ("auto"); ``gates_deg``: the match gate of each round (its length is the
+    number of rounds); ``depth_m``: assumed scene distance for the parallax model (None: far).
+    """
+    frames = list(frames)
+    if not frames:
+        raise UsageError("calibrate: no frames given")
+    if circles not in (True, False, "auto"):
+        raise UsageError(f"circles {circles!r}: expected True, False or 'auto'")
+    for f in frames:
+        canvas_of(init, f)  # size and type checks, with clear errors
+    m0 = Matches.concat(match_overlap(init, f, gate_deg=gates_deg[0], strip_h=strip_h) for f in frames)
+    before = residual_stats(init, m0)
+    fits = detect_circles(init, frames) if circles else [None, None]
+    rig = apply_circles(init, fits)
+    if circles == "auto" and any(c is not None for c in fits):
+        fits, rig = _choose_circles(init, fits, m0, depth_m)
+    rounds = []
+    for gate in gates_deg:
+        m = Matches.concat(match_overlap(rig, f, gate_deg=gate, strip_h=strip_h) for f in frames)
+        rig = refine_rig(rig, m, refine, depth_m=depth_m)
+        rounds.append({"gate_deg": gate, **residual_stats(rig, m, depth_m)})
+    after = residual_stats(rig, Matches.concat(match_overlap(rig, f, gate_deg=gates_deg[0], strip_h=strip_h)
+                                               for f in frames))
+    para = {f"{d:g}m": parallax_deg(rig, d) for d in (0.5, 1.0, 3.0, 10.0)}
+    return CalibrationResult(rig, init, fits, len(frames), before, after, rounds, para, tuple(refine))

@@ -1,0 +1,80 @@
+"""Rig presets: the cameras of ``shared/data/real`` (``calibration/rigs/*.yaml``) and a generic rig.
+
+A preset is a rig file beside the project (``calibration/rigs/<name>.yaml``) built from
+published lens figures; its ``provenance`` block says which numbers were measured, which
+derived and which are nominal. :func:`generic_rig` needs only the image size: two
+equidistant 195-degree lenses, circles centred in their halves (or files), back to back.
+Start self-calibration (``panoedge rig calibrate``) from either.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from panoedge.errors import UsageError, unknown_name
+from panoedge.stitch.rig import Lens, Rig, load_rig
+
+RIGS_DIR = Path(__file__).resolve().parents[3] / "calibration" / "rigs"
+"""``calibration/rigs`` of the source checkout (the presets live beside the project)."""
+
+GENERIC_FOV_DEG = 195.0
+
+
+def preset_names() -> list[str]:
+    """Names of the preset rig files, plus ``generic``."""
+    names = sorted(p.stem for p in RIGS_DIR.glob("*.yaml")) if RIGS_DIR.is_dir() else []
+    return names + (["generic"] if "generic" not in names else [])
+
+
+def load_preset(name: str) -> Rig:
+    """The preset rig ``name`` (see :func:`preset_names`); ``generic`` needs a frame size, use :func:`generic_rig`."""
+    if name == "generic":
+        raise UsageError("the generic rig depends on the frame size: use generic_rig(width, height) "
+                         "(or pass `--rig generic` with a frame)")
+    path = RIGS_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise unknown_name("rig preset", name, preset_names())
+    return load_rig(path)
+
+
+def generic_rig(width: int, height: int, layout: str | None = None, fov_deg: float = GENERIC_FOV_DEG) -> Rig:
+    """A dual-fisheye rig from the frame size alone (every number nominal).
+
+    ``layout`` defaults from the aspect ratio: wider than 1.5:1 is ``side_by_side``, taller
+    than 1:1.5 ``stacked``, else ``separate`` (``width x height`` is then each lens file).
+    Circles are centred in each lens's half (or file) with radius half its smaller side;
+    lens 1 looks backwards (yaw 180 degrees).
+    """
+    w, h = int(width), int(height)
+    if w < 16 or h < 16:
+        raise UsageError(f"frame {w}x{h}: too small for a dual-fisheye rig")
+    if layout is None:
+        layout = "side_by_side" if w >= 1.5 * h else ("stacked" if h >= 1.5 * w else "separate")
+    if layout == "side_by_side":
+        centres, r = [((2 * i + 1) * w / 4.0 - 0.5, h / 2.0 - 0.5) for i in range(2)], min(w / 4.0, h / 2.0)
+    elif layout == "stacked":
+        centres, r = [(w / 2.0 - 0.5, (2 * i + 1) * h / 4.0 - 0.5) for i in range(2)], min(w / 2.0, h / 4.0)
+    elif layout == "separate":
+        centres, r = [(w / 2.0 - 0.5, h / 2.0 - 0.5)] * 2, min(w, h) / 2.0
+    else:
+        raise unknown_name("layout", layout, ("side_by_side", "stacked", "separate"))
+    lenses = tuple(Lens(name=name, model="equidistant", fov_deg=float(fov_deg), center_x_px=float(cx),
+                        center_y_px=float(cy), radius_px=float(r - 0.5), yaw_deg=yaw)
+                   for (cx, cy), name, yaw in zip(centres, ("front", "back"), (0.0, 180.0)))
+    return Rig(name=f"generic-{w}x{h}", layout=layout, image_width_px=w, image_height_px=h,
+               lenses=(lenses[0], lenses[1]),
+               notes="generic: every number is nominal (from the frame size); calibrate before serious use",
+               extra={"provenance": {"nominal": ["everything"]}})
+
+
+def resolve_rig(spec: str | Path, frame_hw=None) -> Rig:
+    """A rig from a file path, a preset name, or ``generic`` (which needs ``frame_hw = (h, w)``)."""
+    spec = str(spec)
+    if spec == "generic":
+        if frame_hw is None:
+            raise UsageError("--rig generic needs a frame to take its size from")
+        return generic_rig(frame_hw[1], frame_hw[0])
+    path = Path(spec)
+    if path.suffix.lower() in (".yaml", ".yml") or path.exists():
+        return load_rig(path)
+    return load_preset(spec)

@@ -1,0 +1,210 @@
+"""Stitch files: an image (or a front/back pair), a folder of them, or a video (``panoedge stitch``).
+
+The output is the same kind as the input: an image file, a folder of images (same stems, PNG
+unless the output folder name says otherwise), or a video (``.mp4``/``.mov`` as MPEG-4,
+``.avi`` as MJPG, ``.mkv`` as XVID). A frame of a video or folder that cannot be read, or has
+the wrong size for the rig, is skipped and counted; a single bad image is an error.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from panoedge.errors import DataError, PanoedgeError, UsageError
+from panoedge.io import IMAGE_EXTS, write_rgb
+from panoedge.stitch.frames import PAIR_TOKENS, partner_path, read_frame
+from panoedge.stitch.rig import Rig
+from panoedge.stitch.stitcher import Stitcher
+
+VIDEO_EXTS = (".mp4", ".mov", ".avi", ".mkv", ".m4v", ".webm")
+_FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "XVID", ".webm": "mp4v"}
+
+
+@dataclass
+class StitchRun:
+    """What a run did: frames stitched, frames skipped (with why), output path, timing."""
+
+    kind: str
+    out: Path
+    frames: int = 0
+    skipped: int = 0
+    reasons: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "out": str(self.out), "frames": self.frames, "skipped": self.skipped,
+                "skipped_reasons": self.reasons[:20], "seconds": self.seconds,
+                "fps": self.frames / self.seconds if self.seconds > 0 else None}
+
+
+def input_kind(inputs: list[Path]) -> str:
+    """``image``, ``pair``, ``folder`` or ``video`` for the given input paths."""
+    if len(inputs) == 2:
+        return "pair"
+    if len(inputs) != 1:
+        raise UsageError(f"expected one input (image, folder or video) or a front/back pair, got {len(inputs)}")
+    p = inputs[0]
+    if p.is_dir():
+        return "folder"
+    if not p.exists():
+        raise DataError(f"{p}: no such file or folder")
+    if p.suffix.lower() in VIDEO_EXTS:
+        return "video"
+    if p.suffix.lower() in IMAGE_EXTS:
+        return "image"
+    raise UsageError(f"{p}: not an image ({', '.join(IMAGE_EXTS)}) or video ({', '.join(VIDEO_EXTS)})")
+
+
+def first_frame_hw(inputs: list[Path]) -> tuple[int, int]:
+    """Height and width of the first frame of the input (for the generic rig)."""
+    kind = input_kind(inputs)
+    if kind == "video":
+        cap = cv2.VideoCapture(str(inputs[0]))
+        ok, img = cap.read()
+        cap.release()
+        if not ok:
+            raise DataError(f"{inputs[0]}: no readable frame")
+        return img.shape[:2]
+    path = inputs[0] if kind != "folder" else next(iter(_folder_items(inputs[0], None)), [None])[0]
+    if path is None:
+        raise DataError(f"{inputs[0]}: no images in this folder")
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise DataError(f"{path}: not a readable image (corrupt, or not PNG/JPEG)")
+    return img.shape[:2]
+
+
+def _folder_items(folder: Path, rig: Rig | None) -> list[list[Path]]:
+    """The folder's frames, sorted: single images, or front/back pairs for separate-file rigs."""
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+    if rig is None or rig.layout != "separate":
+        return [[p] for p in files]
+    items, used = [], set()
+    for p in files:
+        if p in used:
+            continue
+        pair = partner_path(p)
+        if pair is not None:
+            used.update(pair)
+            items.append(list(pair))
+    return items
+
+
+def _out_stem(paths: list[Path]) -> str:
+    stem = paths[0].stem
+    if len(paths) == 2:
+        for front, _ in PAIR_TOKENS:
+            if front in stem:
+                return stem.replace(front, "erp", 1)
+    return stem
+
+
+def iter_video(path: Path) -> Iterator[np.ndarray | None]:
+    """RGB frames of a video; ``None`` for a frame that could not be decoded (then reading goes on)."""
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise DataError(f"{path}: not a readable video")
+    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or 0
+    index, misses = 0, 0
+    try:
+        while True:
+            ok, bgr = cap.read()
+            if ok:
+                misses = 0
+                index += 1
+                yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                continue
+            if total and index < total and misses < 25:
+                misses += 1
+                index += 1
+                yield None
+                continue
+            break
+    finally:
+        cap.release()
+
+
+def stitch_files(inputs, rig: Rig, out: Path, out_hw=None, blend: str = "feather", exposure: bool = True,
+                 level=None, band_deg: float = 5.0, device: str = "auto", progress: bool = True) -> StitchRun:
+    """Stitch ``inputs`` (see :func:`input_kind`) with ``rig`` into ``out`` (see the module docstring).
+
+    ``level``: an optional rig-to-world rotation applied to every frame (horizon levelling).
+    """
+    from tqdm import tqdm
+
+    inputs = [Path(p) for p in inputs]
+    out = Path(out)
+    kind = input_kind(inputs)
+    video = kind == "video"
+    st = Stitcher(rig, out_hw, blend=blend, band_deg=band_deg, exposure=exposure, device=device,
+                  smoothing=0.8 if video else 0.0, disk_cache=True)
+    run = StitchRun(kind, out)
+    t0 = time.perf_counter()
+    if kind in ("image", "pair"):
+        if out.suffix.lower() not in IMAGE_EXTS:
+            raise UsageError(f"{out}: the input is an image, so OUT must be an image file ({', '.join(IMAGE_EXTS)})")
+        write_rgb(out, st.stitch(read_frame(rig, inputs), level))
+        run.frames = 1
+    elif kind == "folder":
+        if out.suffix.lower() in IMAGE_EXTS + VIDEO_EXTS:
+            raise UsageError(f"{out}: the input is a folder, so OUT must be a folder")
+        items = _folder_items(inputs[0], rig)
+        if not items:
+            raise DataError(f"{inputs[0]}: no {'front/back image pairs' if rig.layout == 'separate' else 'images'} found")
+        for paths in tqdm(items, desc="stitch", unit="frame", disable=not progress):
+            try:
+                erp = st.stitch(read_frame(rig, paths), level)
+            except (DataError, UsageError) as e:
+                run.skipped += 1
+                run.reasons.append(str(e))
+                continue
+            write_rgb(out / f"{_out_stem(paths)}.png", erp)
+            run.frames += 1
+    else:
+        _stitch_video(st, inputs[0], out, level, run, progress)
+    run.seconds = time.perf_counter() - t0
+    st.close()
+    return run
+
+
+def _stitch_video(st: Stitcher, src: Path, out: Path, level, run: StitchRun, progress: bool) -> None:
+    from tqdm import tqdm
+
+    if out.suffix.lower() not in VIDEO_EXTS:
+        raise UsageError(f"{out}: the input is a video, so OUT must be a video file ({', '.join(VIDEO_EXTS)})")
+    cap = cv2.VideoCapture(str(src))
+    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    cap.release()
+    h, w = st.out_hw
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.partial{out.suffix}")
+    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*_FOURCC.get(out.suffix.lower(), "mp4v")), fps, (w, h))
+    if not writer.isOpened():
+        raise DataError(f"{out}: OpenCV cannot write this video format here")
+    try:
+        for i, frame in enumerate(tqdm(iter_video(src), total=total, desc="stitch", unit="frame", disable=not progress)):
+            if frame is None:
+                run.skipped += 1
+                run.reasons.append(f"frame {i}: could not be decoded")
+                continue
+            try:
+                erp = st.stitch(frame, level)
+            except PanoedgeError as e:
+                run.skipped += 1
+                run.reasons.append(f"frame {i}: {e}")
+                continue
+            writer.write(cv2.cvtColor(erp, cv2.COLOR_RGB2BGR))
+            run.frames += 1
+    finally:
+        writer.release()
+    if run.frames == 0:
+        tmp.unlink(missing_ok=True)
+        raise DataError(f"{src}: no frame could be stitched ({run.skipped} skipped: {run.reasons[:1]})")
+    tmp.replace(out)
