@@ -10,7 +10,7 @@ import pytest
 
 TORCH_FREE = ["panoedge.geometry", "panoedge.stitch", "panoedge.io", "panoedge.home", "panoedge.env",
               "panoedge.synth.world", "panoedge.synth.render", "panoedge.synth.dataset", "panoedge.data",
-              "panoedge.cli"]
+              "panoedge.cli", "panoedge.runtime", "panoedge.live"]
 
 
 @pytest.mark.parametrize("module", TORCH_FREE)

@@ -1,0 +1,118 @@
+"""``panoedge run`` and ``panoedge bench pipeline``: the live pipeline from the command line."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from panoedge.cli.app import app, bench_app
+from panoedge.cli.common import JsonOpt, emit_json
+
+SOURCE_HELP = ("v4l2:///dev/videoN, gst://PIPELINE, file://video.mp4, file://FOLDER, "
+               "synth://indoor|outdoor?fps=30&size=1024x2048 (see panoedge.live.sources).")
+SINK_HELP = "display://, file://out.mp4, web://HOST:PORT[?token=T], zmq://HOST:PORT (repeatable)."
+
+
+def _printer(quiet: bool):
+    """Event and status callbacks: events always (stderr), status every second on a terminal, every 10 s otherwise."""
+    from panoedge.live.report import format_live
+
+    tty = sys.stderr.isatty()
+    last = [0.0]
+
+    def on_event(msg: str) -> None:
+        if tty and not quiet:
+            typer.echo("", err=True)
+        typer.echo(f"panoedge: {msg}", err=True)
+
+    def on_status(snap: dict) -> None:
+        if quiet:
+            return
+        now = time.monotonic()
+        if tty:
+            typer.echo("\r" + format_live(snap)[:160], err=True, nl=False)
+        elif now - last[0] >= 10.0:
+            last[0] = now
+            typer.echo(format_live(snap), err=True)
+
+    return on_event, on_status
+
+
+def _config(queue: int, stitch_device: str, accuracy: bool, antialias: bool):
+    from panoedge.live.pipeline import PipelineConfig
+
+    return PipelineConfig(queue_size=queue, stitch_device=stitch_device, accuracy=accuracy, antialias=antialias)
+
+
+AntialiasOpt = typer.Option(False, "--antialias/--no-antialias",
+                            help="Stitcher pre-blur when the frame is much denser than the ERP (quality vs a blur per frame).")
+
+
+@app.command("run")
+def run_cmd(
+    bundle: Path = typer.Argument(..., help="A bundle folder (panoedge build) or a panoedge .onnx file."),
+    source: str = typer.Option("synth://indoor", "--source", help=SOURCE_HELP),
+    sink: Optional[List[str]] = typer.Option(None, "--sink", help=SINK_HELP),
+    duration: Optional[float] = typer.Option(None, "--duration", help="Seconds to run (default: until Ctrl-C)."),
+    rig: Optional[Path] = typer.Option(None, "--rig", help="The camera's rig file (not needed for synth://)."),
+    backend: Optional[str] = typer.Option(None, "--backend", help="ort-cpu, ort-cuda, ort-trt, trt (default: the bundle's)."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="int8 or fp32 (default: the bundle's)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="ONNX Runtime intra-op threads (default: all cores but one, 1 to 8)."),
+    warmup: float = typer.Option(1.0, "--warmup", help="Seconds at the start left out of the figures."),
+    queue: int = typer.Option(1, "--queue", help="Camera frames waiting for the stitcher (live sources drop the oldest beyond this)."),
+    stitch_device: str = typer.Option("cpu", "--stitch-device", help="Stitcher device: cpu, cuda, auto."),
+    accuracy: bool = typer.Option(True, "--accuracy/--no-accuracy", help="Score frames that carry ground truth (synth://)."),
+    antialias: bool = AntialiasOpt,
+    quiet: bool = typer.Option(False, "--quiet", help="No live status line."),
+    json_path: Optional[Path] = JsonOpt,
+) -> None:
+    """Run live: SOURCE -> stitch -> BUNDLE -> sinks, with fps, latency and drops reported live and at the end."""
+    from panoedge.live.report import format_report
+    from panoedge.live.run import run_live
+
+    on_event, on_status = _printer(quiet)
+    rep = run_live(bundle, source, sink or [], duration, warmup, rig, backend, precision, threads,
+                   _config(queue, stitch_device, accuracy, antialias), on_event=on_event, on_status=on_status)
+    if sys.stderr.isatty() and not quiet:
+        typer.echo("", err=True)
+    c = rep["cases"]["concurrent"]
+    typer.echo(f"{rep['model']['name']} ({rep['model']['backend']}, {rep['model'].get('precision', '?')}) "
+               f"{rep['erp_hw'][0]}x{rep['erp_hw'][1]} ERP from {rep['source']['uri']}; "
+               f"{c['duration_s']:.1f} s measured after {warmup:g} s warm-up"
+               + (" (interrupted)" if c["interrupted"] else ""))
+    typer.echo(format_report(rep))
+    emit_json(json_path, rep)
+
+
+@bench_app.command("pipeline")
+def bench_pipeline_cmd(
+    bundle: Path = typer.Argument(..., help="A bundle folder (panoedge build) or a panoedge .onnx file."),
+    source: Optional[str] = typer.Option(None, "--source", help=SOURCE_HELP + " Default: the 1024x2048 synthetic loop, unpaced."),
+    sink: Optional[List[str]] = typer.Option(None, "--sink", help=SINK_HELP),
+    duration: float = typer.Option(10.0, "--duration", help="Measured seconds per case."),
+    warmup: float = typer.Option(2.0, "--warmup", help="Warm-up seconds before each case."),
+    rig: Optional[Path] = typer.Option(None, "--rig", help="The camera's rig file (not needed for synth://)."),
+    backend: Optional[str] = typer.Option(None, "--backend", help="ort-cpu, ort-cuda, ort-trt, trt (default: the bundle's)."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="int8 or fp32 (default: the bundle's)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="ONNX Runtime intra-op threads (default: all cores but one, 1 to 8)."),
+    queue: int = typer.Option(1, "--queue", help="Camera frames waiting for the stitcher (live sources drop the oldest beyond this)."),
+    antialias: bool = AntialiasOpt,
+    json_path: Optional[Path] = JsonOpt,
+) -> None:
+    """Pipeline fps, end-to-end latency p50/p99 and per-stage split: concurrent against sequential stages."""
+    from panoedge.live.bench import DEFAULT_SOURCE, bench_pipeline
+    from panoedge.live.report import format_report
+
+    on_event, _ = _printer(True)
+    rep = bench_pipeline(bundle, source or DEFAULT_SOURCE, sink or [], duration, warmup, rig, backend, precision,
+                         threads, _config(queue, "cpu", False, antialias), on_event=on_event)
+    m, mod = rep["machine"], rep["model"]
+    typer.echo(f"{m['cpu']}, {m['cores']} cores; {mod['name']} {mod['backend']} {mod.get('precision', '')}, "
+               f"ORT threads {mod.get('threads') or 'default'}; ERP {rep['erp_hw'][0]}x{rep['erp_hw'][1]} from "
+               f"{rep['source']['uri']}; warm-up {warmup:g} s, {duration:g} s per case")
+    typer.echo(format_report(rep))
+    emit_json(json_path, rep)

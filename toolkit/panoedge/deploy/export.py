@@ -1,0 +1,122 @@
+"""``panoedge export``: student.pt -> plain, simplified, verified ONNX.
+
+On top of :func:`panoedge.models.export_student_onnx` (batch-norm folding, static shapes,
+checker, op whitelist, metadata), this simplifies the graph with onnxslim where installed
+(constant folding; the op whitelist is checked again afterwards) and verifies the file: ONNX
+Runtime against torch on real ERP frames (rendered from the synthetic world unless images are
+given), reporting the largest absolute difference per output and failing above the bound
+``atol + rtol * max|torch output|``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from panoedge.errors import DataError, UsageError
+
+SCHEMA = "panoedge.export/1"
+ATOL, RTOL = 1e-3, 1e-4
+
+
+def simplify(path: Path) -> dict:
+    """Simplify ``path`` in place with onnxslim; a report ``{"tool", "version", "nodes_before", "nodes_after"}``.
+
+    Without onnxslim the file is left as is and the report says so (``tool: null``).
+    """
+    import onnx
+
+    from panoedge.models.export import ALLOWED_ONNX_OPS, graph_op_types
+
+    proto = onnx.load(str(path))
+    before = len(proto.graph.node)
+    try:
+        import onnxslim
+    except ImportError:
+        return {"tool": None, "note": "onnxslim not installed (pip install onnxslim)", "nodes_before": before}
+    slim = onnxslim.slim(proto)
+    onnx.checker.check_model(slim)
+    bad = graph_op_types(slim) - ALLOWED_ONNX_OPS
+    if bad:
+        raise DataError(f"{path}: onnxslim introduced op types outside the deployable set: {', '.join(sorted(bad))}")
+    tmp = path.with_name(f".{path.name}.slim-{os.getpid()}")
+    try:
+        onnx.save(slim, str(tmp))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return {"tool": "onnxslim", "version": onnxslim.__version__, "nodes_before": before, "nodes_after": len(slim.graph.node)}
+
+
+def verification_frames(hw: tuple[int, int], n: int = 2, images=None) -> list[np.ndarray]:
+    """``n`` real 8-bit RGB ERP frames: the given ``images`` or renders of synthetic worlds."""
+    if images is not None:
+        return [np.asarray(im, np.uint8) for im in images][:n]
+    from panoedge.synth.render import render_erp
+    from panoedge.synth.world import make_world
+
+    fams = ("indoor", "outdoor")
+    return [render_erp(make_world(fams[i % 2], 1000 + i), *hw).rgb for i in range(n)]
+
+
+def verify(onnx_path: str | Path, model, hw: tuple[int, int], frames, threads: int | None = None) -> dict:
+    """ONNX Runtime vs torch on ``frames``: ``{"outputs": {name: {"max_abs_diff", "bound"}}, "ok"}``."""
+    import torch
+
+    from panoedge.runtime.ort_runner import OrtRunner
+    from panoedge.runtime.processing import preprocess
+
+    runner = OrtRunner(onnx_path, threads=threads)
+    worst: dict[str, dict] = {}
+    for rgb in frames:
+        x = preprocess(rgb, hw, model.preprocess)
+        with torch.inference_mode():
+            ref = {k: v.numpy() for k, v in model.eval()(torch.from_numpy(x)).items()}
+        got = runner.infer({"image": x})
+        for name, r in ref.items():
+            diff = float(np.abs(got[name] - r).max())
+            bound = ATOL + RTOL * float(np.abs(r).max())
+            w = worst.setdefault(name, {"max_abs_diff": 0.0, "bound": bound})
+            w["max_abs_diff"] = max(w["max_abs_diff"], diff)
+            w["bound"] = min(w["bound"], bound)
+    ok = all(w["max_abs_diff"] <= w["bound"] for w in worst.values())
+    return {"backend": runner.backend, "n_frames": len(frames), "outputs": worst, "ok": ok}
+
+
+def export_model(student: str | Path, out: str | Path, hw: tuple[int, int] | None = None, opset: int = 17,
+                 dynamic_batch: bool = False, simplify_graph: bool = True, n_verify: int = 2, images=None) -> dict:
+    """Export ``student`` (``student.pt`` or a run folder) to ``out``; returns the export report.
+
+    ``hw`` defaults to the size the student was trained at (``meta.size`` in the checkpoint);
+    without one it is a ``UsageError``. A failed verification is a ``DataError`` and leaves no file.
+    """
+    from panoedge.geometry import check_erp_size
+    from panoedge.models import export_student_onnx, load_student
+    from panoedge.models.export import graph_op_types
+
+    model, info = load_student(student)
+    if hw is None:
+        size = (info.get("meta") or {}).get("size")
+        if not size:
+            raise UsageError(f"{student}: no training size recorded; pass --size HxW")
+        hw = tuple(size)
+    hw = check_erp_size(*hw, what="--size", multiple=32)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".panoedge-export-", dir=out.parent) as tmp:
+        path = export_student_onnx(model, Path(tmp) / out.name, hw, opset=opset, dynamic_batch=dynamic_batch)
+        simp = simplify(path) if simplify_graph else {"tool": None, "note": "--no-simplify"}
+        ver = verify(path, model, hw, verification_frames(hw, n_verify, images))
+        if not ver["ok"]:
+            bad = {k: v for k, v in ver["outputs"].items() if v["max_abs_diff"] > v["bound"]}
+            raise DataError(f"{student}: ONNX Runtime and torch disagree beyond the bound: {bad}")
+        import onnx
+
+        ops = sorted(graph_op_types(onnx.load(str(path))))
+        os.replace(path, out)
+    return {"schema": SCHEMA, "student": str(student), "name": model.config.name, "out": str(out),
+            "hw": list(hw), "opset": opset, "dynamic_batch": dynamic_batch, "op_types": ops,
+            "classes": info.get("classes"), "colors": info.get("colors"), "simplify": simp, "verify": ver}

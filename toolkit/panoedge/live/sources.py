@@ -1,0 +1,372 @@
+"""Frame sources by URI: cameras, GStreamer pipelines, video files, folders of frames, synthetic.
+
+========================  =====================================================================
+``v4l2:///dev/videoN``    a UVC camera (a 360° camera in dual-fisheye mode); query
+                          ``size=HxW``, ``fps=``, ``fourcc=`` (default ``MJPG``)
+``gst://PIPELINE``        anything GStreamer opens through OpenCV (Jetson CSI ``nvarguscamerasrc``,
+                          RTSP, ...); the pipeline must end in ``appsink``; needs an OpenCV built
+                          with GStreamer (JetPack's is; the pip wheels are not)
+``file://video.mp4``      a video file, paced at its own frame rate (``fps=0``: as fast as taken;
+                          ``loop=1``: start over at the end)
+``file://FOLDER`` or      a folder of frames (PNG/JPEG/...) in name order; ``fps=`` (default 0,
+a bare path               as fast as taken), ``loop=1``
+``synth://FAMILY``        a camera moving through the synthetic world (:mod:`.synth_source`)
+========================  =====================================================================
+
+Every source delivers :class:`Captured` frames: ``(H, W, 3) uint8`` RGB dual-fisheye images
+with the time they were captured. ``read`` returns ``None`` when the device failed to deliver
+(the pipeline then closes the source and reopens it with back-off), raises
+:class:`CorruptFrame` for a frame that could not be decoded (skipped and counted), and
+:class:`SourceEnded` at the end of a file or folder. :class:`SourceError` from ``open`` means
+"not there now, try again later"; ``UsageError`` means the URI itself is wrong.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qsl
+
+import numpy as np
+
+from panoedge.errors import PanoedgeError, UsageError, unknown_name
+from panoedge.io import IMAGE_EXTS
+
+__all__ = ["Captured", "CorruptFrame", "CvSource", "FolderSource", "Pacer", "SOURCES", "Source", "SourceEnded",
+           "SourceError", "open_source", "split_uri"]
+
+
+class SourceError(PanoedgeError):
+    """The device is not there (unplugged, stream down): the pipeline retries with back-off."""
+
+
+class SourceEnded(Exception):
+    """A finite source (file, folder) has no more frames."""
+
+
+class CorruptFrame(Exception):
+    """One frame could not be decoded; the source itself is fine."""
+
+
+@dataclass
+class Captured:
+    """One frame as a source delivers it.
+
+    ``image`` ``(H, W, 3) uint8`` RGB; ``t_capture`` ``time.perf_counter()`` when it was
+    exposed (or arrived, where the device does not say); ``index`` the source's frame number;
+    ``truth`` ground truth where the source knows it (``labels`` uint8 and ``depth_mm`` uint16
+    ERP maps); ``missed`` frames the camera produced since the previous read that nobody read.
+    """
+
+    image: np.ndarray
+    t_capture: float
+    index: int = 0
+    truth: dict | None = None
+    missed: int = 0
+
+
+def split_uri(uri: str) -> tuple[str, str, dict[str, str]]:
+    """``"scheme://rest?a=1"`` -> ``("scheme", "rest", {"a": "1"})``; a bare path is ``file``.
+
+    ``gst://`` keeps everything after the scheme verbatim (pipelines contain ``?``-free but
+    ``=``-rich syntax), so it takes no query.
+    """
+    uri = str(uri)
+    if "://" not in uri:
+        return "file", uri, {}
+    scheme, rest = uri.split("://", 1)
+    scheme = scheme.lower()
+    if scheme == "gst":
+        return scheme, rest, {}
+    path, _, query = rest.partition("?")
+    return scheme, path, dict(parse_qsl(query, keep_blank_values=True))
+
+
+def check_params(uri: str, params: dict[str, str], allowed: tuple[str, ...]) -> None:
+    """``UsageError`` naming the URI and the valid keys for any unknown query key."""
+    bad = sorted(set(params) - set(allowed))
+    if bad:
+        raise UsageError(f"{uri}: unknown option(s) {', '.join(bad)}; valid: {', '.join(allowed) or 'none'}")
+
+
+def param_float(uri: str, params: dict, key: str, default: float, lo: float = 0.0, hi: float = 1e4) -> float:
+    """A numeric query option within ``[lo, hi]``."""
+    if key not in params:
+        return float(default)
+    try:
+        v = float(params[key])
+    except ValueError:
+        raise UsageError(f"{uri}: {key}={params[key]!r} is not a number") from None
+    if not lo <= v <= hi:
+        raise UsageError(f"{uri}: {key}={v:g} is outside [{lo:g}, {hi:g}]")
+    return v
+
+
+def param_bool(uri: str, params: dict, key: str, default: bool) -> bool:
+    if key not in params:
+        return default
+    v = params[key].lower()
+    if v in ("1", "true", "yes", "on", ""):
+        return True
+    if v in ("0", "false", "no", "off"):
+        return False
+    raise UsageError(f"{uri}: {key}={params[key]!r}: expected 1/0, true/false")
+
+
+class Pacer:
+    """A fixed-rate clock: :meth:`wait` sleeps until the next tick, like a camera's shutter.
+
+    When the reader comes late by more than a period, the ticks it missed are skipped (a real
+    camera does not wait either) and reported, so the pipeline counts them as dropped.
+    """
+
+    def __init__(self, fps: float):
+        self.period = 1.0 / fps
+        self.t0: float | None = None
+        self.k = 0
+
+    def reset(self) -> None:
+        self.t0 = None
+
+    def wait(self, stop: threading.Event | None = None) -> tuple[float, int, int]:
+        """Sleep to the next tick; returns ``(tick_time, tick_number, ticks_missed)``."""
+        now = time.perf_counter()
+        if self.t0 is None:
+            self.t0, self.k = now, 0
+            return now, 0, 0
+        self.k += 1
+        tick = self.t0 + self.k * self.period
+        missed = 0
+        if now > tick + self.period:
+            k_now = int((now - self.t0) / self.period)
+            missed, self.k = k_now - self.k, k_now
+            tick = self.t0 + self.k * self.period
+        else:
+            while now < tick and not (stop is not None and stop.is_set()):  # timed waits may wake early
+                if stop is not None:
+                    stop.wait(tick - now)
+                else:
+                    time.sleep(tick - now)
+                now = time.perf_counter()
+        return min(tick, now), self.k, missed
+
+
+class Source(ABC):
+    """A frame source. Subclasses set :attr:`live`, :attr:`fps` and implement open/read/close.
+
+    ``live``: frames come at the device's pace whether or not anyone is ready (the pipeline
+    drops the oldest when it falls behind); otherwise the pipeline takes frames as it is ready
+    (nothing dropped). ``rig``: the true rig where the source knows it (``synth://``).
+    """
+
+    scheme = ""
+    live = True
+    fps = 0.0
+    rig = None
+
+    def __init__(self, uri: str):
+        self.uri = str(uri)
+        self.stop_event: threading.Event | None = None
+
+    def prepare(self) -> None:
+        """One-time work before the pipeline's threads start (rendering, loading); default none."""
+
+    @abstractmethod
+    def open(self) -> None:
+        """Connect; ``SourceError`` when the device is not available now."""
+
+    @abstractmethod
+    def read(self) -> Captured | None:
+        """The next frame, ``None`` if the device failed to deliver one (see the module docstring)."""
+
+    def close(self) -> None:
+        """Release the device (idempotent)."""
+
+    def describe(self) -> dict:
+        return {"uri": self.uri, "kind": self.scheme, "live": self.live, "fps": self.fps}
+
+
+class CvSource(Source):
+    """``v4l2://``, ``gst://`` and ``file://video`` through ``cv2.VideoCapture``."""
+
+    V4L2_KEYS = ("size", "fps", "fourcc")
+    FILE_KEYS = ("fps", "loop")
+
+    def __init__(self, uri: str):
+        super().__init__(uri)
+        import cv2
+
+        self.cv2 = cv2
+        self.scheme, self.target, params = split_uri(uri)
+        self.loop = False
+        self.size: tuple[int, int] | None = None
+        self.fourcc = "MJPG"
+        self._cap = None
+        self._pacer: Pacer | None = None
+        if self.scheme == "v4l2":
+            check_params(uri, params, self.V4L2_KEYS)
+            if not self.target:
+                raise UsageError(f"{uri}: expected v4l2:///dev/videoN")
+            if "size" in params:
+                from panoedge.geometry import parse_hw
+
+                self.size = parse_hw(params["size"], f"{uri}: size")
+            self.fps = param_float(uri, params, "fps", 0.0, 0.0, 1000.0)
+            self.fourcc = params.get("fourcc", "MJPG")
+            if len(self.fourcc) != 4:
+                raise UsageError(f"{uri}: fourcc={self.fourcc!r}: expected four characters, e.g. MJPG or YUYV")
+        elif self.scheme == "gst":
+            if "appsink" not in self.target:
+                raise UsageError(f"{uri}: a GStreamer pipeline for OpenCV must end in appsink")
+        elif self.scheme == "file":
+            check_params(uri, params, self.FILE_KEYS)
+            if not Path(self.target).is_file():
+                raise UsageError(f"{uri}: no such video file {self.target!r}")
+            self.live = True
+            self.loop = param_bool(uri, params, "loop", False)
+            self._fps_option = param_float(uri, params, "fps", -1.0, -1.0, 1000.0) if "fps" in params else None
+        else:
+            raise UsageError(f"{uri}: CvSource takes v4l2://, gst:// or file:// URIs")
+
+    def _api(self) -> int:
+        cv2 = self.cv2
+        if self.scheme == "v4l2":
+            return cv2.CAP_V4L2
+        if self.scheme == "gst":
+            info = cv2.getBuildInformation()
+            line = next((ln for ln in info.splitlines() if "GStreamer" in ln), "")
+            if "YES" not in line:
+                raise UsageError(f"{self.uri}: this OpenCV ({cv2.__version__}) is built without GStreamer; "
+                                 "use the system OpenCV (JetPack ships one with GStreamer) or a v4l2:// URI")
+            return cv2.CAP_GSTREAMER
+        return cv2.CAP_ANY
+
+    def prepare(self) -> None:
+        """For a video file: its frame rate (before the pipeline decides how to queue frames)."""
+        if self.scheme != "file":
+            return
+        cap = self.cv2.VideoCapture(self.target)
+        native = (cap.get(self.cv2.CAP_PROP_FPS) or 0.0) if cap.isOpened() else 0.0
+        cap.release()
+        self.fps = native if self._fps_option is None else self._fps_option
+        self.live = self.fps > 0
+
+    def open(self) -> None:
+        cv2 = self.cv2
+        self.close()
+        target = int(self.target) if self.scheme == "v4l2" and self.target.isdigit() else self.target
+        cap = cv2.VideoCapture(target, self._api())
+        if not cap.isOpened():
+            cap.release()
+            raise SourceError(f"{self.uri}: cannot open {self.target!r}")
+        if self.scheme == "v4l2":
+            cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*self.fourcc))
+            if self.size:
+                cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.size[0])
+                cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.size[1])
+            if self.fps:
+                cap.set(cv2.CAP_PROP_FPS, self.fps)
+            cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the newest frame, not a backlog
+        if self.scheme == "file":
+            if self._fps_option is None:
+                self.fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
+                self.live = self.fps > 0
+            self._pacer = Pacer(self.fps) if self.fps > 0 else None
+        self._cap = cap
+
+    def read(self) -> Captured | None:
+        cv2 = self.cv2
+        if self._cap is None:
+            return None
+        missed = 0
+        tick = None
+        if self._pacer is not None:
+            tick, _, missed = self._pacer.wait(self.stop_event)
+        ok, bgr = self._cap.read()
+        if not ok and self.scheme == "file":
+            if not self.loop:
+                raise SourceEnded(self.uri)
+            self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, bgr = self._cap.read()
+        t = time.perf_counter() if tick is None else tick
+        if not ok or bgr is None:
+            return None
+        index = int(self._cap.get(cv2.CAP_PROP_POS_FRAMES)) - 1
+        return Captured(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), t, index, None, missed)
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+class FolderSource(Source):
+    """A folder of frames in name order; unreadable files are :class:`CorruptFrame`."""
+
+    scheme = "folder"
+    KEYS = ("fps", "loop")
+
+    def __init__(self, uri: str):
+        super().__init__(uri)
+        _, target, params = split_uri(uri)
+        check_params(uri, params, self.KEYS)
+        self.folder = Path(target)
+        if not self.folder.is_dir():
+            raise UsageError(f"{uri}: no such folder {target!r}")
+        self.fps = param_float(uri, params, "fps", 0.0, 0.0, 1000.0)
+        self.live = self.fps > 0
+        self.loop = param_bool(uri, params, "loop", False)
+        self.files: list[Path] = []
+        self._i = 0
+        self._pacer = Pacer(self.fps) if self.fps > 0 else None
+
+    def open(self) -> None:
+        self.files = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+        if not self.files:
+            raise UsageError(f"{self.uri}: no image files ({', '.join(IMAGE_EXTS)}) in {self.folder}")
+
+    def read(self) -> Captured | None:
+        import cv2
+
+        if self._i >= len(self.files):
+            if not self.loop:
+                raise SourceEnded(self.uri)
+            self._i = 0
+        tick, missed = None, 0
+        if self._pacer is not None:
+            tick, _, missed = self._pacer.wait(self.stop_event)
+        i = self._i
+        self._i += 1
+        bgr = cv2.imread(str(self.files[i]), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise CorruptFrame(f"{self.files[i]}: not a readable image")
+        t = time.perf_counter() if tick is None else tick
+        return Captured(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), t, i, None, missed)
+
+
+def _file_source(uri: str) -> Source:
+    _, target, _ = split_uri(uri)
+    return FolderSource(uri) if Path(target).is_dir() else CvSource(uri)
+
+
+def _synth_source(uri: str) -> Source:
+    from panoedge.live.synth_source import SynthSource
+
+    return SynthSource(uri)
+
+
+SOURCES = {"v4l2": CvSource, "gst": CvSource, "file": _file_source, "synth": _synth_source}
+"""URI scheme -> constructor; :func:`open_source` looks schemes up here."""
+
+
+def open_source(uri: str | Source) -> Source:
+    """The :class:`Source` for ``uri`` (a ``Source`` passes through); ``UsageError`` for unknown schemes."""
+    if isinstance(uri, Source):
+        return uri
+    scheme, _, _ = split_uri(uri)
+    if scheme not in SOURCES:
+        raise unknown_name("source scheme", f"{scheme}://", [f"{s}://" for s in SOURCES])
+    return SOURCES[scheme](uri)

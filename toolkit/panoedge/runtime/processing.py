@@ -1,0 +1,83 @@
+"""Pre- and post-processing shared by every runner, calibration and evaluation (NumPy + OpenCV).
+
+Preprocessing is described by a dict (written by the exporter into the ONNX metadata and the
+bundle manifest)::
+
+    {"layout": "NCHW", "color": "RGB", "dtype": "float32", "scale": 1/255,
+     "mean": [...], "std": [...], "formula": "(rgb_uint8 * scale - mean) / std"}
+
+ERP frames are resized to the model's input size with ``cv2.INTER_AREA`` (RGB) or nearest
+neighbour (labels, depth); the width wraps, so resizing a whole ERP needs no seam handling.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from panoedge.errors import DataError, UsageError
+
+IGNORE = 255
+DEFAULT_PREPROCESS = {"layout": "NCHW", "color": "RGB", "dtype": "float32", "scale": 1.0 / 255.0,
+                      "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
+                      "formula": "(rgb_uint8 * scale - mean) / std"}
+
+
+def check_preprocess(spec: dict | None) -> dict:
+    """A complete, validated preprocessing dict (missing keys are a ``DataError``, not defaulted)."""
+    if not isinstance(spec, dict):
+        raise DataError("preprocessing: missing (expected a dict with scale, mean, std, layout, color)")
+    missing = [k for k in ("scale", "mean", "std") if k not in spec]
+    if missing:
+        raise DataError(f"preprocessing: missing {', '.join(missing)}")
+    if spec.get("layout", "NCHW") != "NCHW" or spec.get("color", "RGB") != "RGB":
+        raise DataError(f"preprocessing: layout {spec.get('layout')!r} / color {spec.get('color')!r}: "
+                        "only NCHW RGB is supported")
+    if len(spec["mean"]) != 3 or len(spec["std"]) != 3 or min(spec["std"]) <= 0:
+        raise DataError("preprocessing: mean and std need three values each, std positive")
+    return spec
+
+
+def resize_rgb(rgb: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """``(H', W', 3)`` uint8 -> ``(H, W, 3)`` uint8 with ``INTER_AREA`` (no-op at the right size)."""
+    import cv2
+
+    h, w = hw
+    if rgb.shape[:2] == (h, w):
+        return rgb
+    return cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+
+
+def resize_nearest(img: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """Labels or depth resized by nearest neighbour (never mixes classes or depths)."""
+    import cv2
+
+    h, w = hw
+    if img.shape[:2] == (h, w):
+        return img
+    return cv2.resize(img, (w, h), interpolation=cv2.INTER_NEAREST)
+
+
+def preprocess(rgb: np.ndarray, hw: tuple[int, int], spec: dict) -> np.ndarray:
+    """An 8-bit RGB ERP frame ``(H', W', 3)`` -> the model input ``(1, 3, H, W)`` float32."""
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise UsageError(f"expected an (H, W, 3) uint8 RGB frame, got {rgb.dtype} {rgb.shape}")
+    x = resize_rgb(rgb, hw).astype(np.float32) * np.float32(spec["scale"])
+    x = (x - np.asarray(spec["mean"], np.float32)) / np.asarray(spec["std"], np.float32)
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+
+
+def postprocess(outputs: dict[str, np.ndarray], out_hw: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
+    """Model outputs -> ``{"labels": (H, W) uint8, "depth": (H, W) float32 metres}`` (present heads only).
+
+    ``seg`` logits ``(1, K, H, W)`` become class ids by arg-max; ``depth`` ``(1, 1, H, W)`` is
+    range in metres already. ``out_hw`` resizes both (nearest) to another size, e.g. the camera's.
+    """
+    out = {}
+    if "seg" in outputs:
+        out["labels"] = np.asarray(outputs["seg"])[0].argmax(axis=0).astype(np.uint8)
+    if "depth" in outputs:
+        out["depth"] = np.asarray(outputs["depth"], dtype=np.float32)[0, 0]
+    if out_hw is not None:
+        out = {k: resize_nearest(v, out_hw) for k, v in out.items()}
+    return out
