@@ -339,7 +339,10 @@ def test_cli_run_stops_cleanly_on_ctrl_c_and_flushes_the_video(home, nano_onnx, 
             "app(args=sys.argv[1:], prog_name='panoedge', standalone_mode=False)")
     proc = subprocess.Popen([sys.executable, "-c", code, "run", str(nano_onnx), "--source", f"{SYNTH}&fps=30",
                              "--sink", f"file://{out}", "--warmup", "0", "--json", str(report)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            # As from a terminal: a parent in the background (CI) may ignore SIGINT,
+                            # and a child inherits that; Python only maps SIGINT to Ctrl-C when it is default.
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
