@@ -16,6 +16,7 @@ from panoedge.cli.app import app
 from panoedge.cli import cache as _cache  # noqa: F401  (registers commands)
 from panoedge.cli import demo as _demo  # noqa: F401
 from panoedge.cli import deploy as _deploy  # noqa: F401
+from panoedge.cli import distill as _distill  # noqa: F401
 from panoedge.cli import doctor as _doctor  # noqa: F401
 from panoedge.cli import evaluate as _evaluate  # noqa: F401
 from panoedge.cli import live as _live  # noqa: F401

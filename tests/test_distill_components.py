@@ -1,0 +1,250 @@
+"""Distillation losses and refinement components on tiny, exact inputs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from panoedge.errors import ConfigError
+
+
+def _rows(h: int) -> torch.Tensor:
+    from panoedge.geometry.torch_ops import erp_area_weights
+
+    return erp_area_weights(h, 2 * h)[:, 0]
+
+
+# --- losses --------------------------------------------------------------------------------
+
+def test_log_l1_depth_is_area_weighted():
+    from panoedge.distill.losses import log_l1_depth
+
+    h, w = 4, 8
+    v = torch.tensor([0.8, 0.1, -0.2, 0.5])  # per-row log error
+    target = torch.full((1, 1, h, w), 3.0)
+    pred = target * torch.exp(v)[None, None, :, None]
+    a = _rows(h)
+    want_area = float((a * v.abs()).sum() / a.sum())
+    assert log_l1_depth(pred, target).item() == pytest.approx(want_area, rel=1e-5)
+    assert log_l1_depth(pred, target, area=False).item() == pytest.approx(float(v.abs().mean()), rel=1e-5)
+    assert want_area != pytest.approx(float(v.abs().mean()), rel=1e-2)  # the weighting matters here
+    target[..., 0, :] = 0.0  # invalid pixels do not count
+    want = float((a[1:] * v[1:].abs()).sum() / a[1:].sum())
+    assert log_l1_depth(pred, target).item() == pytest.approx(want, rel=1e-5)
+
+
+def test_cross_entropies_weight_and_ignore():
+    from panoedge.distill.losses import hard_ce, soft_ce
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 4, 8, requires_grad=True)
+    labels = torch.randint(0, 3, (2, 4, 8))
+    onehot = torch.nn.functional.one_hot(labels, 3).permute(0, 3, 1, 2).float()
+    assert soft_ce(logits, onehot).item() == pytest.approx(hard_ce(logits, labels).item(), rel=1e-6)
+    ignored = labels.clone()
+    ignored[:, 0] = 255
+    w = torch.ones(2, 4, 8)
+    w[:, 0] = 0
+    assert hard_ce(logits, ignored).item() == pytest.approx(soft_ce(logits, onehot, w).item(), rel=1e-6)
+    per = torch.nn.functional.cross_entropy(logits, labels, reduction="none")
+    a = _rows(4)[None, :, None].expand(2, 4, 8)
+    assert hard_ce(logits, labels).item() == pytest.approx(float((per * a).detach().sum() / a.sum()), rel=1e-5)
+    hard_ce(logits, ignored).backward()
+    assert logits.grad[:, :, 0].abs().max() == 0 and logits.grad[:, :, 1:].abs().max() > 0
+
+
+def test_ssi_depth_invariant_to_scale_and_shift_of_prediction():
+    from panoedge.distill.losses import depth_loss, ssi_depth
+
+    torch.manual_seed(1)
+    target = torch.rand(2, 1, 8, 16) * 5 + 1
+    pred = torch.rand(2, 1, 8, 16) * 3 + 0.5
+    base = ssi_depth(pred, target)
+    assert base.item() > 0.05
+    for a, b in ((2.0, 0.0), (0.3, 1.7), (5.0, -0.4)):
+        assert ssi_depth(a * pred + b, target).item() == pytest.approx(base.item(), rel=1e-4)
+    assert ssi_depth(0.5 * target + 3.0, target).item() < 1e-5  # an affine copy of the target scores zero
+    inv = ssi_depth(4.0 * target, 1.0 / target, inverse=True)  # disparity targets: 1 / pred is aligned
+    assert inv.item() < 1e-5
+    assert depth_loss("auto", pred, target, depth_kind="relative").item() == pytest.approx(base.item())
+    assert depth_loss("auto", pred, target, depth_kind="metric").item() != pytest.approx(base.item())
+
+
+# --- PiXL ----------------------------------------------------------------------------------
+
+def test_pixl_partition_is_the_entropy_quantile():
+    from panoedge.distill.pixl import entropy, partition
+    from panoedge.distill.losses import pixel_weights
+
+    torch.manual_seed(2)
+    probs = torch.softmax(torch.randn(2, 5, 16, 32) * 3, 1)
+    for drift in (0.2, 0.5):
+        joint = partition(probs, drift)
+        wts = pixel_weights((2, 16, 32), "cpu")
+        ent = entropy(probs)
+        for i in range(2):
+            frac = float((wts[i] * joint[i]).sum() / wts[i].sum())
+            assert abs(frac - (1 - drift)) <= float(wts[i].max() / wts[i].sum()) + 1e-6
+            assert ent[i][joint[i]].max() < ent[i][~joint[i]].min()
+
+
+def test_pixl_loss_moves_drift_pixels_only():
+    from panoedge.distill.pixl import partition, pixl_loss
+
+    torch.manual_seed(3)
+    b, c, h, w, k = 1, 8, 8, 16, 3
+    labels = torch.randint(0, k, (b, h, w))
+    confident = torch.rand(b, h, w) < 0.7
+    logits = torch.nn.functional.one_hot(labels, k).permute(0, 3, 1, 2).float() * torch.where(confident, 6.0, 0.2)[:, None]
+    probs = torch.softmax(logits, 1)
+    feats = torch.randn(b, c, h, w, requires_grad=True)
+    loss = pixl_loss(feats, probs, labels, drift=0.3, tau=0.1)
+    loss.backward()
+    joint = partition(probs, 0.3)
+    g = feats.grad.abs().sum(1)
+    assert loss.item() > 0 and g[~joint].max() > 0
+    assert g[joint].max() == 0  # prototypes are built from joint pixels with the gradient stopped
+
+
+# --- BiSMAP --------------------------------------------------------------------------------
+
+def test_bismap_accepts_in_distribution_rejects_outliers_relabels_confusions():
+    from panoedge.distill.bismap import decide, fit_class_gmms
+
+    g = torch.Generator().manual_seed(4)
+    d = 6
+    mu = torch.zeros(2, d)
+    mu[1, 0] = 10.0
+    scale = torch.tensor([1.0, 0.2, 0.2, 0.2, 0.2, 0.2])  # anisotropic
+    x = torch.cat([mu[c] + torch.randn(500, d, generator=g) * scale for c in (0, 1)])
+    y = torch.cat([torch.zeros(500, dtype=torch.long), torch.ones(500, dtype=torch.long)])
+    model = fit_class_gmms(x, y, torch.ones(len(x)), 2, n_components=2, quantile=0.02, gen=g)
+    fresh = torch.cat([mu[c] + torch.randn(100, d, generator=g) * scale for c in (0, 1)])
+    fresh_y = torch.cat([torch.zeros(100, dtype=torch.long), torch.ones(100, dtype=torch.long)])
+    action, new = decide(model.log_likelihood(fresh), fresh_y, model.thresholds)
+    assert float((action == 0).float().mean()) > 0.9
+    outliers = torch.randn(50, d, generator=g) * 0.2 + torch.tensor([5.0, 0, 0, 8.0, 0, 0])
+    action, _ = decide(model.log_likelihood(outliers), torch.zeros(50, dtype=torch.long), model.thresholds)
+    assert bool((action == 2).all())
+    swapped = mu[1] + torch.randn(50, d, generator=g) * scale  # class-1 features labelled 0
+    action, new = decide(model.log_likelihood(swapped), torch.zeros(50, dtype=torch.long), model.thresholds)
+    assert float((action == 1).float().mean()) > 0.9 and bool((new[action == 1] == 1).all())
+
+
+# --- RLCC and clustering -------------------------------------------------------------------
+
+def test_rlcc_momentum_and_consensus_recover_a_permutation():
+    from panoedge.distill import rlcc
+
+    new, prev = torch.tensor([[1.0], [0.0]]), torch.tensor([[0.2], [0.8]])
+    out = rlcc.ensemble(new, prev, 0.3)
+    assert torch.allclose(out, torch.tensor([[0.3 * 1.0 + 0.7 * 0.2], [0.7 * 0.8]]))
+    g = torch.Generator().manual_seed(5)
+    k = 6
+    prev_ids = torch.randint(0, k, (40, 30), generator=g)
+    perm_true = torch.randperm(k, generator=g)
+    cur_ids = perm_true[prev_ids]
+    noise = torch.rand(prev_ids.shape, generator=g) < 0.1
+    cur_ids = torch.where(noise, torch.randint(0, k, prev_ids.shape, generator=g), cur_ids)
+    c = rlcc.iou_consensus(prev_ids, cur_ids, k, k)
+    assert c.shape == (k, k) and float(c.max()) <= 1.0
+    perm = rlcc.match_clusters(c)
+    assert np.array_equal(perm[perm_true.numpy()], np.arange(k))  # current id perm_true[i] -> previous id i
+    soft = torch.nn.functional.one_hot(cur_ids, k).permute(2, 0, 1).float()
+    back = rlcc.relabel(soft, perm).argmax(0)
+    assert float((back == prev_ids).float().mean()) > 0.85
+    c_hat = rlcc.normalize_rows(c)
+    assert torch.allclose(c_hat.sum(1), torch.ones(k))
+    prop = rlcc.propagate(torch.nn.functional.one_hot(prev_ids, k).permute(2, 0, 1).float(), c_hat)
+    assert torch.allclose(prop.sum(0), torch.ones(40, 30), atol=1e-5)
+
+
+def test_cluster_kmeans_and_matched_miou():
+    from panoedge.distill.cluster import cluster_miou, kmeans
+
+    g = torch.Generator().manual_seed(6)
+    centres = torch.eye(4) * 5
+    x = torch.cat([centres[i] + 0.3 * torch.randn(50, 4, generator=g) for i in range(4)])
+    c = kmeans(x, 4, gen=g)
+    assign = (torch.nn.functional.normalize(x, dim=1) @ c.t()).argmax(1)
+    truth = torch.arange(4).repeat_interleave(50)
+    assert cluster_miou(assign.numpy(), truth.numpy(), 4, 4) == pytest.approx(1.0)
+    assert cluster_miou(((truth + 1) % 4).numpy(), truth.numpy(), 4, 4) == pytest.approx(1.0)
+
+
+# --- DepthG --------------------------------------------------------------------------------
+
+def test_fps_spreads_points_and_depthg_gradient_flows():
+    from panoedge.distill.depthg import depthg_loss, farthest_point_sample
+
+    g = torch.Generator().manual_seed(7)
+    blob = torch.randn(200, 3, generator=g) * 0.05
+    corners = torch.tensor([[4.0, 0, 0], [-4.0, 0, 0], [0, 4.0, 0], [0, 0, -4.0]])
+    pts = torch.cat([blob, corners])
+    idx = farthest_point_sample(pts, 5)
+    assert set(range(200, 204)) <= set(idx.tolist())
+    d_fps = torch.pdist(pts[idx]).min()
+    d_rand = torch.pdist(pts[torch.randperm(len(pts), generator=g)[:5]]).min()
+    assert d_fps > d_rand
+    feats = torch.randn(2, 8, 8, 16, requires_grad=True)
+    depth = torch.rand(2, 8, 16) * 4 + 1
+    loss = depthg_loss(feats, depth, n_points=16)
+    loss.backward()
+    assert torch.isfinite(loss) and feats.grad.abs().sum() > 0
+
+
+# --- spherical consistency -----------------------------------------------------------------
+
+def test_consistency_zero_for_an_equivariant_identity_model():
+    from panoedge.distill.consistency import consistency_loss, random_transforms
+
+    torch.manual_seed(8)
+    x = torch.randn(3, 4, 16, 32)
+
+    def model(img):
+        return {"seg": img, "depth": torch.exp(img[:, :1])}
+
+    T = random_transforms(3, 30.0, 1.6, torch.Generator().manual_seed(9))
+    assert not torch.allclose(T(x), x)
+    loss = consistency_loss(model(T(x)), model(x), T)
+    assert loss.item() < 1e-5
+
+    def not_equivariant(img):
+        return {"seg": 4 * img * torch.linspace(-1, 1, img.shape[-2])[:, None], "depth": torch.exp(img[:, :1])}
+
+    bad = consistency_loss(not_equivariant(T(x)), not_equivariant(x), T).item()
+    assert bad > 1e-2 and bad > 1000 * loss.item()
+
+
+def test_rotation_transform_is_an_exact_yaw_roll():
+    from panoedge.distill.consistency import SphereTransform
+    from panoedge.geometry.torch_ops import rotation_from_ypr
+
+    x = torch.randn(1, 2, 8, 16)
+    yaw = torch.tensor([2 * math.pi / 16 * 3])
+    R = rotation_from_ypr(yaw, torch.zeros(1), torch.zeros(1))
+    T = SphereTransform(R, torch.ones(1), torch.eye(3)[None])
+    assert torch.allclose(T(x), torch.roll(x, -3, dims=-1), atol=1e-5)
+
+
+# --- config --------------------------------------------------------------------------------
+
+def test_config_precedence_and_errors(tmp_path):
+    from panoedge.distill.config import DistillConfig, resolve_config
+
+    f = tmp_path / "c.yaml"
+    f.write_text("steps: 40\nlr: 0.01\npixl: false\nerp_hw: 32x64\n")
+    cfg = resolve_config(f, steps=7)
+    assert (cfg.steps, cfg.lr, cfg.pixl, cfg.erp_hw) == (7, 0.01, False, (32, 64))
+    assert resolve_config().steps == DistillConfig().steps
+    f.write_text("stepz: 4\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml: stepz: unknown key"):
+        resolve_config(f)
+    f.write_text("pixl_drift: 1.5\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml: pixl_drift: 1.5: expected a number in \[0.01, 0.99\]"):
+        resolve_config(f)
+    with pytest.raises(ConfigError, match="erp_hw"):
+        resolve_config(erp_hw=(32, 48))

@@ -1,0 +1,224 @@
+"""The distillation config: every default in one place, file < flags precedence, validated.
+
+:class:`DistillConfig` is frozen; its defaults *are* the embedded default run
+(``panoedge distill`` with no options: synthetic indoor world, the built-in teacher, ``pano-small``,
+sized to finish in 15 minutes on a 2-core CPU). A config file (YAML or JSON, keys = field names)
+overrides the defaults and command-line flags override the file (:func:`resolve_config`).
+Problems name the file, the key and the allowed range (:class:`panoedge.errors.ConfigError`).
+The resolved config is written into every run folder as ``config.json`` (:func:`write_config`);
+its ``teacher`` key is the teacher spec actually used. Importable without torch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+from panoedge.errors import ConfigError
+
+SCHEMA = "panoedge.distill_config/1"
+COMPONENTS = ("pixl", "bismap", "rlcc", "depthg", "consistency")
+DEPTH_LOSSES = ("auto", "log_l1", "ssi")
+AMP_MODES = ("auto", "off", "bf16")
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Everything a distillation run depends on (see the module docstring for precedence).
+
+    Data and teacher: ``data`` is a dataset folder or ``synth:FAMILY`` (rendered with ``synth_n``
+    panoramas at ``synth_hw`` when the query does not say); ``teacher`` a teacher spec, empty for
+    the embedded built-in teacher. ``erp_hw`` is the training size (``W == 2H``, multiples of 32);
+    ``eval_data`` held-out scenes evaluated at the end (empty: none; ``"auto"``: held-out synthetic
+    seeds for ``synth:`` data). Pseudo labels: ``n_patches`` tangent views of ``fov_deg`` at
+    ``patch_hw`` per panorama (0/None: the pseudo-label module's defaults), ``class_map`` maps
+    teacher classes onto the student's.
+
+    Training: ``steps`` optimiser steps in all, split evenly over ``generations`` of self-training;
+    global ``batch`` (split across DDP ranks); AdamW ``lr`` with ``warmup`` and cosine decay; an EMA
+    copy with ``ema_decay``. Components (each switchable, ``*_weight`` its loss weight):
+    ``pixl`` (drift fraction ``pixl_drift``, temperature ``pixl_tau``), ``bismap`` (``bismap_components``
+    diagonal Gaussians per class, reject below the ``bismap_quantile`` likelihood quantile of
+    confident pixels, confident = pseudo confidence >= ``bismap_conf``), ``rlcc`` (new labels weigh
+    ``rlcc_momentum``), ``depthg`` (``depthg_points`` farthest points per image),
+    ``consistency`` (rotations up to ``cons_tilt_deg`` of tilt, Möbius zoom up to ``cons_zoom``,
+    on ``cons_frac`` of the batch). ``n_clusters > 0`` switches on the label-free mode.
+    Component switches follow the ablation (``panoedge distill --ablate``): RLCC is off because,
+    with the built-in teacher, the EMA student's labels were worse than the teacher's.
+    """
+
+    teacher: str = ""
+    data: str = "synth:indoor"
+    student: str = "pano-small"
+    synth_n: int = 96
+    synth_hw: tuple[int, int] = (64, 128)
+    erp_hw: tuple[int, int] = (64, 128)
+    eval_data: str = "auto"
+    eval_n: int = 16
+    n_patches: int = 0
+    fov_deg: float = 0.0
+    patch_hw: tuple[int, int] | None = None
+    class_map: str | None = None
+    steps: int = 1200
+    generations: int = 3
+    batch: int = 8
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup: int = 50
+    ema_decay: float = 0.995
+    seed: int = 0
+    amp: str = "auto"
+    device: str = "auto"
+    ckpt_every: int = 100
+    log_every: int = 10
+    augment: bool = True
+    area_weighted: bool = True
+    depth_loss: str = "auto"
+    depth_weight: float = 1.0
+    pixl: bool = True
+    pixl_weight: float = 0.1
+    pixl_drift: float = 0.2
+    pixl_tau: float = 0.1
+    bismap: bool = True
+    bismap_components: int = 4
+    bismap_quantile: float = 0.05
+    bismap_conf: float = 0.8
+    rlcc: bool = False
+    rlcc_momentum: float = 0.5
+    depthg: bool = True
+    depthg_weight: float = 1.0
+    depthg_points: int = 64
+    consistency: bool = True
+    cons_weight: float = 0.5
+    cons_tilt_deg: float = 20.0
+    cons_zoom: float = 1.5
+    cons_frac: float = 0.5
+    n_clusters: int = 0
+
+    def validate(self, path: str | Path | None = None) -> "DistillConfig":
+        """Check every field (errors name ``path``, the key and the allowed range); returns a normalised copy."""
+        def bad(key, problem):
+            return ConfigError(path, key, problem)
+
+        for key, lo, hi in _RANGES:
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+                raise bad(key, f"{v!r}: expected a number in [{lo}, {hi}]")
+        for key in _INTS:
+            if int(getattr(self, key)) != getattr(self, key):
+                raise bad(key, f"{getattr(self, key)!r}: expected an integer")
+        for key, choices in (("depth_loss", DEPTH_LOSSES), ("amp", AMP_MODES)):
+            if getattr(self, key) not in choices:
+                raise bad(key, f"{getattr(self, key)!r}: choose one of {', '.join(choices)}")
+        for key in ("erp_hw", "synth_hw"):
+            h, w = _pair(getattr(self, key), key, path)
+            if w != 2 * h or h % 32:
+                raise bad(key, f"{h}x{w}: an ERP size with W == 2H and H a multiple of 32")
+        if self.patch_hw is not None:
+            ph, pw = _pair(self.patch_hw, "patch_hw", path)
+            if ph % 32 or pw % 32:
+                raise bad("patch_hw", f"{ph}x{pw}: multiples of 32")
+        if self.steps < self.generations:
+            raise bad("generations", f"{self.generations} generations for {self.steps} steps: need steps >= generations")
+        if not isinstance(self.student, str) or not self.student:
+            raise bad("student", "expected a student name (panoedge models list)")
+        if not isinstance(self.data, str) or not self.data:
+            raise bad("data", "expected a dataset folder or synth:FAMILY")
+        return replace(self, erp_hw=_pair(self.erp_hw, "erp_hw", path), synth_hw=_pair(self.synth_hw, "synth_hw", path),
+                       patch_hw=None if self.patch_hw is None else _pair(self.patch_hw, "patch_hw", path))
+
+    @property
+    def steps_per_generation(self) -> int:
+        return -(-self.steps // self.generations)
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (tuples become lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+_RANGES = (("synth_n", 2, 1_000_000), ("eval_n", 1, 100_000), ("n_patches", 0, 512), ("fov_deg", 0.0, 170.0),
+           ("steps", 1, 10_000_000), ("generations", 1, 100), ("batch", 1, 4096), ("lr", 1e-8, 1.0),
+           ("weight_decay", 0.0, 1.0), ("warmup", 0, 1_000_000), ("ema_decay", 0.0, 0.99999), ("seed", 0, 2**31 - 1),
+           ("ckpt_every", 1, 10_000_000), ("log_every", 1, 10_000_000), ("depth_weight", 0.0, 100.0),
+           ("pixl_weight", 0.0, 100.0), ("pixl_drift", 0.01, 0.99), ("pixl_tau", 0.001, 10.0),
+           ("bismap_components", 1, 64), ("bismap_quantile", 0.0, 0.5), ("bismap_conf", 0.0, 1.0),
+           ("rlcc_momentum", 0.0, 1.0), ("depthg_weight", 0.0, 100.0), ("depthg_points", 4, 4096),
+           ("cons_weight", 0.0, 100.0), ("cons_tilt_deg", 0.0, 90.0), ("cons_zoom", 1.0, 4.0),
+           ("cons_frac", 0.0, 1.0), ("n_clusters", 0, 1000))
+_INTS = ("synth_n", "eval_n", "n_patches", "steps", "generations", "batch", "warmup", "seed", "ckpt_every",
+         "log_every", "bismap_components", "depthg_points", "n_clusters")
+FIELDS = tuple(f.name for f in fields(DistillConfig))
+
+
+def _pair(v, key: str, path) -> tuple[int, int]:
+    if isinstance(v, str):
+        parts = v.lower().split("x")
+        v = parts if len(parts) == 2 else [v]
+    try:
+        h, w = (int(x) for x in v)
+    except (TypeError, ValueError):
+        raise ConfigError(path, key, f"{v!r}: expected [height, width] or 'HxW'") from None
+    if h <= 0 or w <= 0:
+        raise ConfigError(path, key, f"{h}x{w}: must be positive")
+    return h, w
+
+
+def read_config_file(path: str | Path) -> dict:
+    """The mapping in a YAML or JSON config file; unknown keys are a ``ConfigError`` listing valid ones."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(path, "(file)", "no such config file")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except Exception as e:  # yaml and json raise their own types
+        raise ConfigError(path, "(file)", f"not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(path, "(top level)", "expected a mapping of config keys")
+    data = {k: v for k, v in data.items() if k != "schema"}
+    unknown = sorted(set(data) - set(FIELDS))
+    if unknown:
+        raise ConfigError(path, unknown[0], f"unknown key; valid keys: {', '.join(FIELDS)}")
+    return data
+
+
+def resolve_config(file: str | Path | None = None, **flags) -> DistillConfig:
+    """Defaults < ``file`` < ``flags`` (flags that are ``None`` are not given), validated."""
+    base = DistillConfig()
+    if file is not None:
+        from_file = read_config_file(file)
+        try:
+            base = replace(base, **from_file).validate(file)
+        except TypeError as e:
+            raise ConfigError(file, "(file)", str(e)) from None
+    unknown = sorted(set(flags) - set(FIELDS))
+    if unknown:
+        raise ConfigError(None, unknown[0], f"unknown option; valid: {', '.join(FIELDS)}")
+    given = {k: v for k, v in flags.items() if v is not None}
+    return replace(base, **given).validate()
+
+
+def write_config(path: str | Path, cfg: DistillConfig, **extra) -> Path:
+    """Write the resolved config as ``config.json`` (``schema``, every field, then ``extra``)."""
+    from panoedge.home import write_json
+
+    return write_json(path, {"schema": SCHEMA, **cfg.to_dict(), **extra})
+
+
+def load_run_config(path: str | Path) -> DistillConfig:
+    """The :class:`DistillConfig` of a run folder's ``config.json`` (extra keys ignored)."""
+    p = Path(path)
+    p = p / "config.json" if p.is_dir() else p
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise ConfigError(p, "(file)", f"unreadable run config: {e}") from None
+    return replace(DistillConfig(), **{k: v for k, v in data.items() if k in FIELDS}).validate(p)
