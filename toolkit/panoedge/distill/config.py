@@ -122,7 +122,7 @@ class DistillConfig:
         if self.steps < self.generations:
             raise bad("generations", f"{self.generations} generations for {self.steps} steps: need steps >= generations")
         if not isinstance(self.student, str) or not self.student:
-            raise bad("student", "expected a student name (panoedge models list)")
+            raise bad("student", "expected a student name (see panoedge models)")
         if not isinstance(self.data, str) or not self.data:
             raise bad("data", "expected a dataset folder or synth:FAMILY")
         return replace(self, erp_hw=_pair(self.erp_hw, "erp_hw", path), synth_hw=_pair(self.synth_hw, "synth_hw", path),
