@@ -19,6 +19,8 @@ unbounded shapes) used to reject rays cheaply before the exact test.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import numpy as np
 
 T_MIN = 1e-4
@@ -35,18 +37,20 @@ def yaw_matrix(yaw: float) -> np.ndarray:
     return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
 
 
-class Shape:
+class Shape(ABC):
     """Base class: bounding sphere and the defaults of a non-solid shape."""
 
     center: np.ndarray
     radius: float
     solid = True
 
+    @abstractmethod
     def intersect(self, o: np.ndarray, d: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """Distance ``t`` along unit rays ``d`` from origins ``o`` to the first hit (inf if none)."""
 
+    @abstractmethod
     def frame(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        raise NotImplementedError
+        """Local coordinates, local normal and world normal of hit points ``p``."""
 
     def blocks(self, p: np.ndarray, margin: float) -> np.ndarray:
         return np.zeros(len(p), dtype=bool)
