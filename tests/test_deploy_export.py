@@ -17,20 +17,11 @@ import torch
 
 from panoedge.errors import DataError
 
+from .torch_util import randomise_bn
+
 HW = (64, 128)
 
 
-def _randomise_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for mod in model.modules():
-            if isinstance(mod, torch.nn.BatchNorm2d):
-                n = mod.num_features
-                mod.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
-                mod.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-                mod.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                mod.bias.copy_(torch.rand(n, generator=g) * 0.4 - 0.2)
-    return model.eval()
 
 
 @pytest.fixture(scope="session")
@@ -50,7 +41,7 @@ def student_dir(deploy_root) -> Path:
         return deploy_root / "run"
     names, colors = dataset_classes("indoor")
     torch.manual_seed(0)
-    model = _randomise_bn(create_student("pano-nano", len(names), max_depth_m=20.0))
+    model = randomise_bn(create_student("pano-nano", len(names), max_depth_m=20.0))
     save_student(deploy_root / "run" / "student.pt", model, names, colors, family="indoor", meta={"size": list(HW)})
     return deploy_root / "run"
 

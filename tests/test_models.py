@@ -21,28 +21,18 @@ from panoedge.models import (
 from panoedge.models.blocks import wrap_pad_w, wrap_upsample
 from panoedge.models.export import ALLOWED_ONNX_OPS, export_student_onnx, fold_batchnorm, graph_op_types
 
+from .torch_util import randomise_bn
+
 H, W, K = 64, 128, 7
 STUDENTS = list_students()
 
 
-def _randomise_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Give every batch-norm non-trivial statistics and affine terms, so folding is really tested."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for mod in model.modules():
-            if isinstance(mod, torch.nn.BatchNorm2d):
-                n = mod.num_features
-                mod.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
-                mod.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-                mod.weight.copy_(torch.rand(n, generator=g) + 0.5)
-                mod.bias.copy_(torch.rand(n, generator=g) * 0.4 - 0.2)
-    return model.eval()
 
 
 @pytest.fixture(scope="module")
 def models() -> dict:
     torch.manual_seed(0)
-    return {name: _randomise_bn(create_student(name, K)) for name in STUDENTS}
+    return {name: randomise_bn(create_student(name, K)) for name in STUDENTS}
 
 
 def test_registry_has_three_sizes():
@@ -99,7 +89,7 @@ def test_rolling_input_rolls_outputs(latitude):
 
     With zero padding at the seam the columns next to it would differ, so this fails.
     """
-    model = _randomise_bn(create_student("pano-nano", K, latitude=latitude), seed=1)
+    model = randomise_bn(create_student("pano-nano", K, latitude=latitude), seed=1)
     x = torch.randn(1, 3, H, W)
     with torch.no_grad():
         ref = model(x)
