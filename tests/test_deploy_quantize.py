@@ -134,7 +134,7 @@ def test_wrong_size_calibration_image_is_named(fp32_onnx, dataset, tmp_path):
         quantize_model(fp32_onnx, folder, tmp_path / "x.onnx", QuantizeConfig(**{**FAST, "n_eval": 1}), progress=False)
 
 
-def _outlier_model(src: Path, dst: Path, gain: float = 300.0) -> Path:
+def _outlier_model(src: Path, dst: Path, gain: float = 3000.0) -> Path:
     """The model with one stem channel scaled by ``gain``: an activation outlier that per-tensor
     INT8 handles badly (every other channel of that tensor rounds to a few levels)."""
     import onnx

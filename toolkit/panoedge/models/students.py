@@ -6,8 +6,10 @@ Shapes: input ``image`` ``(B, 3, H, W)`` float32 RGB, normalised as ``model.prep
 ``(min_depth_m, max_depth_m)`` (CONVENTIONS.md: Euclidean distance along the ray).
 
 Architecture: a stride-2 stem (optionally fed the row latitude), four ResNet stages at strides
-4/8/16/32, a light FPN decoder back to stride 4, then per head a 3x3 conv, a 1x1 conv and a
-circular bilinear upsample x4. Depth is ``min + (max - min) * sigmoid(z)``: positive, bounded,
+4/8/16/32, a light FPN decoder back to stride 4 (depthwise-separable smoothing), then per head a
+depthwise-separable 3x3 conv, a 1x1 conv and a circular bilinear upsample x4. At stride 4 a full
+3x3 conv would cost half the network's FLOPs for little accuracy: the separable one is what
+lets ``pano-small`` run 512x1024 live on two CPU cores. Depth is ``min + (max - min) * sigmoid(z)``: positive, bounded,
 and built from ops a TensorRT DLA runs (no exp or softplus).
 """
 
@@ -19,7 +21,7 @@ import torch
 from torch import nn
 
 from panoedge.errors import UsageError
-from panoedge.models.blocks import LATITUDE_ENCODINGS, ConvBNAct, StemConv, make_stage, wrap_upsample
+from panoedge.models.blocks import LATITUDE_ENCODINGS, ConvBNAct, SepConvBNAct, StemConv, make_stage, wrap_upsample
 from panoedge.models.registry import register_student
 
 HEADS = ("seg", "depth")
@@ -77,13 +79,13 @@ class FPNDecoder(nn.Module):
     """Top-down FPN: strides 4/8/16/32 features -> one ``(B, decoder, H/4, W/4)`` map.
 
     Each level gets a 1x1 lateral; the coarser map is upsampled x2 (circularly), added, and
-    smoothed by a 3x3 conv.
+    smoothed by a depthwise-separable 3x3 conv.
     """
 
     def __init__(self, widths: tuple[int, ...], out: int):
         super().__init__()
         self.lateral = nn.ModuleList(ConvBNAct(w, out, 1) for w in widths)
-        self.smooth = nn.ModuleList(ConvBNAct(out, out, 3) for _ in widths[:-1])
+        self.smooth = nn.ModuleList(SepConvBNAct(out, out) for _ in widths[:-1])
 
     def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
         y = self.lateral[-1](feats[-1])
@@ -93,11 +95,11 @@ class FPNDecoder(nn.Module):
 
 
 class Head(nn.Module):
-    """3x3 conv + 1x1 conv at stride 4: ``(B, cin, h, w) -> (B, cout, h, w)`` (not yet upsampled)."""
+    """Depthwise-separable 3x3 + 1x1 conv at stride 4: ``(B, cin, h, w) -> (B, cout, h, w)`` (not yet upsampled)."""
 
     def __init__(self, cin: int, mid: int, cout: int):
         super().__init__()
-        self.conv = ConvBNAct(cin, mid, 3)
+        self.conv = SepConvBNAct(cin, mid)
         self.out = nn.Conv2d(mid, cout, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -166,7 +168,7 @@ def build_student(arch: dict, num_classes: int, kw: dict) -> PanoStudent:
 @register_student(nominal_params=500_000)
 def pano_nano(num_classes: int, **kw) -> PanoStudent:
     """~0.5M params: the smallest, for DLA-class accelerators and tight CPU budgets."""
-    return build_student(dict(name="pano-nano", stem=16, widths=(16, 32, 64, 128), depths=(1, 1, 2, 1),
+    return build_student(dict(name="pano-nano", stem=16, widths=(16, 32, 64, 144), depths=(1, 1, 2, 1),
                               decoder=48, head=32), num_classes, kw)
 
 
