@@ -141,3 +141,17 @@ def test_class_maps_and_bad_input_fail_before_any_teacher_run(world, spy, tmp_pa
     with pytest.raises(UsageError, match=r"square\.png: 60x40 is not an equirectangular"):
         build_pseudo_labels(DatasetFolder(bad), teacher, spec, ds.classes, progress=False)
     assert spy.calls == 3
+
+
+def test_patches_from_the_sharp_source_fused_at_the_training_size(world, spy):
+    """``source_hw`` is where the teacher's patches are sampled, ``erp_hw`` where they are fused:
+    the panorama is loaded at the source size, the labels come out at the training size."""
+    ds, teacher = world
+    spec = PseudoLabelSpec(teacher=teacher, shard_size=4, source_hw=(32, 64), erp_hw=(16, 32))
+    assert pseudo_key(ds, spec, ds.classes) != pseudo_key(ds, replace(spec, source_hw=None), ds.classes)
+    labels = build_pseudo_labels(ds, teacher, spec, ds.classes, progress=False)
+    one = labels.load(ds.stems[0])
+    assert one["probs"].shape == (11, 16, 32) and one["depth"].shape == (16, 32)
+    assert np.allclose(one["probs"].sum(0), 1, atol=2e-3)
+    with pytest.raises(UsageError, match="source size"):
+        PseudoLabelSpec(teacher=teacher, source_hw=(32, 48))

@@ -110,7 +110,9 @@ def test_builtin_teacher_predicts_and_matches_its_network(builtin_folder):
     assert teacher.input_hw == (64, 96)
     out = teacher.predict(images(), features=True)
     check_output(out, ("road", "sky", "car"), "metric")
-    assert out.features.shape == (2, model.config.decoder, 16, 24)
+    # fully convolutional: the image runs at its own size rounded to multiples of 32, not squeezed to input_hw
+    assert out.features.shape == (2, model.config.decoder, round(H / 32) * 8, round(W / 32) * 8)
+    assert teacher.model_hw(100, 200) == (96, 192) and teacher.model_hw(10, 20) == (32, 32)
     assert (out.depth > 0).all()
     x = images(1, 64, 96)  # at the input size nothing is resized: exactly the network's output
     mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in IMAGENET)

@@ -32,6 +32,12 @@ def train(
                                                f"(default {_D.width_mult} = full size)."),
     batch: Optional[int] = typer.Option(None, "--batch", help=f"Batch size (default {_D.batch})."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of worlds, views and weights."),
+    lr: Optional[float] = typer.Option(None, "--lr", help=f"Peak learning rate (default {_D.lr:g})."),
+    warmup: Optional[int] = typer.Option(None, "--warmup", help=f"Linear warm-up steps (default {_D.warmup})."),
+    pitch_deg: Optional[float] = typer.Option(None, "--pitch-deg", help="Largest view tilt, degrees "
+                                              f"(default {_D.pitch_deg:g}: tangent patches look at the poles too)."),
+    erp_size: Optional[str] = typer.Option(None, "--erp-size", help="Held-out ERP size HxW for the gap "
+                                           f"(default {_D.erp_hw[0]}x{_D.erp_hw[1]})."),
     no_resume: bool = typer.Option(False, "--no-resume", help="Start over even if OUT/ckpt.pt exists."),
     json_path: Optional[Path] = JsonOpt,
 ) -> None:
@@ -42,7 +48,8 @@ def train(
     from panoedge.geometry import parse_hw
 
     given = {"data": data, "family": family, "steps": steps, "n_views": n_views, "width_mult": width_mult,
-             "batch": batch, "seed": seed, "view_hw": parse_hw(size, "--size") if size else None}
+             "batch": batch, "seed": seed, "view_hw": parse_hw(size, "--size") if size else None,
+             "lr": lr, "warmup": warmup, "pitch_deg": pitch_deg, "erp_hw": parse_hw(erp_size, "--erp-size") if erp_size else None}
     cfg = replace(_D, **{k: v for k, v in given.items() if v is not None})
     rep = train_teacher(cfg, out, progress=True, resume=not no_resume)
     p, e, g = rep["perspective"], rep["erp"], rep["gap"]
@@ -51,6 +58,10 @@ def train(
                f"AbsRel {p['absrel']:.3f}  delta1 {p['delta1']:.3f}")
     typer.echo(f"ERP {e['size'][0]}x{e['size'][1]} ({e['n_images']} panoramas): mIoU area {e['miou_area']:.1f}% "
                f"(plain {e['miou']:.1f}%)  AbsRel area {e['absrel_area']:.3f} (plain {e['absrel']:.3f})")
-    ratio = f"{g['absrel_ratio']:.2f}x" if g["absrel_ratio"] is not None else "n/a"
-    typer.echo(f"distortion gap: {g['miou_points']:.1f} mIoU points, AbsRel x{ratio}")
+    t = rep["tangent"]
+    typer.echo(f"ERP through tangent patches: mIoU area {t['miou_area']:.1f}% (plain {t['miou']:.1f}%)  "
+               f"AbsRel area {t['absrel_area']:.3f}")
+    ratio = f"{g['absrel_ratio']:.2f}" if g["absrel_ratio"] is not None else "n/a"
+    typer.echo(f"distortion gap: {g['miou_points']:.1f} mIoU points perspective -> whole ERP, AbsRel x{ratio}; "
+               f"tangent patches recover {g['tangent_over_erp_miou_points']:+.1f} points over whole ERP")
     emit_json(json_path, rep)

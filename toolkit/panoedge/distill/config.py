@@ -32,7 +32,9 @@ class DistillConfig:
     the embedded built-in teacher. ``erp_hw`` is the training size (``W == 2H``, multiples of 32);
     ``eval_data`` held-out scenes evaluated at the end (empty: none; ``"auto"``: held-out synthetic
     seeds for ``synth:`` data). Pseudo labels: ``n_patches`` tangent views of ``fov_deg`` at
-    ``patch_hw`` per panorama (0/None: the pseudo-label module's defaults), ``class_map`` maps
+    ``patch_hw`` per panorama (0/None: the pseudo-label module's defaults), sampled from the
+    panorama at ``pseudo_hw`` (None: its own size, the sharpest view the teacher can get) and
+    fused at ``erp_hw``; ``class_map`` maps
     teacher classes onto the student's.
 
     Training: ``steps`` optimiser steps in all, split evenly over ``generations`` of self-training;
@@ -59,6 +61,7 @@ class DistillConfig:
     n_patches: int = 0
     fov_deg: float = 0.0
     patch_hw: tuple[int, int] | None = None
+    pseudo_hw: tuple[int, int] | None = None
     class_map: str | None = None
     steps: int = 2000
     generations: int = 3
@@ -119,6 +122,10 @@ class DistillConfig:
             ph, pw = _pair(self.patch_hw, "patch_hw", path)
             if ph % 32 or pw % 32:
                 raise bad("patch_hw", f"{ph}x{pw}: multiples of 32")
+        if self.pseudo_hw is not None:
+            h, w = _pair(self.pseudo_hw, "pseudo_hw", path)
+            if w != 2 * h or h % 32:
+                raise bad("pseudo_hw", f"{h}x{w}: an ERP size with W == 2H and H a multiple of 32")
         if self.steps < self.generations:
             raise bad("generations", f"{self.generations} generations for {self.steps} steps: need steps >= generations")
         if not isinstance(self.student, str) or not self.student:
@@ -126,7 +133,8 @@ class DistillConfig:
         if not isinstance(self.data, str) or not self.data:
             raise bad("data", "expected a dataset folder or synth:FAMILY")
         return replace(self, erp_hw=_pair(self.erp_hw, "erp_hw", path), synth_hw=_pair(self.synth_hw, "synth_hw", path),
-                       patch_hw=None if self.patch_hw is None else _pair(self.patch_hw, "patch_hw", path))
+                       patch_hw=None if self.patch_hw is None else _pair(self.patch_hw, "patch_hw", path),
+                       pseudo_hw=None if self.pseudo_hw is None else _pair(self.pseudo_hw, "pseudo_hw", path))
 
     @property
     def steps_per_generation(self) -> int:

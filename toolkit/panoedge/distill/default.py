@@ -43,10 +43,25 @@ def default_teacher(family: str, progress: bool = True, base: TeacherTrainConfig
     from panoedge.home import cache_dir, content_key
 
     cfg = replace(base, family=family, data=f"synth:{family}").validate()
-    folder = cache_dir("teachers", content_key("teacher", asdict(cfg)))
+    folder = cache_dir("teachers", content_key("teacher", asdict(cfg), _net_signature(cfg)))
     if not (folder / "teacher.pt").is_file():
         train_teacher(cfg, folder, progress=progress)
     return "builtin:" + str(folder)
+
+
+def _net_signature(cfg: TeacherTrainConfig) -> list:
+    """Parameter names and shapes of the network ``cfg`` trains: part of the cache key, so a
+    teacher cached by a version of panoedge whose network differs is trained again, not loaded."""
+    import torch
+
+    from panoedge.distill.teacher_train import ARCH
+    from panoedge.models.teacher_net import create_teacher_net
+    from panoedge.synth.world import class_names
+
+    with torch.device("meta"):
+        net = create_teacher_net(ARCH, len(class_names(cfg.family)), width_mult=cfg.width_mult,
+                                 max_depth_m=cfg.max_depth_m)
+    return [[k, list(v.shape)] for k, v in net.state_dict().items()]
 
 
 def resolve_teacher(cfg: DistillConfig, progress: bool = True) -> DistillConfig:
@@ -79,7 +94,7 @@ def eval_data_spec(cfg: DistillConfig) -> str | None:
     family = synth_family(cfg.data)
     if family is None:
         return None
-    h, w = cfg.erp_hw
+    h, w = cfg.synth_hw  # the data's own size: the student runs at its training size, the teacher's patches see it sharp
     return f"synth:{family}?n={cfg.eval_n}&size={h}x{w}&seed={cfg.seed + EVAL_SEED_OFFSET}"
 
 

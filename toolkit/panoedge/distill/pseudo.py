@@ -49,8 +49,9 @@ VERSION = 1
 class PseudoLabelSpec:
     """How pseudo labels are made; every field is part of the cache key.
 
-    ``patch_hw`` ``None`` uses the teacher's ``input_hw``; ``erp_hw`` ``None`` keeps each
-    panorama's own size (else panoramas are resized to it first); ``class_map`` is a shipped
+    ``patch_hw`` ``None`` uses the teacher's ``input_hw``; the patches are sampled from each
+    panorama at ``source_hw`` (``None``: its own size: the sharpest the teacher can see) and
+    fused at ``erp_hw`` (``None``: the source size); ``class_map`` is a shipped
     map's name or a YAML file (``None``: the teacher's class names must be the student's).
     """
 
@@ -61,6 +62,7 @@ class PseudoLabelSpec:
     min_cover: int = PatchLayout.min_cover
     class_map: str | None = None
     erp_hw: tuple[int, int] | None = None
+    source_hw: tuple[int, int] | None = None
     shard_size: int = 16
     version: int = VERSION
 
@@ -73,6 +75,10 @@ class PseudoLabelSpec:
             from panoedge.geometry import check_erp_size
 
             object.__setattr__(self, "erp_hw", check_erp_size(*self.erp_hw, what="pseudo-label ERP size"))
+        if self.source_hw is not None:
+            from panoedge.geometry import check_erp_size
+
+            object.__setattr__(self, "source_hw", check_erp_size(*self.source_hw, what="pseudo-label source size"))
         if self.patch_hw is not None:
             object.__setattr__(self, "patch_hw", tuple(int(v) for v in self.patch_hw))
 
@@ -174,9 +180,9 @@ def _load_erp(data: DatasetFolder, stem: str, erp_hw) -> np.ndarray:
     return rgb
 
 
-def _label_one(teacher, layout, cmap, rgb: np.ndarray, device) -> dict[str, np.ndarray]:
+def _label_one(teacher, layout, cmap, rgb: np.ndarray, device, out_hw=None) -> dict[str, np.ndarray]:
     x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].to(device, torch.float32) / 255.0
-    out = tangent_predict(teacher, x, layout, cmap)
+    out = tangent_predict(teacher, x, layout, cmap, out_hw=out_hw)
     res = {}
     if out.probs is not None:
         probs = out.probs[0].cpu()
@@ -225,7 +231,8 @@ def build_pseudo_labels(data: DatasetFolder, teacher_spec: str | None, spec: Pse
             part = stems[i * spec.shard_size:(i + 1) * spec.shard_size]
             arrays = {"stems": np.array(part)}
             for j, stem in enumerate(part):
-                for k, v in _label_one(teacher, layout, cmap, _load_erp(data, stem, spec.erp_hw), device).items():
+                for k, v in _label_one(teacher, layout, cmap, _load_erp(data, stem, spec.source_hw), device,
+                                                  spec.erp_hw).items():
                     arrays[f"{k}_{j}"] = v
             buf = io.BytesIO()
             np.savez(buf, **arrays)

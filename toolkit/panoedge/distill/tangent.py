@@ -161,7 +161,7 @@ def _to_relative_range(q: torch.Tensor, kind: str) -> torch.Tensor:
 
 
 def tangent_predict(teacher, erp_batch: torch.Tensor, layout: PatchLayout | None = None,
-                    class_map: ClassMap | None = None) -> TeacherOutput:
+                    class_map: ClassMap | None = None, out_hw=None) -> TeacherOutput:
     """Run ``teacher`` on tangent patches of ``erp_batch`` ``(B, 3, H, W)`` in [0, 1]; fuse to ERP.
 
     Returns a :class:`TeacherOutput` at ``H x W``: ``probs`` ``(B, K, H, W)`` on the teacher's
@@ -170,10 +170,13 @@ def tangent_predict(teacher, erp_batch: torch.Tensor, layout: PatchLayout | None
     ignored mass); ``depth`` ``(B, 1, H, W)`` range with ``depth_kind`` ``"metric"`` for a metric
     teacher, else ``"relative"`` (see :func:`fuse_depth`); ``features`` are not fused (``None``).
     ``layout`` defaults to :func:`make_layout` with the teacher's ``input_hw`` as patch size.
-    Patches go to the teacher :data:`PATCH_BATCH` at a time.
+    Patches go to the teacher :data:`PATCH_BATCH` at a time. ``out_hw`` fuses at another ERP
+    size than the input's (patches sampled from a sharp panorama, labels at the training size).
     """
     layout = layout or make_layout(patch_hw=teacher.input_hw)
     b, _, h, w = erp_batch.shape
+    if out_hw is not None:
+        h, w = (int(v) for v in out_hw)
     patches = erp_to_patches(erp_batch.float().clamp(0.0, 1.0), layout)
     probs, depth = [], []
     for start in range(0, patches.shape[0], PATCH_BATCH):

@@ -23,6 +23,7 @@ class TeacherTrainConfig:
     n_views: int = 512
     view_hw: tuple[int, int] = (192, 256)
     fov_deg: tuple[float, float] = (60.0, 110.0)
+    pitch_deg: float = 75.0
     width_mult: float = 1.0
     steps: int = 2000
     batch: int = 8
@@ -54,6 +55,8 @@ class TeacherTrainConfig:
         for name in ("n_views", "steps", "batch", "ckpt_every", "n_eval"):
             if int(getattr(self, name)) < 1:
                 raise UsageError(f"{name} {getattr(self, name)}: must be >= 1")
+        if not 0.0 <= float(self.pitch_deg) <= 90.0:
+            raise UsageError(f"pitch_deg {self.pitch_deg}: must be in [0, 90]")
         if not (self.width_mult > 0 and self.lr > 0 and self.max_depth_m > 0.1):
             raise UsageError("width_mult and lr must be positive, max_depth_m > 0.1")
         if not 0 <= self.seed < 9000:

@@ -48,17 +48,19 @@ EVAL_SEED_BASE = 900_000_000
 VIEWS_PER_WORLD = 8
 SHARD = 64
 CKPT = "ckpt.pt"
+TANGENT_NOTE = ("the teacher runs on the default tangent layout (patches of its input size) fused to "
+                "ERP (panoedge.distill.tangent): how distillation sees it")
 ERP_NOTE = ("the teacher runs on the whole ERP image through its adapter (resized to input_hw and "
             "back); its z-depth output is read as ERP range as-is: the naive use the gap measures")
 
 
 # --- data ----------------------------------------------------------------------------------
 
-def _pose(rng: np.random.Generator, fov_range) -> tuple[float, np.ndarray, tuple[float, float, float]]:
+def _pose(rng: np.random.Generator, fov_range, pitch_deg: float) -> tuple[float, np.ndarray, tuple[float, float, float]]:
     from panoedge.geometry import rotation_from_ypr_deg
 
     fov = float(rng.uniform(*fov_range))
-    ypr = (float(rng.uniform(-180, 180)), float(rng.uniform(-20, 20)), float(rng.uniform(-5, 5)))
+    ypr = (float(rng.uniform(-180, 180)), float(rng.uniform(-pitch_deg, pitch_deg)), float(rng.uniform(-5, 5)))
     return fov, rotation_from_ypr_deg(*ypr), ypr
 
 
@@ -73,7 +75,7 @@ def _synth_views(cfg: TeacherTrainConfig, seeds: list[int], n: int, tag: int) ->
         world = make_world(cfg.family, seeds[i % len(seeds)])
         rng = np.random.default_rng([cfg.seed, tag, i])
         pos = world.camera_positions(1, rng)[0]
-        fov, R, _ = _pose(rng, cfg.fov_deg)
+        fov, R, _ = _pose(rng, cfg.fov_deg, cfg.pitch_deg)
         v = render_pinhole(world, h, w, fov, pos, R)
         out["rgb"][i], out["depth"][i], out["labels"][i] = v.rgb, v.depth, v.labels
     return out
@@ -109,7 +111,7 @@ def _folder_views(cfg, ds, stems: list[str], n: int, tag: int) -> dict[str, np.n
     for i in range(n):
         s = ds.load(stems[i % len(stems)], ["rgb", "depth", "semantic"])
         rng = np.random.default_rng([cfg.seed, tag, i])
-        fov, R, _ = _pose(rng, cfg.fov_deg)
+        fov, R, _ = _pose(rng, cfg.fov_deg, cfg.pitch_deg)
         rays, _ = PinholeCamera.from_fov(h, w, fov).rays()
         table = erp_table_for_rays(s["rgb"].shape[:2], rays @ R.T)
         out["rgb"][i] = table.apply(s["rgb"])
@@ -146,7 +148,8 @@ def load_views(cfg: TeacherTrainConfig, split: str, progress: bool = False) -> d
     """
     cfg = cfg.validate()
     n, tag = (cfg.n_views, 0) if split == "train" else (cfg.n_eval, 1)
-    keep = dict(family=cfg.family, data=cfg.data, view_hw=cfg.view_hw, fov_deg=cfg.fov_deg, seed=cfg.seed)
+    keep = dict(family=cfg.family, data=cfg.data, view_hw=cfg.view_hw, fov_deg=cfg.fov_deg, seed=cfg.seed,
+                pitch_deg=cfg.pitch_deg)
     if cfg.data.startswith("synth:"):
         if split == "train":
             seeds = [cfg.seed * 100_000 + i for i in range(max(1, math.ceil(n / VIEWS_PER_WORLD)))]
@@ -379,6 +382,39 @@ def evaluate_teacher(cfg: TeacherTrainConfig, spec: str, progress: bool = False)
            "per_class_iou_plain": plain["per_class_iou"], "absrel_area": area["absrel"], "absrel": plain["absrel"],
            "rmse_area": area["rmse"], "rmse": plain["rmse"], "delta1_area": area["delta1"], "delta1": plain["delta1"],
            "n_images": len(panos), "size": [h, w], "note": ERP_NOTE}
+    tl, td = _predict_tangent(teacher, rgb)
+    tarea = _scores(tl, gl, td, gd, k, classes, wts)
+    tangent = {"miou_area": tarea["miou"], "miou": _scores(tl, gl, td, gd, k, classes)["miou"],
+               "per_class_iou": tarea["per_class_iou"], "absrel_area": tarea["absrel"],
+               "rmse_area": tarea["rmse"], "delta1_area": tarea["delta1"], "n_images": len(panos), "size": [h, w],
+               "note": TANGENT_NOTE}
     gap = {"miou_points": persp["miou"] - erp["miou_area"],
-           "absrel_ratio": erp["absrel_area"] / persp["absrel"] if persp["absrel"] else None}
-    return {"perspective": persp, "erp": erp, "gap": gap}
+           "absrel_ratio": erp["absrel_area"] / persp["absrel"] if persp["absrel"] else None,
+           "tangent_over_erp_miou_points": tangent["miou_area"] - erp["miou_area"]}
+    return {"perspective": persp, "erp": erp, "tangent": tangent, "gap": gap}
+
+
+def covering_layout(patch_hw):
+    """The default tangent layout at ``patch_hw``, with more patches where a wide or short patch
+    leaves the default count short of covering the sphere."""
+    from panoedge.distill.tangent import make_layout
+
+    for n in (20, 26, 32, 40, 50, 64):
+        try:
+            return make_layout(n_patches=n, patch_hw=patch_hw)
+        except UsageError:
+            continue
+    return make_layout(patch_hw=patch_hw)  # raises with the layout module's own hint
+
+
+def _predict_tangent(teacher, rgb: np.ndarray, batch: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    from panoedge.distill.tangent import tangent_predict
+
+    layout = covering_layout(teacher.input_hw)
+    labels, depth = [], []
+    for i in range(0, len(rgb), batch):
+        x = torch.from_numpy(np.ascontiguousarray(rgb[i:i + batch])).permute(0, 3, 1, 2).float() / 255.0
+        o = tangent_predict(teacher, x, layout)
+        labels.append(o.probs.argmax(1).numpy().astype(np.uint8))
+        depth.append(o.depth[:, 0].numpy())
+    return np.concatenate(labels), np.concatenate(depth)

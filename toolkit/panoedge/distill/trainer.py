@@ -164,7 +164,8 @@ def load_training_set(cfg: DistillConfig, rank: int = 0, world: int = 1, progres
         raise DataError(f"{data.root}: no panoramas")
     rgb = np.stack([_read_erp(data, s, cfg.erp_hw) for s in stems])
     extra = {k: v for k, v in (("n_patches", cfg.n_patches), ("fov_deg", cfg.fov_deg), ("patch_hw", cfg.patch_hw)) if v}
-    spec = PseudoLabelSpec(teacher=cfg.teacher, erp_hw=tuple(cfg.erp_hw), class_map=cfg.class_map, **extra)
+    spec = PseudoLabelSpec(teacher=cfg.teacher, erp_hw=tuple(cfg.erp_hw), class_map=cfg.class_map,
+                           source_hw=None if cfg.pseudo_hw is None else tuple(cfg.pseudo_hw), **extra)
     teacher = None
     classes = list(data.classes)
     if cfg.n_clusters:
@@ -624,7 +625,8 @@ def distill(cfg: DistillConfig, out: str | Path, progress: bool = True, stop_at:
         from panoedge.env import machine_info
 
         save_student(out / STUDENT, ema, ts.classes, ts.colors, ts.family,
-                     meta={"teacher": cfg.teacher, "data": cfg.data, "steps": cfg.steps, "depth_kind": ts.depth_kind})
+                     meta={"teacher": cfg.teacher, "data": cfg.data, "steps": cfg.steps, "depth_kind": ts.depth_kind,
+                           "erp_hw": list(cfg.erp_hw)})
         report["machine"] = machine_info(backends_used=["torch"])
         write_json(out / REPORT, report)
     barrier(world)

@@ -90,7 +90,8 @@ def _student_hw(h: int) -> tuple[int, int]:
 
 
 class StudentPredictor(Predictor):
-    """A ``student.pt`` (or run folder) in torch, at the nearest 2:1 size with sides multiples of 32."""
+    """A ``student.pt`` (or run folder) in torch, at the size it was trained at (``meta.erp_hw``, as a
+    bundle runs at its build size), else the input's nearest 2:1 size with sides multiples of 32."""
 
     def __init__(self, path: str | Path, device: str = "cpu"):
         import torch
@@ -106,13 +107,15 @@ class StudentPredictor(Predictor):
         self.depth_kind = "metric" if "depth" in self.model.config.heads else None
         pre = self.model.preprocess
         self.mean, self.std, self.scale = np.float32(pre["mean"]), np.float32(pre["std"]), np.float32(pre["scale"])
+        trained = (info.get("meta") or {}).get("erp_hw")
+        self.hw = tuple(int(v) for v in trained) if trained else None
 
     def predict(self, rgb):
         import torch
 
         rgb = check_erp_rgb(rgb)
         h, w = rgb.shape[:2]
-        mh, mw = _student_hw(h)
+        mh, mw = self.hw or _student_hw(h)
         x = (_resize(rgb, mh, mw, cv2.INTER_AREA if mh < h else cv2.INTER_LINEAR) * self.scale - self.mean) / self.std
         with torch.no_grad():
             out = self.model(torch.from_numpy(x.transpose(2, 0, 1)[None].copy()).to(self.device))

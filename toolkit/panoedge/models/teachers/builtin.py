@@ -129,6 +129,13 @@ class BuiltinTeacher(ModelTeacher):
         self.input_hw = (int(meta["input_hw"][0]), int(meta["input_hw"][1]))
         self.mean, self.std = tuple(meta["mean"]), tuple(meta["std"])
 
+    def model_hw(self, h: int, w: int) -> tuple[int, int]:
+        """The network is fully convolutional: images run at their own size (rounded to multiples
+        of 32), so a whole ERP panorama is seen at about the pixel scale of the training views and
+        what it gets wrong there is the projection's distortion, not a squeeze into ``input_hw``
+        (tangent patches are ``input_hw`` already)."""
+        return max(STRIDE, int(round(h / STRIDE)) * STRIDE), max(STRIDE, int(round(w / STRIDE)) * STRIDE)
+
     def run(self, x: torch.Tensor, features: bool) -> dict[str, torch.Tensor]:
         """``x`` ``(B, 3, h, w)`` -> ``{"seg": logits, "depth": metres[, "features"]}`` at ``h x w``."""
         return self.model(x, return_features=features)
