@@ -1,39 +1,128 @@
 """``panoedge demo``: the whole chain on the built-in default, stage by stage.
 
-Each stage reuses what earlier runs cached under ``$PANOEDGE_HOME``. Stages that are not
-built yet say so instead of pretending.
+:func:`run_demo` chains the library functions behind the commands, each stage reusing what an
+earlier run cached under ``$PANOEDGE_HOME``:
+
+1. ``synth``: a few panoramas of the synthetic world with dual-fisheye frames, and ``OUT/preview.png``;
+2. ``teacher``: the built-in perspective teacher (:func:`panoedge.distill.default.default_teacher`,
+   the same cache entry ``panoedge distill`` uses);
+3. ``distill``: a ``pano-small`` student on a short schedule (:data:`DEMO_DISTILL`) with the
+   held-out evaluation of student and teacher (:func:`panoedge.distill.default.run`), in a run
+   folder under ``$PANOEDGE_HOME/demo/`` keyed by the resolved config: a finished run is reused,
+   an interrupted one resumes from its checkpoint;
+4. ``quantize``: the student exported to ONNX and quantized to INT8 for the target
+   (:func:`panoedge.deploy.quantize.quantize_model`, with its accuracy budget and latency);
+5. ``build``: the target's bundle from that ONNX (:func:`panoedge.deploy.bundle.build_bundle`),
+   cached and copied to ``OUT/bundle``;
+6. ``live``: the bundle on ``synth://`` with the web viewer for ``duration_s``
+   (:func:`panoedge.live.run.run_live`); its figures and the full report (``OUT/live.json``).
+
+``OUT/demo.json`` (schema ``panoedge.demo/1``) holds every stage's status and seconds and the
+figures. :class:`DemoConfig` holds every parameter (tests use tiny ones).
 """
 
 from __future__ import annotations
 
+import shutil
+import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from panoedge.home import cache_dir, content_key
+from panoedge.deploy.quantize import QuantizeConfig
+from panoedge.distill.config import DistillConfig
+from panoedge.distill.default import DEFAULT_TEACHER
+from panoedge.distill.teacher_config import TeacherTrainConfig
+from panoedge.errors import UsageError, unknown_name
+from panoedge.home import atomic_dir, cache_dir, content_key, panoedge_home, sha256_file, write_json
+
+SCHEMA = "panoedge.demo/1"
+STAGES = ("synth", "teacher", "distill", "quantize", "build", "live")
+FAMILIES = ("indoor", "outdoor")
+"""Families every stage supports (the live ``synth://`` source has no ``mixed`` world)."""
+
+DEMO_DISTILL = replace(DistillConfig(), steps=200, generations=2, synth_n=32, eval_n=16, ckpt_every=50)
+"""The demo's short distillation schedule (``panoedge distill``'s default: 2000 steps on 192 panoramas)."""
+DEMO_QUANTIZE = replace(QuantizeConfig(), n=32, n_eval=8)
+"""The demo's INT8 calibration: fewer calibration and held-out images than ``panoedge quantize``."""
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Every parameter of the demo; the defaults are ``panoedge demo``'s.
+
+    ``preview_*``: the synthetic panoramas previewed; ``teacher``: the built-in teacher's budget
+    (family and data filled in); ``distill`` and ``quantize``: the student's schedule and INT8
+    calibration (``data`` and ``family`` filled in); ``bundle_hw``: the bundle's input size
+    (None: the size the student was trained at); ``source``: the live ``synth://`` URI with
+    ``{family}`` filled in; ``duration_s``/``warmup_s``: live seconds measured and left out;
+    the web viewer listens on ``host:port`` (port 0 picks a free one).
+    """
+
+    family: str = "indoor"
+    preview_n: int = 4
+    preview_hw: tuple[int, int] = (256, 512)
+    teacher: TeacherTrainConfig = DEFAULT_TEACHER
+    distill: DistillConfig = DEMO_DISTILL
+    quantize: QuantizeConfig = DEMO_QUANTIZE
+    target: str = "cpu"
+    bundle_hw: tuple[int, int] | None = None
+    source: str = "synth://{family}?fps=30&n=16&size=256x512"
+    duration_s: float = 30.0
+    warmup_s: float = 1.0
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+    def validate(self) -> "DemoConfig":
+        if self.family not in FAMILIES:
+            raise unknown_name("family", self.family, FAMILIES)
+        if not self.duration_s > 0:
+            raise UsageError(f"--duration {self.duration_s}: live seconds must be > 0")
+        if not self.warmup_s >= 0:
+            raise UsageError(f"warm-up {self.warmup_s} s: must be >= 0")
+        if not 0 <= int(self.port) < 65536:
+            raise UsageError(f"--port {self.port}: expected 0 to 65535")
+        return self
+
+    @property
+    def data(self) -> str:
+        return f"synth:{self.family}"
+
+    @property
+    def source_uri(self) -> str:
+        return self.source.format(family=self.family)
+
+    @property
+    def sink_uri(self) -> str:
+        return f"web://{self.host}:{int(self.port)}"
 
 
 @dataclass
 class StageResult:
+    """One stage of the demo: ``status`` is ``"ran"`` or ``"cached"``; ``path`` what it produced."""
+
     name: str
-    status: str  # "ran", "cached" or "not built yet"
+    status: str
     seconds: float = 0.0
     detail: str = ""
+    path: str = ""
     figures: dict = field(default_factory=dict)
 
 
-STAGES_NOT_BUILT = (
-    ("teacher", "built-in perspective teacher training"),
-    ("distill", "distil a pano-small student from the teacher"),
-    ("quantize", "INT8 quantization with an accuracy budget"),
-    ("build", "cpu bundle"),
-    ("live", "live pipeline on synth:// with the web viewer"),
-)
+Log = Callable[[str], None]
 
 
-def synth_stage(n: int = 4, size=(256, 512), family: str = "indoor", seed: int = 0) -> tuple[Path, StageResult]:
+def _quiet(msg: str) -> None:
+    pass
+
+
+# -- stages ---------------------------------------------------------------------------------------
+
+def synth_stage(n: int = 4, size=(256, 512), family: str = "indoor", seed: int = 0,
+                progress: bool = True) -> tuple[Path, StageResult]:
     """Render (or reuse) the demo's synthetic dataset with dual-fisheye frames."""
     from panoedge.synth.dataset import SynthSpec, generate_dataset
 
@@ -41,10 +130,10 @@ def synth_stage(n: int = 4, size=(256, 512), family: str = "indoor", seed: int =
     path = cache_dir("synth", content_key("demo", spec.__dict__))
     t0 = time.perf_counter()
     if path.exists():
-        return path, StageResult("synth", "cached", 0.0, str(path))
-    generate_dataset(path, spec, progress=True)
+        return path, StageResult("synth", "cached", time.perf_counter() - t0, f"{n} panoramas", str(path))
+    generate_dataset(path, spec, progress=progress)
     dt = time.perf_counter() - t0
-    return path, StageResult("synth", "ran", dt, str(path), {"s_per_panorama": dt / n})
+    return path, StageResult("synth", "ran", dt, f"{n} panoramas", str(path), {"s_per_panorama": dt / n})
 
 
 def preview(dataset: Path, out: Path) -> Path:
@@ -64,11 +153,239 @@ def preview(dataset: Path, out: Path) -> Path:
     return write_rgb(out / "preview.png", grid)
 
 
-def run_demo(out: Path) -> list[StageResult]:
-    """Run every built stage; report the others as not built yet."""
+def teacher_stage(cfg: DemoConfig, progress: bool = True) -> tuple[str, StageResult]:
+    """The built-in teacher's spec, trained first when ``$PANOEDGE_HOME`` has none for this budget."""
+    import json
+
+    from panoedge.distill.default import default_teacher
+
+    t0, wall0 = time.perf_counter(), time.time()
+    spec = default_teacher(cfg.family, progress, cfg.teacher)
+    folder = Path(spec.split(":", 1)[1])
+    # default_teacher owns the cache key; a teacher.pt written before this call was cached
+    status = "ran" if (folder / "teacher.pt").stat().st_mtime >= wall0 else "cached"
+    report = folder / "report.json"
+    rep = json.loads(report.read_text()) if report.is_file() else {}
+    p, e, t = (rep.get(k) or {} for k in ("perspective", "erp", "tangent"))
+    figures = {"params": rep.get("params"), "perspective_miou": p.get("miou"), "erp_miou_area": e.get("miou_area"),
+               "tangent_miou_area": t.get("miou_area"), "s_per_step": (rep.get("train") or {}).get("s_per_step_this_run")}
+    h, w = cfg.teacher.view_hw
+    return spec, StageResult("teacher", status, time.perf_counter() - t0,
+                             f"{rep.get('arch', 'teacher')}, {cfg.teacher.steps} steps on {h}x{w} views", str(folder), figures)
+
+
+def _distill_figures(rep: dict) -> dict:
+    ev = rep.get("eval") or {}
+    s, e, t = ev.get("student") or {}, ev.get("teacher_erp") or {}, ev.get("teacher_tangent") or {}
+    return {"student_miou_area": s.get("miou_area"), "teacher_erp_miou_area": e.get("miou_area"),
+            "teacher_tangent_miou_area": t.get("miou_area"), "student_absrel_area": s.get("absrel_area"),
+            "teacher_tangent_absrel_area": t.get("absrel_area"), "n_images": s.get("n_images"),
+            "eval_data": ev.get("data"), "targets": ev.get("targets")}
+
+
+def distill_stage(cfg: DemoConfig, teacher: str, progress: bool = True) -> tuple[Path, StageResult]:
+    """Distil the student into ``$PANOEDGE_HOME/demo/distill-<key>`` (reused when finished, resumed when not)."""
+    import json
+
+    from panoedge.distill.default import run
+
+    dcfg = replace(cfg.distill, data=cfg.data, teacher=teacher).validate()
+    folder = cache_dir("demo", "distill-" + content_key(SCHEMA, "distill", dcfg.to_dict()))
+    detail = f"{dcfg.student}, {dcfg.steps} steps on {dcfg.synth_n} panoramas at {dcfg.erp_hw[0]}x{dcfg.erp_hw[1]}"
+    t0 = time.perf_counter()
+    report = folder / "report.json"
+    rep = json.loads(report.read_text()) if report.is_file() and (folder / "student.pt").is_file() else {}
+    status = "cached"
+    if "eval" not in rep:
+        rep = run(dcfg, folder, progress=progress)
+        status = "ran"
+    return folder, StageResult("distill", status, time.perf_counter() - t0, detail, str(folder), _distill_figures(rep))
+
+
+def _bundle_hw(cfg: DemoConfig, run: Path) -> tuple[int, int]:
+    if cfg.bundle_hw is not None:
+        return tuple(cfg.bundle_hw)
+    import json
+
+    return tuple(json.loads((run / "config.json").read_text())["erp_hw"])
+
+
+def _target_quantize(cfg: DemoConfig) -> QuantizeConfig:
+    """The demo's quantize config with the target's activations, as :func:`build_bundle` sets them."""
+    from panoedge.deploy.targets import load_target
+
+    tgt = load_target(cfg.target)
+    return replace(cfg.quantize, activations=tgt.int8_activations, tensorrt=tgt.implicit_tensorrt)
+
+
+def _quantize_figures(rep: dict) -> dict:
+    f, i, b = rep.get("fp32") or {}, rep.get("int8") or {}, rep.get("budget") or {}
+    lat = rep.get("latency") or {}
+    return {"fp32_miou_area": f.get("miou_area"), "int8_miou_area": i.get("miou_area"),
+            "fp32_absrel_area": f.get("absrel_area"), "int8_absrel_area": i.get("absrel_area"),
+            "n_images": f.get("n_images"), "within_budget": b.get("within"),
+            "excluded_nodes": len(rep.get("excluded_nodes") or []),
+            "fp32_ms": lat.get("cases", {}).get("fp32", {}).get("latency_ms", {}).get("median"),
+            "int8_ms": lat.get("cases", {}).get("int8", {}).get("latency_ms", {}).get("median"),
+            "int8_speedup": lat.get("int8_speedup")}
+
+
+def quantize_stage(cfg: DemoConfig, run: Path, progress: bool = True) -> tuple[Path, StageResult]:
+    """Export ``run``'s student to ONNX and quantize it to INT8 for the target, in ``$PANOEDGE_HOME/demo/quantize-<key>``."""
+    import json
+
+    from panoedge.deploy.export import export_model
+    from panoedge.deploy.quantize import quantize_model
+
+    hw, qcfg = _bundle_hw(cfg, run), _target_quantize(cfg)
+    key = content_key(SCHEMA, "quantize", sha256_file(run / "student.pt"), hw, asdict(qcfg), cfg.data)
+    folder = cache_dir("demo", "quantize-" + key)
+    detail = f"{hw[0]}x{hw[1]}, {qcfg.n} calibration images ({qcfg.method}, {qcfg.activations})"
+    t0 = time.perf_counter()
+    status = "cached"
+    if not (folder / "quantize.json").is_file():
+        with atomic_dir(folder, overwrite=True) as tmp:
+            export_model(run, tmp / "model.fp32.onnx", hw)
+            rep = quantize_model(tmp / "model.fp32.onnx", cfg.data, tmp / "model.int8.onnx", qcfg, progress=progress)
+            rep["model"] = "model.fp32.onnx"  # paths relative to the folder: it moves into place
+            rep["files"] = {k: Path(v).name for k, v in rep["files"].items()}
+            write_json(tmp / "quantize.json", rep)
+        status = "ran"
+    rep = json.loads((folder / "quantize.json").read_text())
+    return folder, StageResult("quantize", status, time.perf_counter() - t0, detail, str(folder / "model.int8.onnx"),
+                               _quantize_figures(rep))
+
+
+def build_stage(cfg: DemoConfig, quantized: Path, out: Path, progress: bool = True) -> tuple[Path, StageResult]:
+    """The target's bundle from the exported ONNX, built once into the cache and copied to ``out``."""
+    import json
+
+    from panoedge.deploy.bundle import build_bundle
+
+    fp32 = quantized / "model.fp32.onnx"
+    hw = tuple(json.loads((quantized / "quantize.json").read_text())["input_hw"])
+    key = content_key(SCHEMA, "build", sha256_file(fp32), cfg.target, asdict(cfg.quantize), cfg.data)
+    cached = cache_dir("demo", "bundle-" + key)
+    t0 = time.perf_counter()
+    status = "cached"
+    if not (cached / "manifest.json").is_file():
+        build_bundle(fp32, cfg.target, cfg.data, cached, hw, quantize=cfg.quantize, overwrite=True, progress=progress)
+        status = "ran"
+    manifest = (cached / "manifest.json").read_bytes()
+    out_manifest = out / "manifest.json"
+    if not (out_manifest.is_file() and out_manifest.read_bytes() == manifest):
+        with atomic_dir(out, overwrite=True) as tmp:
+            shutil.copytree(cached, tmp, dirs_exist_ok=True)
+    m = json.loads(manifest)
+    figures = {"target": m["target"]["name"], "backend": m["target"]["backend"], "precision": m["target"]["precision"],
+               "input": m["input"]["shape"], "files": len(m["files"]),
+               "bytes": sum(f["bytes"] for f in m["files"].values()), "build_seconds": m.get("build_seconds"),
+               # the bundle calibrates again with the same config: its INT8 model is the quantize stage's
+               "int8_matches_quantize_stage": m["files"][m["models"]["int8"]]["sha256"]
+               == sha256_file(quantized / "model.int8.onnx")}
+    return out, StageResult("build", status, time.perf_counter() - t0,
+                            f"{m['target']['name']} bundle ({m['target']['backend']}, {m['target']['precision']})",
+                            str(out), figures)
+
+
+def _live_figures(rep: dict) -> dict:
+    c = rep["cases"]["concurrent"]
+    acc = rep.get("accuracy") or {}
+    return {"fps": c["fps"], "latency_ms_p50": c["latency_ms"]["median"], "latency_ms_p99": c["latency_ms"]["p99"],
+            "frames_delivered": c["frames"]["delivered"], "dropped": c["dropped_total"],
+            "measured_s": c["duration_s"], "erp_hw": rep["erp_hw"],
+            "live_miou_area": (acc.get("live") or {}).get("miou_area"),
+            "offline_miou_area": (acc.get("offline") or {}).get("miou_area")}
+
+
+def live_stage(cfg: DemoConfig, bundle: Path, out: Path, log: Log = _quiet,
+               on_status: Callable[[dict], None] | None = None) -> tuple[dict, StageResult]:
+    """Run ``bundle`` live on the ``synth://`` source with the web viewer for ``cfg.duration_s``."""
+    from panoedge.live.run import run_live
+    from panoedge.live.sources import open_source
+
+    t0 = time.perf_counter()
+    source = open_source(cfg.source_uri)
+    rendered = not (source.cache_path / "meta.json").is_file()
+    source.prepare()  # render the camera loop now (cached), so the viewer opens on a running pipeline
+    if cfg.port:  # with port 0 the viewer's own event names the port it got
+        log(f"live: open http://{cfg.host}:{cfg.port}/ to watch the next {cfg.duration_s:g} s")
+
+    def on_event(msg: str) -> None:
+        if not (cfg.port and msg.startswith("web viewer: ")):
+            log(f"live: {msg}")
+
+    rep = run_live(bundle, source, [cfg.sink_uri], cfg.duration_s, cfg.warmup_s, on_event=on_event, on_status=on_status)
+    write_json(out / "live.json", rep)
+    frames = f"{source.n} synth:// frames {'rendered' if rendered else 'reused'}"
+    if rep["cases"]["concurrent"]["interrupted"]:
+        frames += ", interrupted"
+    return rep, StageResult("live", "ran", time.perf_counter() - t0, f"{cfg.duration_s:g} s on {cfg.source_uri}; {frames}",
+                            str(out / "live.json"), _live_figures(rep))
+
+
+# -- the chain ------------------------------------------------------------------------------------
+
+def _check_port(host: str, port: int) -> None:
+    """A ``UsageError`` now, before minutes of training, if the viewer's port is taken."""
+    if not port:
+        return
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            raise UsageError(f"cannot listen on {host}:{port} for the web viewer ({e.strerror}); pass --port N") from None
+
+
+def _record(out: Path, cfg: DemoConfig, results: list[StageResult], t0: float) -> dict:
+    from panoedge.env import machine_info
+
+    figures = {r.name: r.figures for r in results}
+    rec = {"schema": SCHEMA, "machine": machine_info(), "config": _jsonable(cfg),
+           "stages": [asdict(r) for r in results], "figures": figures,
+           "total_s": time.perf_counter() - t0, "complete": [r.name for r in results] == list(STAGES)}
+    write_json(out / "demo.json", rec)
+    return rec
+
+
+def _jsonable(cfg: DemoConfig) -> dict:
+    d = asdict(cfg)
+    d["distill"] = cfg.distill.to_dict()
+    return d
+
+
+def run_demo(out: str | Path, config: DemoConfig | None = None, log: Log = _quiet, progress: bool = True,
+             on_status: Callable[[dict], None] | None = None) -> dict:
+    """Run every stage (module docstring) into ``out``; returns the ``demo.json`` record.
+
+    ``log`` receives one line per stage and the live viewer's address; ``on_status`` the live
+    pipeline's figures as it runs (:func:`panoedge.live.run.run_live`). ``demo.json`` is rewritten after every stage, so an
+    interrupted demo still shows how far it got.
+    """
+    cfg = (config or DemoConfig()).validate()
+    _check_port(cfg.host, int(cfg.port))
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    path, res = synth_stage()
-    preview(path, out)
-    results = [res]
-    results += [StageResult(name, "not built yet", detail=what) for name, what in STAGES_NOT_BUILT]
-    return results
+    t0 = time.perf_counter()
+    results: list[StageResult] = []
+
+    def done(res: StageResult) -> dict:
+        results.append(res)
+        log(f"{res.name:<9} {res.status:<7} {res.seconds:7.1f} s  {res.detail}")
+        return _record(out, cfg, results, t0)
+
+    log(f"panoedge demo -> {out} (cache: {panoedge_home()})")
+    path, res = synth_stage(cfg.preview_n, cfg.preview_hw, cfg.family, progress=progress)
+    res.path = str(preview(path, out))
+    done(res)
+    teacher, res = teacher_stage(cfg, progress)
+    done(res)
+    run, res = distill_stage(cfg, teacher, progress)
+    done(res)
+    quantized, res = quantize_stage(cfg, run, progress)
+    done(res)
+    bundle, res = build_stage(cfg, quantized, out / "bundle", progress)
+    done(res)
+    _, res = live_stage(cfg, bundle, out, log, on_status)
+    return done(res)
