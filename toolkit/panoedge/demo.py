@@ -70,7 +70,7 @@ class DemoConfig:
     quantize: QuantizeConfig = DEMO_QUANTIZE
     target: str = "cpu"
     bundle_hw: tuple[int, int] | None = None
-    source: str = "synth://{family}?fps=30&n=16&size=256x512"
+    source: str = "synth://{family}?fps=30&n=16&size=1024x2048"
     duration_s: float = 30.0
     warmup_s: float = 1.0
     host: str = "127.0.0.1"

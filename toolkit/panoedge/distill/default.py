@@ -22,8 +22,8 @@ from panoedge.distill.config import DistillConfig
 from panoedge.distill.teacher_config import TeacherTrainConfig
 from panoedge.errors import UsageError
 
-DEFAULT_TEACHER = TeacherTrainConfig(n_views=256, view_hw=(96, 128), width_mult=1.0, steps=400, batch=8, lr=2e-3,
-                                     warmup=30, ckpt_every=50, n_eval=8, erp_hw=(64, 128))
+DEFAULT_TEACHER = TeacherTrainConfig(n_views=512, view_hw=(96, 128), width_mult=1.0, steps=800, batch=12, lr=2e-3,
+                                     warmup=60, ckpt_every=100, n_eval=16, erp_hw=(128, 256))
 """The embedded teacher's training budget (family and data are filled in per run)."""
 EVAL_SEED_OFFSET = 1_000_003
 """Held-out synthetic scenes use dataset seed ``cfg.seed + EVAL_SEED_OFFSET`` (training uses ``cfg.seed``)."""
