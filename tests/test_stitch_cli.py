@@ -152,3 +152,14 @@ def test_bench_stitch_reports_floor_and_ratio(tmp_path):
     assert rep["ratios"]["stitch_over_floor"] > 0
     assert rep["machine"]["cores"] >= 1 and rep["backend"]["opencv_threads"] >= 1
     assert {"min", "median", "p99"} <= set(rep["cases"]["stitch"]["latency_ms"])
+
+
+@pytest.mark.slow
+def test_rig_recovery_prints_the_table_and_writes_json(tmp_path):
+    out = tmp_path / "rec.json"
+    res = CliRunner().invoke(app, ["rig", "recovery", "--cases", "1", "--frames", "3", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "rotation error: median" in res.output and "outdoor  handheld" in res.output
+    rows = json.loads(out.read_text())["rows"]
+    assert len(rows) == 1 and rows[0]["frames"] == 3 and rows[0]["start_rot_err_deg"] > 2.9
+    assert rows[0]["rot_err_deg"] < rows[0]["start_rot_err_deg"]
