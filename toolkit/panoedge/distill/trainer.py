@@ -165,7 +165,8 @@ def load_training_set(cfg: DistillConfig, rank: int = 0, world: int = 1, progres
     rgb = np.stack([_read_erp(data, s, cfg.erp_hw) for s in stems])
     extra = {k: v for k, v in (("n_patches", cfg.n_patches), ("fov_deg", cfg.fov_deg), ("patch_hw", cfg.patch_hw)) if v}
     spec = PseudoLabelSpec(teacher=cfg.teacher, erp_hw=tuple(cfg.erp_hw), class_map=cfg.class_map,
-                           source_hw=None if cfg.pseudo_hw is None else tuple(cfg.pseudo_hw), **extra)
+                           source_hw=None if cfg.pseudo_hw is None else tuple(cfg.pseudo_hw),
+                           fusion=cfg.pseudo_fusion, **extra)
     teacher = None
     classes = list(data.classes)
     if cfg.n_clusters:
