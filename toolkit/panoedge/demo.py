@@ -211,11 +211,11 @@ def _bundle_hw(cfg: DemoConfig, run: Path) -> tuple[int, int]:
 
 
 def _target_quantize(cfg: DemoConfig) -> QuantizeConfig:
-    """The demo's quantize config with the target's activations, as :func:`build_bundle` sets them."""
+    """The demo's quantize config as :func:`build_bundle` will use it for the target."""
+    from panoedge.deploy.bundle import target_quantize_config
     from panoedge.deploy.targets import load_target
 
-    tgt = load_target(cfg.target)
-    return replace(cfg.quantize, activations=tgt.int8_activations, tensorrt=tgt.implicit_tensorrt)
+    return target_quantize_config(load_target(cfg.target), cfg.quantize)
 
 
 def _quantize_figures(rep: dict) -> dict:

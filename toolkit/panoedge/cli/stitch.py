@@ -155,18 +155,18 @@ def rig_list() -> None:
 def rig_recovery(
     cases: int = typer.Option(8, "--cases", min=1, help="How many synthetic rigs (both families, upright and handheld)."),
     frames: int = typer.Option(5, "--frames", min=1, help="Frames per calibration."),
-    baseline_m: float = typer.Option(0.03, "--baseline-m", help="Distance between the lens centres (parallax)."),
-    perturb_deg: float = typer.Option(3.0, "--perturb-deg", help="Start rotation and field-of-view error, degrees."),
+    baseline_m: float = typer.Option(0.03, "--baseline-m", min=0.0, max=0.5,
+                                     help="Distance between the lens centres, metres (parallax)."),
+    perturb_deg: float = typer.Option(3.0, "--perturb-deg", min=0.0, max=10.0,
+                                      help="Start rotation and field-of-view error, degrees."),
     json_path: Optional[Path] = JsonOpt,
 ) -> None:
     """Self-calibrate perturbed synthetic rigs (true rig known) and print the recovered errors."""
     import numpy as np
 
-    from panoedge.eval.stitch_quality import RECOVERY_CASES, recovery_table
+    from panoedge.eval.stitch_quality import recovery_cases, recovery_table
 
-    todo = [RECOVERY_CASES[i % len(RECOVERY_CASES)][:2] + (RECOVERY_CASES[i % len(RECOVERY_CASES)][2] + 100 * (i // len(RECOVERY_CASES)),)
-            for i in range(cases)]
-    rows = recovery_table(todo, n=frames, baseline_m=baseline_m, rot_deg=perturb_deg, fov_deg=perturb_deg, progress=True)
+    rows = recovery_table(recovery_cases(cases), n=frames, baseline_m=baseline_m, rot_deg=perturb_deg, fov_deg=perturb_deg, progress=True)
     typer.echo(f"{'family':<8} {'attitude':<9} {'seed':>4} {'start rot':>9} {'rot err':>8} {'fov err':>8} {'matches':>7}")
     for r in rows:
         typer.echo(f"{r['family']:<8} {r['attitude']:<9} {r['seed']:>4} {r['start_rot_err_deg']:>8.2f}° "

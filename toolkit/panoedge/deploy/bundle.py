@@ -101,6 +101,12 @@ def _engine_script(manifest: dict, target: Target) -> str:
     return "\n".join(lines) + "\n"
 
 
+def target_quantize_config(target: Target, quantize: QuantizeConfig | None = None) -> QuantizeConfig:
+    """``quantize`` (default: :class:`QuantizeConfig`) with the INT8 activation type and TensorRT
+    version the target's runtime takes: what :func:`build_bundle` calibrates with."""
+    return replace(quantize or QuantizeConfig(), activations=target.int8_activations, tensorrt=target.implicit_tensorrt)
+
+
 def build_bundle(model: str | Path, target: str, data: str | Path | None, out: str | Path,
                  size: tuple[int, int] | None = None, rig: str | Path | None = None,
                  quantize: QuantizeConfig | None = None, overwrite: bool = False, progress: bool = True) -> dict:
@@ -121,7 +127,7 @@ def build_bundle(model: str | Path, target: str, data: str | Path | None, out: s
         raise DataError(f"{rig}: no such rig file")
     if out.exists() and not overwrite:
         raise UsageError(f"{out} already exists; choose another folder or pass --overwrite")
-    qcfg = replace(quantize or QuantizeConfig(), activations=tgt.int8_activations, tensorrt=tgt.implicit_tensorrt)
+    qcfg = target_quantize_config(tgt, quantize)
     t0 = time.perf_counter()
     with atomic_dir(out, overwrite=overwrite) as tmp:
         from_model, export_rep = _fp32_model(model, tmp / FP32, hw)

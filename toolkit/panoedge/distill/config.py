@@ -12,6 +12,7 @@ its ``teacher`` key is the teacher spec actually used. Importable without torch.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -22,7 +23,7 @@ COMPONENTS = ("pixl", "bismap", "rlcc", "depthg", "consistency")
 DEPTH_LOSSES = ("auto", "log_l1", "ssi")
 AMP_MODES = ("auto", "off", "bf16")
 PSEUDO_FUSIONS = ("tangent", "tangent+erp")
-"""= ``panoedge.distill.pseudo.FUSIONS`` (kept here so the config imports without torch)."""
+"""Pseudo-label fusions (see ``panoedge.distill.pseudo.FUSIONS``; defined here, torch-free)."""
 
 
 @dataclass(frozen=True)
@@ -119,27 +120,23 @@ class DistillConfig:
         for key, choices in (("depth_loss", DEPTH_LOSSES), ("amp", AMP_MODES), ("pseudo_fusion", PSEUDO_FUSIONS)):
             if getattr(self, key) not in choices:
                 raise bad(key, f"{getattr(self, key)!r}: choose one of {', '.join(choices)}")
-        for key in ("erp_hw", "synth_hw"):
-            h, w = _pair(getattr(self, key), key, path)
-            if w != 2 * h or h % 32:
+        sizes = {key: None if getattr(self, key) is None else _pair(getattr(self, key), key, path)
+                 for key in ("erp_hw", "synth_hw", "pseudo_hw", "patch_hw")}
+        for key, hw in sizes.items():
+            if hw is None:
+                continue
+            h, w = hw
+            if key == "patch_hw" and (h % 32 or w % 32):
+                raise bad(key, f"{h}x{w}: multiples of 32")
+            if key != "patch_hw" and (w != 2 * h or h % 32):
                 raise bad(key, f"{h}x{w}: an ERP size with W == 2H and H a multiple of 32")
-        if self.patch_hw is not None:
-            ph, pw = _pair(self.patch_hw, "patch_hw", path)
-            if ph % 32 or pw % 32:
-                raise bad("patch_hw", f"{ph}x{pw}: multiples of 32")
-        if self.pseudo_hw is not None:
-            h, w = _pair(self.pseudo_hw, "pseudo_hw", path)
-            if w != 2 * h or h % 32:
-                raise bad("pseudo_hw", f"{h}x{w}: an ERP size with W == 2H and H a multiple of 32")
         if self.steps < self.generations:
             raise bad("generations", f"{self.generations} generations for {self.steps} steps: need steps >= generations")
         if not isinstance(self.student, str) or not self.student:
             raise bad("student", "expected a student name (see panoedge models)")
         if not isinstance(self.data, str) or not self.data:
             raise bad("data", "expected a dataset folder or synth:FAMILY")
-        return replace(self, erp_hw=_pair(self.erp_hw, "erp_hw", path), synth_hw=_pair(self.synth_hw, "synth_hw", path),
-                       patch_hw=None if self.patch_hw is None else _pair(self.patch_hw, "patch_hw", path),
-                       pseudo_hw=None if self.pseudo_hw is None else _pair(self.pseudo_hw, "pseudo_hw", path))
+        return replace(self, **sizes)
 
     @property
     def steps_per_generation(self) -> int:
@@ -235,3 +232,15 @@ def load_run_config(path: str | Path) -> DistillConfig:
     except (OSError, json.JSONDecodeError) as e:
         raise ConfigError(p, "(file)", f"unreadable run config: {e}") from None
     return replace(DistillConfig(), **{k: v for k, v in data.items() if k in FIELDS}).validate(p)
+
+
+def lr_at(cfg, step: int) -> float:
+    """The learning rate of 0-based ``step`` for a config with ``lr``, ``warmup`` and ``steps``
+    (distillation and teacher training share it): linear warm-up over ``warmup`` steps (at most a
+    tenth of the run), then cosine decay to 1% of ``lr``; a pure function of ``step``, so a
+    resumed run continues the exact schedule."""
+    warm = min(cfg.warmup, max(1, cfg.steps // 10))
+    if step < warm:
+        return cfg.lr * (step + 1) / warm
+    t = (step - warm) / max(1, cfg.steps - warm)
+    return cfg.lr * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0))))

@@ -32,6 +32,7 @@ import torch
 from tqdm import tqdm
 
 from panoedge.data.folder import DatasetFolder
+from panoedge.distill.config import PSEUDO_FUSIONS
 from panoedge.distill.pseudo_set import SCHEMA, PseudoLabelSet, shard_name
 from panoedge.distill.tangent import PatchLayout, make_layout, tangent_predict
 from panoedge.errors import DataError, UsageError
@@ -43,7 +44,7 @@ __all__ = ["PseudoLabelSet", "PseudoLabelSpec", "build_pseudo_labels", "check_te
            "teacher_fingerprint"]
 
 VERSION = 1
-FUSIONS = ("tangent", "tangent+erp")
+FUSIONS = PSEUDO_FUSIONS
 """How class probabilities are made: tangent patches only, or also the teacher on the whole ERP
 image, mixed by latitude (projection fusion: ``cos(lat)`` weight for the whole image, which is
 undistorted at the equator and useless at the poles, 1 for the patches)."""
@@ -76,16 +77,13 @@ class PseudoLabelSpec:
             raise UsageError("pseudo labels: teacher spec missing (e.g. builtin:PATH)")
         if int(self.shard_size) < 1:
             raise UsageError(f"pseudo labels: shard_size {self.shard_size}: must be >= 1")
-        if self.erp_hw is not None:
-            from panoedge.geometry import check_erp_size
+        from panoedge.geometry import check_erp_size
 
-            object.__setattr__(self, "erp_hw", check_erp_size(*self.erp_hw, what="pseudo-label ERP size"))
+        for key, what in (("erp_hw", "pseudo-label ERP size"), ("source_hw", "pseudo-label source size")):
+            if getattr(self, key) is not None:
+                object.__setattr__(self, key, check_erp_size(*getattr(self, key), what=what))
         if self.fusion not in FUSIONS:
             raise UsageError(f"pseudo labels: fusion {self.fusion!r}: choose one of {', '.join(FUSIONS)}")
-        if self.source_hw is not None:
-            from panoedge.geometry import check_erp_size
-
-            object.__setattr__(self, "source_hw", check_erp_size(*self.source_hw, what="pseudo-label source size"))
         if self.patch_hw is not None:
             object.__setattr__(self, "patch_hw", tuple(int(v) for v in self.patch_hw))
 

@@ -26,11 +26,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from panoedge.distill.tangent_layout import PatchLayout, fusion_table, make_layout, patch_rays, solve_alignment
+from panoedge.distill.tangent_layout import (PatchLayout, default_layout, fusion_table, make_layout, patch_rays,
+                                             solve_alignment)
 from panoedge.errors import UsageError
 from panoedge.models.teachers import DEPTH_KINDS, ClassMap, TeacherOutput, apply_class_map
 
-__all__ = ["PatchLayout", "erp_to_patches", "fuse_depth", "fuse_probs", "make_layout", "tangent_predict"]
+__all__ = ["PatchLayout", "default_layout", "erp_to_patches", "fuse_depth", "fuse_probs", "make_layout", "tangent_predict"]
 
 PATCH_BATCH = 16
 """Patches the teacher sees per call in :func:`tangent_predict`."""
@@ -169,11 +170,11 @@ def tangent_predict(teacher, erp_batch: torch.Tensor, layout: PatchLayout | None
     :func:`~panoedge.models.teachers.apply_class_map` (so ``probs.sum(1)`` is 1 minus the
     ignored mass); ``depth`` ``(B, 1, H, W)`` range with ``depth_kind`` ``"metric"`` for a metric
     teacher, else ``"relative"`` (see :func:`fuse_depth`); ``features`` are not fused (``None``).
-    ``layout`` defaults to :func:`make_layout` with the teacher's ``input_hw`` as patch size.
+    ``layout`` defaults to :func:`default_layout` for the teacher's ``input_hw``.
     Patches go to the teacher :data:`PATCH_BATCH` at a time. ``out_hw`` fuses at another ERP
     size than the input's (patches sampled from a sharp panorama, labels at the training size).
     """
-    layout = layout or make_layout(patch_hw=teacher.input_hw)
+    layout = layout or default_layout(teacher.input_hw)
     b, _, h, w = erp_batch.shape
     if out_hw is not None:
         h, w = (int(v) for v in out_hw)

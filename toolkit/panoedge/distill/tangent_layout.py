@@ -84,6 +84,27 @@ def make_layout(n_patches: int = PatchLayout.n_patches, fov_deg: float = PatchLa
     return PatchLayout(int(n_patches), float(fov_deg), hw, int(min_cover))
 
 
+DEFAULT_COUNTS = (20, 26, 32, 40, 50, 64)
+"""Patch counts :func:`default_layout` tries, fewest first."""
+
+
+def default_layout(patch_hw) -> PatchLayout:
+    """The default layout for a teacher whose input is ``patch_hw``: the default field of view
+    with the fewest of :data:`DEFAULT_COUNTS` patches that cover the sphere (20 for 4:3 patches;
+    more where a wide or short patch leaves gaps near the poles). Cached per size."""
+    return _default_layout(tuple(int(v) for v in patch_hw))
+
+
+@lru_cache(maxsize=32)
+def _default_layout(patch_hw: tuple[int, int]) -> PatchLayout:
+    for n in DEFAULT_COUNTS[:-1]:
+        try:
+            return make_layout(n_patches=n, patch_hw=patch_hw)
+        except UsageError:
+            continue
+    return make_layout(n_patches=DEFAULT_COUNTS[-1], patch_hw=patch_hw)  # or the layout's own error and hint
+
+
 @lru_cache(maxsize=64)
 def _centres(n: int) -> np.ndarray:
     i = np.arange(n, dtype=np.float64)

@@ -55,6 +55,8 @@ class TeacherTrainConfig:
         for name in ("n_views", "steps", "batch", "ckpt_every", "n_eval"):
             if int(getattr(self, name)) < 1:
                 raise UsageError(f"{name} {getattr(self, name)}: must be >= 1")
+        if int(self.warmup) < 0:
+            raise UsageError(f"warmup {self.warmup}: must be >= 0")
         if not 0.0 <= float(self.pitch_deg) <= 90.0:
             raise UsageError(f"pitch_deg {self.pitch_deg}: must be in [0, 90]")
         if not (self.width_mult > 0 and self.lr > 0 and self.max_depth_m > 0.1):

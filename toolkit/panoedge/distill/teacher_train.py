@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from panoedge.distill.config import lr_at
 from panoedge.distill.teacher_config import TeacherTrainConfig
 from panoedge.errors import DataError, UsageError
 from panoedge.eval import metrics
@@ -210,15 +211,6 @@ def _eval_panoramas(cfg: TeacherTrainConfig) -> list[dict[str, np.ndarray]]:
 
 # --- training ------------------------------------------------------------------------------
 
-def lr_at(cfg: TeacherTrainConfig, step: int) -> float:
-    """Learning rate of step ``step`` (0-based): linear warm-up, then cosine decay to 1% of ``lr``."""
-    warm = min(cfg.warmup, max(1, cfg.steps // 10))
-    if step < warm:
-        return cfg.lr * (step + 1) / warm
-    t = (step - warm) / max(1, cfg.steps - warm)
-    return cfg.lr * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0))))
-
-
 def _batch(cfg, views, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     rng = np.random.default_rng([cfg.seed, 7, step])
     idx = rng.integers(0, len(views["rgb"]), cfg.batch)
@@ -334,11 +326,15 @@ def _write_teacher(out: Path, model, classes, cfg) -> None:
 
 # --- evaluation ----------------------------------------------------------------------------
 
-def _predict(teacher, rgb: np.ndarray, batch: int = 4) -> tuple[np.ndarray, np.ndarray]:
+def _predict(teacher, rgb: np.ndarray, batch: int = 4, tangent: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Class ids and depth of ``teacher`` on ``rgb`` ``(N, H, W, 3)``: directly, or with ``tangent``
+    through its default tangent layout, fused to ERP."""
+    from panoedge.distill.tangent import tangent_predict
+
     labels, depth = [], []
     for i in range(0, len(rgb), batch):
         x = torch.from_numpy(np.ascontiguousarray(rgb[i:i + batch])).permute(0, 3, 1, 2).float() / 255.0
-        o = teacher.predict(x)
+        o = tangent_predict(teacher, x) if tangent else teacher.predict(x)
         labels.append(o.probs.argmax(1).numpy().astype(np.uint8))
         depth.append(o.depth[:, 0].numpy())
     return np.concatenate(labels), np.concatenate(depth)
@@ -382,7 +378,7 @@ def evaluate_teacher(cfg: TeacherTrainConfig, spec: str, progress: bool = False)
            "per_class_iou_plain": plain["per_class_iou"], "absrel_area": area["absrel"], "absrel": plain["absrel"],
            "rmse_area": area["rmse"], "rmse": plain["rmse"], "delta1_area": area["delta1"], "delta1": plain["delta1"],
            "n_images": len(panos), "size": [h, w], "note": ERP_NOTE}
-    tl, td = _predict_tangent(teacher, rgb)
+    tl, td = _predict(teacher, rgb, batch=2, tangent=True)
     tarea = _scores(tl, gl, td, gd, k, classes, wts)
     tangent = {"miou_area": tarea["miou"], "miou": _scores(tl, gl, td, gd, k, classes)["miou"],
                "per_class_iou": tarea["per_class_iou"], "absrel_area": tarea["absrel"],
@@ -393,28 +389,3 @@ def evaluate_teacher(cfg: TeacherTrainConfig, spec: str, progress: bool = False)
            "tangent_over_erp_miou_points": tangent["miou_area"] - erp["miou_area"]}
     return {"perspective": persp, "erp": erp, "tangent": tangent, "gap": gap}
 
-
-def covering_layout(patch_hw):
-    """The default tangent layout at ``patch_hw``, with more patches where a wide or short patch
-    leaves the default count short of covering the sphere."""
-    from panoedge.distill.tangent import make_layout
-
-    for n in (20, 26, 32, 40, 50, 64):
-        try:
-            return make_layout(n_patches=n, patch_hw=patch_hw)
-        except UsageError:
-            continue
-    return make_layout(patch_hw=patch_hw)  # raises with the layout module's own hint
-
-
-def _predict_tangent(teacher, rgb: np.ndarray, batch: int = 2) -> tuple[np.ndarray, np.ndarray]:
-    from panoedge.distill.tangent import tangent_predict
-
-    layout = covering_layout(teacher.input_hw)
-    labels, depth = [], []
-    for i in range(0, len(rgb), batch):
-        x = torch.from_numpy(np.ascontiguousarray(rgb[i:i + batch])).permute(0, 3, 1, 2).float() / 255.0
-        o = tangent_predict(teacher, x, layout)
-        labels.append(o.probs.argmax(1).numpy().astype(np.uint8))
-        depth.append(o.depth[:, 0].numpy())
-    return np.concatenate(labels), np.concatenate(depth)

@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from panoedge.distill import bismap, cluster, rlcc
-from panoedge.distill.config import DistillConfig, load_run_config, write_config
+from panoedge.distill.config import DistillConfig, load_run_config, lr_at, write_config
 from panoedge.distill.consistency import consistency_loss, random_transforms
 from panoedge.distill.depthg import depthg_loss
 from panoedge.distill.losses import depth_loss, pixel_weights, soft_ce
@@ -427,15 +427,6 @@ def advance(ts: TrainingSet, g: int, ema, cfg: DistillConfig, folder: Path, rank
 
 
 # --- schedule, EMA, checkpoints, logs ------------------------------------------------------
-
-def lr_at(cfg: DistillConfig, step: int) -> float:
-    """Linear warm-up over ``warmup`` steps, then cosine decay to 1% of ``lr`` (a pure function of ``step``)."""
-    warm = min(cfg.warmup, max(1, cfg.steps // 10))
-    if step < warm:
-        return cfg.lr * (step + 1) / warm
-    t = (step - warm) / max(1, cfg.steps - warm)
-    return cfg.lr * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0))))
-
 
 @torch.no_grad()
 def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float, step: int) -> None:

@@ -179,14 +179,14 @@ class TeacherPredictor(Predictor):
     """A teacher spec on the whole ERP image (``erp``) or on fused tangent patches (``tangent``)."""
 
     def __init__(self, spec: str, mode: str = "erp", device: str = "cpu", layout=None):
-        from panoedge.distill.tangent import make_layout
+        from panoedge.distill.tangent import default_layout, make_layout
         from panoedge.models.teachers import load_teacher
 
         self.teacher = load_teacher(spec, device)
         self.mode, self.name = mode, spec
         if isinstance(layout, dict):  # make_layout options; the patch size defaults to the teacher's input
             layout = make_layout(**{"patch_hw": self.teacher.input_hw, **layout})
-        self.layout = (layout or make_layout(patch_hw=self.teacher.input_hw)) if mode == "tangent" else None
+        self.layout = (layout or default_layout(self.teacher.input_hw)) if mode == "tangent" else None
         self.classes = self.teacher.classes
         self.num_classes = len(self.classes) if self.classes else 0
         self.colors = _family_colors(self.classes)

@@ -137,6 +137,12 @@ RECOVERY_CASES = (("outdoor", "handheld", 2), ("indoor", "upright", 1), ("indoor
 """(family, attitude, seed) of ``panoedge rig recovery``: both families, upright and handheld."""
 
 
+def recovery_cases(n: int) -> list[tuple[str, str, int]]:
+    """The first ``n`` cases: :data:`RECOVERY_CASES`, then the same again with seeds + 100, + 200, ..."""
+    k = len(RECOVERY_CASES)
+    return [(fam, att, seed + 100 * (i // k)) for i in range(n) for fam, att, seed in [RECOVERY_CASES[i % k]]]
+
+
 def recovery_table(cases=RECOVERY_CASES, n: int = 5, frame_h: int = 512, baseline_m: float = 0.03,
                    rot_deg: float = 3.0, fov_deg: float = 3.0, progress: bool = False) -> list[dict]:
     """:func:`calibration_recovery` for each case (the issue's target: rotation within 0.2 deg,

@@ -27,9 +27,9 @@ from typing import Callable
 
 import numpy as np
 
-from panoedge.errors import UsageError, unknown_name
+from panoedge.errors import UsageError
 from panoedge.live.queues import Closed, StageQueue
-from panoedge.live.sources import check_params, param_float, split_uri
+from panoedge.live.sources import check_params, open_by_scheme, param_float, split_uri
 from panoedge.live.views import DepthColors, composite, label_lut
 
 __all__ = ["DisplaySink", "FileSink", "Result", "SINKS", "Sink", "StreamInfo", "open_sink"]
@@ -281,10 +281,7 @@ def open_sink(uri: str | Sink) -> Sink:
     """The :class:`Sink` for ``uri`` (a ``Sink`` passes through); ``UsageError`` for unknown schemes."""
     if isinstance(uri, Sink):
         return uri
-    scheme, _, _ = split_uri(uri)
     if "://" not in str(uri):
         raise UsageError(f"sink {uri!r}: expected a URI such as file://out.mp4, web://127.0.0.1:8080, "
                          "zmq://127.0.0.1:5555 or display://")
-    if scheme not in SINKS:
-        raise unknown_name("sink scheme", f"{scheme}://", [f"{s}://" for s in SINKS])
-    return SINKS[scheme](uri)
+    return open_by_scheme(uri, SINKS, "sink")

@@ -85,6 +85,14 @@ def split_uri(uri: str) -> tuple[str, str, dict[str, str]]:
     return scheme, path, dict(parse_qsl(query, keep_blank_values=True))
 
 
+def open_by_scheme(uri: str, table: dict, kind: str):
+    """``table[scheme](uri)`` for ``uri``'s scheme (``kind`` names it in the ``UsageError`` for an unknown one)."""
+    scheme, _, _ = split_uri(uri)
+    if scheme not in table:
+        raise unknown_name(f"{kind} scheme", f"{scheme}://", [f"{s}://" for s in table])
+    return table[scheme](uri)
+
+
 def check_params(uri: str, params: dict[str, str], allowed: tuple[str, ...]) -> None:
     """``UsageError`` naming the URI and the valid keys for any unknown query key."""
     bad = sorted(set(params) - set(allowed))
@@ -366,7 +374,4 @@ def open_source(uri: str | Source) -> Source:
     """The :class:`Source` for ``uri`` (a ``Source`` passes through); ``UsageError`` for unknown schemes."""
     if isinstance(uri, Source):
         return uri
-    scheme, _, _ = split_uri(uri)
-    if scheme not in SOURCES:
-        raise unknown_name("source scheme", f"{scheme}://", [f"{s}://" for s in SOURCES])
-    return SOURCES[scheme](uri)
+    return open_by_scheme(uri, SOURCES, "source")

@@ -198,8 +198,10 @@ def epipolar_deg(rig: Rig, m: Matches) -> np.ndarray:
     the rays). It sees only the across-plane part of a rotation error; along-plane errors
     (field of view, and a tilt seen exactly on the seam circle) look like depth.
     """
-    b = baseline_m(rig)
-    r0, r1 = match_rays(rig, m, None)
+    return _across_deg(baseline_m(rig), *match_rays(rig, m, None))
+
+
+def _across_deg(b: np.ndarray, r0: np.ndarray, r1: np.ndarray) -> np.ndarray:
     n = np.cross(b, r0)
     n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)
     return np.rad2deg(np.arcsin(np.clip(np.sum(n * r1, axis=1), -1.0, 1.0)))
@@ -216,9 +218,9 @@ def parallax_residuals_deg(rig: Rig, m: Matches) -> tuple[np.ndarray, np.ndarray
     """
     b = baseline_m(rig)
     bh = b / max(float(np.linalg.norm(b)), 1e-12)
-    r0, r1 = match_rays(rig, m, None)
+    r0, r1 = match_rays(rig, m, None)  # once per residual evaluation: this is the solver's inner loop
     along = np.rad2deg(np.arccos(np.clip(r1 @ bh, -1, 1)) - np.arccos(np.clip(r0 @ bh, -1, 1)))
-    return epipolar_deg(rig, m), np.minimum(along, 0.0)
+    return _across_deg(b, r0, r1), np.minimum(along, 0.0)
 
 
 def refine_rig(rig: Rig, m: Matches, refine=DEFAULT_REFINE, f_scale_deg: float = 0.15,
