@@ -232,6 +232,79 @@ def test_rotation_transform_is_an_exact_yaw_roll():
 
 # --- config --------------------------------------------------------------------------------
 
+def test_balance_divides_the_teachers_own_prior_out():
+    from panoedge.distill.balance import balance_labels, class_prior
+
+    # 3 images of 2x4 pixels: class 0 is the confident majority, class 1 is second everywhere
+    p = torch.tensor([0.7, 0.3]).view(1, 2, 1, 1).repeat(3, 1, 2, 4)
+    p[0, :, 0, 0] = torch.tensor([0.1, 0.9])
+    area = torch.tensor([[1.0], [3.0]]).expand(2, 4)
+    weight = torch.ones(3, 2, 4)
+    weight[1] = 0.0  # unweighted pixels do not count towards the prior
+    prior = class_prior(p, weight, area)
+    want0 = float(((p[:, 0] * weight * area).sum()) / (weight * area).sum())
+    assert prior.tolist() == pytest.approx([want0, 1 - want0], abs=1e-6)
+    assert torch.equal(balance_labels(p, prior, 0.0), p / p.sum(1, keepdim=True))
+    q = balance_labels(p, prior, 1.0)
+    assert torch.allclose(q.sum(1), torch.ones(3, 2, 4))
+    # divided by a prior of ~(0.68, 0.32), 0.7 vs 0.3 is a near tie; the rare class gains mass
+    assert float(q[:, 1].mean()) > float(p[:, 1].mean())
+    half = balance_labels(p, prior, 0.5)
+    assert float(p[:, 1].mean()) < float(half[:, 1].mean()) < float(q[:, 1].mean())
+    with pytest.raises(ValueError, match="tau"):
+        balance_labels(p, prior, 1.5)
+    with pytest.raises(ValueError, match="prior"):
+        balance_labels(p, prior[:1], 0.5)
+
+
+def _cylinder_room(h: int = 32, floor_m: float = 1.5, ceiling_m: float = 1.2, radius_m: float = 3.0):
+    """Range and class ids (0 wall, 1 floor, 2 ceiling) of a round room around an ERP camera."""
+    lat = (0.5 - (torch.arange(h) + 0.5) / h) * math.pi
+    r_wall = radius_m / torch.cos(lat)
+    r_floor = torch.where(lat < 0, floor_m / torch.sin(-lat).clamp_min(1e-6), torch.full_like(lat, 1e9))
+    r_ceil = torch.where(lat > 0, ceiling_m / torch.sin(lat).clamp_min(1e-6), torch.full_like(lat, 1e9))
+    r = torch.stack([r_wall, r_floor, r_ceil]).min(0).values
+    cls = torch.stack([r_wall, r_floor, r_ceil]).argmin(0)
+    return lat, r.view(h, 1).expand(h, 2 * h).clone(), cls.view(h, 1).expand(h, 2 * h).clone()
+
+
+def test_plane_check_moves_off_plane_floor_and_ceiling_labels_to_the_next_choice():
+    from panoedge.distill.planes import plane_groups, refine_planes
+
+    names = ["wall", "floor", "ceiling", "table"]
+    assert plane_groups(names) == [(1, [1]), (-1, [2])]
+    assert plane_groups(["wall", "Road", "sidewalk", "sky"]) == [(1, [1, 2])]
+    h = 32
+    lat, rng, cls = _cylinder_room(h)
+    probs = torch.full((1, 4, h, 2 * h), 0.05)
+    probs[0].scatter_(0, cls[None], 0.85)
+    # a table top 0.75 m below the camera that the teacher calls floor (the table second)
+    rows = [v for v in range(h) if -0.9 < float(lat[v]) < -0.5]
+    tab = (slice(None), slice(None), rows, slice(0, 8))
+    rng[rows, 0:8] = 0.75 / torch.sin(-lat[rows]).view(-1, 1)
+    probs[tab] = torch.tensor([0.03, 0.6, 0.02, 0.35]).view(1, 4, 1, 1)
+    # the upper wall, well under the ceiling, called ceiling (the wall second)
+    top = [v for v in range(h) if int(cls[v, 0]) == 0 and 0.05 < float(lat[v]) < 0.25]
+    probs[0, :, top, 20:30] = torch.tensor([0.35, 0.02, 0.6, 0.03]).view(4, 1, 1)
+    out, stats = refine_planes(probs, rng[None], names)
+    lab = out[0].argmax(0)
+    assert (lab[rows, 0:8] == 3).all()  # off the floor plane: the table
+    assert (lab[top, 20:30] == 0).all()  # below the ceiling plane: the wall
+    keep = torch.ones(h, 2 * h, dtype=torch.bool)
+    keep[rows, 0:8] = False
+    keep[top, 20:30] = False
+    assert torch.equal(lab[keep], cls[keep])  # every pixel on its plane keeps its label
+    assert torch.allclose(out.sum(1), torch.ones(1, h, 2 * h), atol=1e-5)
+    assert stats["planes_found"] == {"ground": 1, "overhead": 1} and stats["moved"]["ground"] > 0
+    # a global depth scale changes nothing (relative-depth teachers), unknown depth leaves labels as they are
+    assert torch.allclose(refine_planes(probs, 3.0 * rng[None], names)[0], out, atol=1e-5)
+    blind = rng.clone()
+    blind[rows, 0:8] = 0.0
+    assert torch.equal(refine_planes(probs, blind[None], names)[0][0][:, rows, 0:8], probs[0][:, rows, 0:8])
+    with pytest.raises(ValueError, match="depth of shape"):
+        refine_planes(probs, rng, names)
+
+
 def test_config_precedence_and_errors(tmp_path):
     from panoedge.distill.config import DistillConfig, resolve_config
 
@@ -248,3 +321,5 @@ def test_config_precedence_and_errors(tmp_path):
         resolve_config(f)
     with pytest.raises(ConfigError, match="erp_hw"):
         resolve_config(erp_hw=(32, 48))
+    with pytest.raises(ConfigError, match=r"balance_tau: 2: expected a number in \[0.0, 1.0\]"):
+        resolve_config(balance_tau=2)

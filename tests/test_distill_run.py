@@ -69,6 +69,9 @@ def test_tiny_run_writes_config_and_a_loadable_student(tmp_path, teacher):
     assert rows[0].startswith("step,generation,lr,loss") and len(rows) == 7
     gens = res.report["train"]["generations"]
     assert len(gens) == 1 and gens[0]["generation"] == 1 and "bismap" in gens[0]
+    labels = res.report["teacher_labels"]  # the plane check and class balancing ran on generation 0
+    assert labels["planes"]["images"] == 4 and len(labels["balance_prior"]) == 11
+    assert sum(labels["balance_prior"]) == pytest.approx(1.0, abs=1e-3)
     for k, v in model.state_dict().items():
         assert torch.equal(v, res.student.state_dict()[k]), k  # student.pt holds the EMA weights
 

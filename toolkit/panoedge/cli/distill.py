@@ -9,7 +9,7 @@ import typer
 
 from panoedge.cli.app import app
 from panoedge.cli.common import JsonOpt, emit_json
-from panoedge.distill.config import DistillConfig
+from panoedge.distill.config import COMPONENTS, DistillConfig
 
 _D = DistillConfig()  # the one place defaults live
 
@@ -28,6 +28,10 @@ def distill(
     steps: Optional[int] = typer.Option(None, "--steps", help=f"Training steps in all (default {_D.steps})."),
     ablate: bool = typer.Option(False, "--ablate", help="Train every component variant on the same budget "
                                 "into OUT/<variant> and print one table."),
+    variants: Optional[str] = typer.Option(None, "--variants", help="With --ablate: comma-separated variants "
+                                           "(baseline, +X, -X, all, all-area, default; X one of "
+                                           f"{', '.join(COMPONENTS)}). "
+                                           "Default: baseline, each +X, all, all-area, default."),
     no_eval: bool = typer.Option(False, "--no-eval", help="Skip the held-out evaluation at the end."),
     json_path: Optional[Path] = JsonOpt,
 ) -> None:
@@ -38,7 +42,8 @@ def distill(
     if ablate:
         from panoedge.distill.ablation import format_table, run_ablation
 
-        rep = run_ablation(cfg, out, progress=True)
+        names = [v.strip() for v in variants.split(",") if v.strip()] if variants else None
+        rep = run_ablation(cfg, out, variants=names, progress=True)
         typer.echo(format_table(rep))
         emit_json(json_path, rep)
         return

@@ -4,7 +4,9 @@ Variants (:data:`VARIANTS`) share the config (data, teacher, student, steps, gen
 and differ only in the component switches: ``baseline`` (plain pseudo-label cross entropy plus
 the depth loss, all components off), ``baseline`` plus one component each, ``all`` (every
 component on), ``all-area`` (every component, losses *not* weighted by solid angle) and
-``default`` (the switches as configured, i.e. :class:`DistillConfig`'s defaults). Each
+``default`` (the switches as configured, i.e. :class:`DistillConfig`'s defaults); on request
+(``variants=``, ``panoedge distill --ablate --variants``) also ``-X``: the default with component
+``X`` switched off (leave-one-out, what a default has to earn). Each
 trains into ``OUT/<variant>`` (resumable); students are scored on the same held-out scenes
 with ``panoedge.eval.evaluate``, the teacher once on the whole ERP image and once through
 tangent patches for reference. Report schema ``panoedge.ablation/1``.
@@ -26,7 +28,10 @@ VARIANTS: dict[str, dict] = {
     "all": {c: True for c in COMPONENTS},
     "all-area": {**{c: True for c in COMPONENTS}, "area_weighted": False},
     "default": {},
+    **{f"-{c}": {c: False} for c in COMPONENTS},
 }
+DEFAULT_VARIANTS = tuple(k for k in VARIANTS if not k.startswith("-"))
+"""What ``--ablate`` trains when no variants are named (the leave-one-out ``-X`` rows on request)."""
 
 
 def variant_config(cfg: DistillConfig, name: str) -> DistillConfig:
@@ -37,11 +42,13 @@ def variant_config(cfg: DistillConfig, name: str) -> DistillConfig:
         raise unknown_name("ablation variant", name, VARIANTS)
     if name == "default":
         return cfg
+    if name.startswith("-"):
+        return replace(cfg, **VARIANTS[name])
     return replace(cfg, **{"area_weighted": True, **VARIANTS[name]})
 
 
 def run_ablation(cfg: DistillConfig, out: str | Path, variants=None, progress: bool = True) -> dict:
-    """Train and evaluate ``variants`` (default: all) of ``cfg`` under ``out``; returns the report."""
+    """Train and evaluate ``variants`` (default: :data:`DEFAULT_VARIANTS`) of ``cfg`` under ``out``; returns the report."""
     from panoedge.distill.default import eval_data_spec, evaluate_run, resolve_teacher, run
     from panoedge.env import machine_info
     from panoedge.home import write_json
@@ -53,7 +60,9 @@ def run_ablation(cfg: DistillConfig, out: str | Path, variants=None, progress: b
         from panoedge.errors import UsageError
 
         raise UsageError("the ablation needs held-out data: set eval_data (synthetic data gets held-out scenes automatically)")
-    names = list(variants or VARIANTS)
+    names = list(variants or DEFAULT_VARIANTS)
+    for name in names:
+        variant_config(cfg, name)  # an unknown name fails before any training
     rows = {}
     for name in names:
         t0 = time.perf_counter()

@@ -19,7 +19,7 @@ from pathlib import Path
 from panoedge.errors import ConfigError
 
 SCHEMA = "panoedge.distill_config/1"
-COMPONENTS = ("pixl", "bismap", "rlcc", "depthg", "consistency")
+COMPONENTS = ("planes", "balance", "pixl", "bismap", "rlcc", "depthg", "consistency")
 DEPTH_LOSSES = ("auto", "log_l1", "ssi")
 AMP_MODES = ("auto", "off", "bf16")
 PSEUDO_FUSIONS = ("tangent", "tangent+erp")
@@ -45,7 +45,10 @@ class DistillConfig:
     Training: ``steps`` optimiser steps in all, split evenly over ``generations`` of self-training;
     global ``batch`` (split across DDP ranks); AdamW ``lr`` with ``warmup`` and cosine decay; an EMA
     copy with ``ema_decay``. Components (each switchable, ``*_weight`` its loss weight):
-    ``pixl`` (drift fraction ``pixl_drift``, temperature ``pixl_tau``), ``bismap`` (``bismap_components``
+    ``planes`` (depth-guided plane check: floor and ceiling labels must sit on the planes the
+    teacher's own depth puts them on, :mod:`panoedge.distill.planes`; ``planes_conf``,
+    ``planes_tol``, ``planes_sigma``), ``balance`` (class-balanced labels: the teacher's own class prior on the training set divided
+    out to the power ``balance_tau``, :mod:`panoedge.distill.balance`), ``pixl`` (drift fraction ``pixl_drift``, temperature ``pixl_tau``), ``bismap`` (``bismap_components``
     diagonal Gaussians per class, reject below the ``bismap_quantile`` likelihood quantile of
     confident pixels, confident = pseudo confidence >= ``bismap_conf``), ``rlcc`` (new labels weigh
     ``rlcc_momentum``), ``depthg`` (``depthg_points`` farthest points per image),
@@ -104,6 +107,12 @@ class DistillConfig:
     cons_zoom: float = 1.5
     cons_frac: float = 0.5
     n_clusters: int = 0
+    planes: bool = True
+    planes_conf: float = 0.7
+    planes_tol: float = 0.2
+    planes_sigma: float = 0.3
+    balance: bool = True
+    balance_tau: float = 0.5
 
     def validate(self, path: str | Path | None = None) -> "DistillConfig":
         """Check every field (errors name ``path``, the key and the allowed range); returns a normalised copy."""
@@ -155,7 +164,8 @@ _RANGES = (("synth_n", 2, 1_000_000), ("eval_n", 1, 100_000), ("n_patches", 0, 5
            ("bismap_components", 1, 64), ("bismap_quantile", 0.0, 0.5), ("bismap_conf", 0.0, 1.0),
            ("rlcc_momentum", 0.0, 1.0), ("depthg_weight", 0.0, 100.0), ("depthg_points", 4, 4096),
            ("cons_weight", 0.0, 100.0), ("cons_tilt_deg", 0.0, 90.0), ("cons_zoom", 1.0, 4.0),
-           ("cons_frac", 0.0, 1.0), ("n_clusters", 0, 1000))
+           ("cons_frac", 0.0, 1.0), ("n_clusters", 0, 1000), ("balance_tau", 0.0, 1.0),
+           ("planes_conf", 0.0, 1.0), ("planes_tol", 0.0, 10.0), ("planes_sigma", 1e-3, 10.0))
 _INTS = ("synth_n", "eval_n", "n_patches", "steps", "generations", "batch", "warmup", "seed", "ckpt_every",
          "log_every", "bismap_components", "depthg_points", "n_clusters")
 FIELDS = tuple(f.name for f in fields(DistillConfig))

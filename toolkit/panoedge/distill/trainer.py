@@ -6,7 +6,8 @@
    classes against the student's (inside :func:`panoedge.distill.pseudo.build_pseudo_labels`) and
    the run folder. Rank 0 writes ``config.json`` (the resolved config; ``teacher`` = the spec used).
 2. Pseudo labels on tangent patches, built sharded across ranks into the shared cache, then a
-   barrier (:func:`load_training_set`). Label-free mode (``n_clusters > 0``): clusters of teacher
+   barrier (:func:`load_training_set`); the teacher's labels are then checked against the floor
+   and ceiling planes of its own depth and class-balanced (:func:`refine_teacher_labels`). Label-free mode (``n_clusters > 0``): clusters of teacher
    features instead of classes (:mod:`panoedge.distill.cluster`).
 3. ``cfg.generations`` generations of ``steps / generations`` steps. Generation 0 trains on the
    teacher's labels; each later one starts from labels refined with the EMA student
@@ -42,7 +43,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from panoedge.distill import bismap, cluster, rlcc
+from panoedge.distill import balance, bismap, cluster, planes, rlcc
 from panoedge.distill.config import DistillConfig, load_run_config, lr_at, write_config
 from panoedge.distill.consistency import consistency_loss, random_transforms
 from panoedge.distill.depthg import depthg_loss
@@ -125,6 +126,7 @@ class TrainingSet:
     family: str | None
     gt: torch.Tensor | None = None
     label_free: bool = False
+    label_stats: dict = field(default_factory=dict)
     generation: int = 0
     probs: torch.Tensor = field(init=False)
     weight: torch.Tensor = field(init=False)
@@ -186,12 +188,14 @@ def load_training_set(cfg: DistillConfig, rank: int = 0, world: int = 1, progres
     if cfg.n_clusters:
         base = _cluster_labels(cfg, teacher, spec, rgb, device)
         mass = torch.ones(len(stems), h, w)
+        label_stats = {}
     else:
         if loaded[0]["probs"] is None:
             raise UsageError(f"teacher {cfg.teacher} gives no classes; use the label-free mode (n_clusters > 0)")
         probs = torch.from_numpy(np.stack([x["probs"] for x in loaded]))
         mass = probs.sum(1)
         base = probs / mass.clamp_min(1e-6)[:, None]
+        base, label_stats = refine_teacher_labels(base, mass, loaded, classes, cfg)
     depth = torch.from_numpy(np.stack([x["depth"] for x in loaded])) if loaded[0]["depth"] is not None else None
     gt = None
     if all(s in data.files["semantic"] for s in stems):
@@ -200,7 +204,25 @@ def load_training_set(cfg: DistillConfig, rank: int = 0, world: int = 1, progres
     return TrainingSet(list(stems), torch.from_numpy(rgb).permute(0, 3, 1, 2).contiguous(), base.half(),
                        mass.clamp(0, 1).half(), depth, pls.depth_kind, classes,
                        None if cfg.n_clusters else data.colors.tolist(), data.meta.get("family"), gt,
-                       label_free=bool(cfg.n_clusters))
+                       label_free=bool(cfg.n_clusters), label_stats=label_stats)
+
+
+def refine_teacher_labels(base: torch.Tensor, mass: torch.Tensor, loaded: list[dict], classes, cfg: DistillConfig):
+    """Generation-0 labels from the teacher's: the plane check (``cfg.planes``, with the pseudo
+    labels' depth), then class balancing (``cfg.balance``); returns ``(labels, stats)``."""
+    from panoedge.geometry.torch_ops import erp_area_weights
+
+    stats: dict = {}
+    if cfg.planes and loaded[0]["depth"] is not None:
+        depth = torch.from_numpy(np.stack([x["depth"] for x in loaded]))
+        base, stats["planes"] = planes.refine_planes(base, depth, classes, cfg.planes_conf, cfg.planes_tol,
+                                                     cfg.planes_sigma)
+    if cfg.balance and cfg.balance_tau > 0:
+        h, w = base.shape[-2:]
+        prior = balance.class_prior(base, mass.clamp(0, 1), erp_area_weights(h, w).expand(h, w))
+        base = balance.balance_labels(base, prior, cfg.balance_tau)
+        stats["balance_prior"] = [float(v) for v in prior]
+    return base, stats
 
 
 def _cluster_labels(cfg, teacher, spec, rgb: np.ndarray, device) -> torch.Tensor:
@@ -611,6 +633,7 @@ def distill(cfg: DistillConfig, out: str | Path, progress: bool = True, stop_at:
         _broadcast_buffers(model, ema)
     report = {"schema": REPORT_SCHEMA, "config": cfg.to_dict(), "classes": ts.classes, "depth_kind": ts.depth_kind,
               "n_train_images": len(ts.stems), "final_losses": parts,
+              "teacher_labels": {**ts.label_stats, "diag_label_miou_area": _label_miou(ts.base.float(), ts)},
               "train": {"steps": cfg.steps, "world_size": world, "device": str(device), "s_per_step_this_run": s_per_step,
                         "threads": torch.get_num_threads(), "generations": gen_stats}}
     if rank == 0:
