@@ -89,3 +89,26 @@ def test_self_calibration_with_a_3cm_baseline_indoors():
     r = calibration_recovery("indoor", seed=1, n=5, frame_h=512, baseline_m=0.03, attitude="upright")
     assert r["rot_err_deg"] < 0.2, r
     assert max(abs(e) for e in r["fov_err_deg"]) < 1.0, r
+
+
+def test_envelope_pull_and_fov_window():
+    """``pull`` weighs a positive along-plane disagreement (parallax), a negative one weighs 1;
+    the last solve's field-of-view window follows the baseline (parallax of points 1 m away)."""
+    from panoedge.stitch.calibrate import parallax_fov_window_deg, parallax_residuals_deg
+    from panoedge.stitch.features import Matches, project_lens
+
+    rig = synthetic_rig(256, seed=3, baseline_m=0.03)
+    lon = np.linspace(-3.0, 3.0, 20)
+    pts = 0.5 * np.stack([np.cos(lon), np.sin(lon), np.zeros_like(lon)], axis=1)  # 0.5 m away, around the seam
+    uv = []
+    for i in range(2):
+        d = pts - np.asarray(rig.lenses[i].translation_m)
+        u, v, _ = project_lens(rig, i, d / np.linalg.norm(d, axis=1, keepdims=True))
+        uv.append(np.stack([u, v], axis=1))
+    m = Matches(*uv)
+    _, free = parallax_residuals_deg(rig, m)
+    _, pulled = parallax_residuals_deg(rig, m, pull=0.5)
+    assert np.abs(free).max() < 1e-9 and pulled.min() > 1.0  # ~0.5 * atan(0.03 / 0.5) = 1.7 deg
+    lo, hi = parallax_fov_window_deg(rig)
+    assert hi == pytest.approx(np.rad2deg(0.03) * rig.lenses[0].fov_deg / 90.0) and lo == pytest.approx(-hi / 4)
+    assert parallax_fov_window_deg(synthetic_rig(256, seed=3, baseline_m=0.0)) == (0.0, 0.0)
