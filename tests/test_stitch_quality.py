@@ -56,7 +56,6 @@ def test_parallax_free_residuals_ignore_depth_but_not_rotation():
     """A point 0.5 m away seen by a 3 cm rig: the rays disagree (parallax) but the epipolar
     residual is zero and the along-plane parallax is positive; a rotation error shows up."""
     from panoedge.stitch.calibrate import epipolar_deg, match_rays, parallax_residuals_deg
-    from panoedge.stitch.features import Matches, project_lens
 
     rig = synthetic_rig(256, seed=3, baseline_m=0.03)
     rng = np.random.default_rng(0)
@@ -67,12 +66,7 @@ def test_parallax_free_residuals_ignore_depth_but_not_rotation():
     axis = rig.lenses[0].rotation[:, 2]
     basis = np.linalg.svd(axis[None])[2][1:]
     pts = 0.5 * (seam[:, [0, 2]] @ basis + seam[:, 1:2] * axis)
-    uv = []
-    for i in range(2):
-        d = pts - np.asarray(rig.lenses[i].translation_m)
-        u, v, _ = project_lens(rig, i, d / np.linalg.norm(d, axis=1, keepdims=True))
-        uv.append(np.stack([u, v], axis=1))
-    m = Matches(*uv)
+    m = _matches_of_points(rig, pts)
     r0, r1 = match_rays(rig, m)
     ray_angle = np.rad2deg(np.arccos(np.clip(np.sum(r0 * r1, 1), -1, 1)))
     assert ray_angle.min() > 2.0  # ~atan(0.03 / 0.5) = 3.4 deg of parallax
@@ -91,21 +85,27 @@ def test_self_calibration_with_a_3cm_baseline_indoors():
     assert max(abs(e) for e in r["fov_err_deg"]) < 1.0, r
 
 
-def test_envelope_pull_and_fov_window():
-    """``pull`` weighs a positive along-plane disagreement (parallax), a negative one weighs 1;
-    the last solve's field-of-view window follows the baseline (parallax of points 1 m away)."""
-    from panoedge.stitch.calibrate import parallax_fov_window_deg, parallax_residuals_deg
+def _matches_of_points(rig, pts: np.ndarray):
+    """Exact matches of scene points ``pts`` (N, 3) (rig frame, metres) seen by both lenses."""
     from panoedge.stitch.features import Matches, project_lens
 
-    rig = synthetic_rig(256, seed=3, baseline_m=0.03)
-    lon = np.linspace(-3.0, 3.0, 20)
-    pts = 0.5 * np.stack([np.cos(lon), np.sin(lon), np.zeros_like(lon)], axis=1)  # 0.5 m away, around the seam
     uv = []
     for i in range(2):
         d = pts - np.asarray(rig.lenses[i].translation_m)
         u, v, _ = project_lens(rig, i, d / np.linalg.norm(d, axis=1, keepdims=True))
         uv.append(np.stack([u, v], axis=1))
-    m = Matches(*uv)
+    return Matches(*uv)
+
+
+def test_envelope_pull_and_fov_window():
+    """``pull`` weighs a positive along-plane disagreement (parallax), a negative one weighs 1;
+    the last solve's field-of-view window follows the baseline (parallax of points 1 m away)."""
+    from panoedge.stitch.calibrate import parallax_fov_window_deg, parallax_residuals_deg
+
+    rig = synthetic_rig(256, seed=3, baseline_m=0.03)
+    lon = np.linspace(-3.0, 3.0, 20)
+    pts = 0.5 * np.stack([np.cos(lon), np.sin(lon), np.zeros_like(lon)], axis=1)  # 0.5 m away, around the seam
+    m = _matches_of_points(rig, pts)
     _, free = parallax_residuals_deg(rig, m)
     _, pulled = parallax_residuals_deg(rig, m, pull=0.5)
     assert np.abs(free).max() < 1e-9 and pulled.min() > 1.0  # ~0.5 * atan(0.03 / 0.5) = 1.7 deg
