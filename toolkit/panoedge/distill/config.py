@@ -47,8 +47,10 @@ class DistillConfig:
     copy with ``ema_decay``. Components (each switchable, ``*_weight`` its loss weight):
     ``planes`` (depth-guided plane check: floor and ceiling labels must sit on the planes the
     teacher's own depth puts them on, :mod:`panoedge.distill.planes`; ``planes_conf``,
-    ``planes_tol``, ``planes_sigma``), ``balance`` (class-balanced labels: the teacher's own class prior on the training set divided
-    out to the power ``balance_tau``, :mod:`panoedge.distill.balance`), ``pixl`` (drift fraction ``pixl_drift``, temperature ``pixl_tau``), ``bismap`` (``bismap_components``
+    ``planes_tol``, ``planes_sigma``), ``balance`` (class-balanced labels: the teacher's own
+    class prior on the training set divided out to the power ``balance_tau``,
+    :mod:`panoedge.distill.balance`), ``pixl`` (drift fraction ``pixl_drift``, temperature
+    ``pixl_tau``), ``bismap`` (``bismap_components``
     diagonal Gaussians per class, reject below the ``bismap_quantile`` likelihood quantile of
     confident pixels, confident = pseudo confidence >= ``bismap_conf``), ``rlcc`` (new labels weigh
     ``rlcc_momentum``), ``depthg`` (``depthg_points`` farthest points per image),

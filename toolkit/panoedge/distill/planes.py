@@ -26,9 +26,10 @@ In the spirit of DepthG (depth guides the segmentation), but as an explicit 360Â
 
 from __future__ import annotations
 
-import math
-
 import torch
+
+from panoedge.distill.pixl import weighted_quantile
+from panoedge.geometry.torch_ops import erp_area_weights, erp_lonlat_grid
 
 __all__ = ["GROUND", "OVERHEAD", "plane_groups", "refine_planes"]
 
@@ -50,12 +51,6 @@ def plane_groups(classes) -> list[tuple[int, list[int]]]:
     return out
 
 
-def _weighted_median(v: torch.Tensor, w: torch.Tensor) -> float:
-    order = torch.argsort(v)
-    cw = torch.cumsum(w[order].double(), 0)
-    return float(v[order][torch.searchsorted(cw, cw[-1] / 2).clamp(max=len(v) - 1)])
-
-
 def refine_planes(probs: torch.Tensor, depth: torch.Tensor, classes, conf: float = 0.7, tol: float = 0.2,
                   sigma: float = 0.3, min_frac: float = 0.002) -> tuple[torch.Tensor, dict]:
     """Pseudo labels ``probs`` ``(N, K, H, W)`` (summing to 1) checked against the planes of ``depth``
@@ -70,16 +65,16 @@ def refine_planes(probs: torch.Tensor, depth: torch.Tensor, classes, conf: float
     if depth.shape != (n, h, w):
         raise ValueError(f"depth of shape {tuple(depth.shape)} for labels of shape {tuple(probs.shape)}")
     groups = plane_groups(classes)
-    lat = (0.5 - (torch.arange(h, dtype=torch.float32) + 0.5) / h) * math.pi
-    area = torch.cos(lat).view(h, 1).expand(h, w)
-    below = (lat < 0).view(h, 1).expand(h, w)
+    lat = erp_lonlat_grid(h, w)[1]
+    sin_lat, below = torch.sin(lat), lat < 0
+    area = erp_area_weights(h, w).expand(h, w)
     stats = {"images": n, "planes_found": {"ground": 0, "overhead": 0}, "moved": {"ground": 0.0, "overhead": 0.0}}
     out = probs.clone()
     total_area = float(area.sum()) * n
     for i in range(n):
         r = depth[i].float()
         known = torch.isfinite(r) & (r > 0)
-        height = torch.where(known, r, torch.zeros_like(r)) * torch.sin(lat).view(h, 1)  # metres above the camera
+        height = torch.where(known, r, torch.zeros_like(r)) * sin_lat  # metres above the camera
         p = out[i].float()
         for side, ids in groups:
             name = "ground" if side > 0 else "overhead"
@@ -88,7 +83,7 @@ def refine_planes(probs: torch.Tensor, depth: torch.Tensor, classes, conf: float
             sure = (p[ids].sum(0) >= conf) & known & right_side & (dist > 0)
             if float(area[sure].sum()) < min_frac * float(area.sum()):
                 continue
-            plane = _weighted_median(dist[sure], area[sure])
+            plane = float(weighted_quantile(dist[sure], area[sure], 0.5))
             err = (plane - dist).abs() / max(plane, 1e-6)
             like = torch.exp(-(err - tol).clamp_min(0.0) / sigma)
             like = torch.where(right_side, like, torch.zeros_like(like))

@@ -185,6 +185,7 @@ def load_training_set(cfg: DistillConfig, rank: int = 0, world: int = 1, progres
         pls = build_pseudo_labels(data, cfg.teacher, spec, pls_classes, 0, 1, False, device=str(device))
     loaded = [pls.load(s) for s in stems]
     h, w = cfg.erp_hw
+    depth = torch.from_numpy(np.stack([x["depth"] for x in loaded])) if loaded[0]["depth"] is not None else None
     if cfg.n_clusters:
         base = _cluster_labels(cfg, teacher, spec, rgb, device)
         mass = torch.ones(len(stems), h, w)
@@ -194,9 +195,7 @@ def load_training_set(cfg: DistillConfig, rank: int = 0, world: int = 1, progres
             raise UsageError(f"teacher {cfg.teacher} gives no classes; use the label-free mode (n_clusters > 0)")
         probs = torch.from_numpy(np.stack([x["probs"] for x in loaded]))
         mass = probs.sum(1)
-        base = probs / mass.clamp_min(1e-6)[:, None]
-        base, label_stats = refine_teacher_labels(base, mass, loaded, classes, cfg)
-    depth = torch.from_numpy(np.stack([x["depth"] for x in loaded])) if loaded[0]["depth"] is not None else None
+        base, label_stats = refine_teacher_labels(probs / mass.clamp_min(1e-6)[:, None], mass, depth, classes, cfg)
     gt = None
     if all(s in data.files["semantic"] for s in stems):
         gt = torch.from_numpy(np.stack([cv2.resize(data.load(s, ["semantic"])["semantic"], (w, h),
@@ -207,14 +206,14 @@ def load_training_set(cfg: DistillConfig, rank: int = 0, world: int = 1, progres
                        label_free=bool(cfg.n_clusters), label_stats=label_stats)
 
 
-def refine_teacher_labels(base: torch.Tensor, mass: torch.Tensor, loaded: list[dict], classes, cfg: DistillConfig):
+def refine_teacher_labels(base: torch.Tensor, mass: torch.Tensor, depth: torch.Tensor | None, classes,
+                          cfg: DistillConfig):
     """Generation-0 labels from the teacher's: the plane check (``cfg.planes``, with the pseudo
-    labels' depth), then class balancing (``cfg.balance``); returns ``(labels, stats)``."""
+    labels' depth ``(N, H, W)``, if any), then class balancing (``cfg.balance``); returns ``(labels, stats)``."""
     from panoedge.geometry.torch_ops import erp_area_weights
 
     stats: dict = {}
-    if cfg.planes and loaded[0]["depth"] is not None:
-        depth = torch.from_numpy(np.stack([x["depth"] for x in loaded]))
+    if cfg.planes and depth is not None:
         base, stats["planes"] = planes.refine_planes(base, depth, classes, cfg.planes_conf, cfg.planes_tol,
                                                      cfg.planes_sigma)
     if cfg.balance and cfg.balance_tau > 0:

@@ -353,13 +353,17 @@ def seam_disagreement(rig: Rig, frames, gate_deg: float, strip_h: int | None = N
     """The two seam figures of :mod:`panoedge.stitch.seam` for ``rig`` over ``frames``: the mean
     area-weighted MAD of the seam band (photometric, no feature matches) and the ray-angle
     statistics (:func:`residual_stats`) of matches found afresh under ``rig`` with ``gate_deg``."""
+    stats = residual_stats(rig, Matches.concat(match_overlap(rig, f, gate_deg=gate_deg, strip_h=strip_h)
+                                               for f in frames))
+    return mean_seam_mad(rig, frames), stats
+
+
+def mean_seam_mad(rig: Rig, frames) -> float:
+    """The band MAD of :func:`panoedge.stitch.seam.seam_mad` averaged over ``frames`` (``inf`` if any is not finite)."""
     from panoedge.stitch.seam import seam_mad  # seam imports this module
 
     mads = [seam_mad(rig, f) for f in frames]
-    mad = float(np.mean(mads)) if np.all(np.isfinite(mads)) else float("inf")
-    stats = residual_stats(rig, Matches.concat(match_overlap(rig, f, gate_deg=gate_deg, strip_h=strip_h)
-                                               for f in frames))
-    return mad, stats
+    return float(np.mean(mads)) if np.all(np.isfinite(mads)) else float("inf")
 
 
 def seam_gain(start: tuple[float, float], figures: tuple[float, float]) -> float:
@@ -372,8 +376,8 @@ def seam_gain(start: tuple[float, float], figures: tuple[float, float]) -> float
     return float(np.sum(np.log(ratios)))
 
 
-def choose_by_seam(init: Rig, candidates: list[Rig], frames, gate_deg: float, strip_h: int | None = None,
-                   rounds: list | None = None) -> tuple[int, dict]:
+def choose_by_seam(start: tuple[float, float], candidates: list[Rig], frames, gate_deg: float,
+                   strip_h: int | None = None, rounds: list | None = None) -> tuple[int, dict]:
     """Index of the candidate rig (one per solve, in order) that lowers the seam the most, and its
     :func:`residual_stats` under the first gate (the result's ``after``).
 
@@ -383,18 +387,18 @@ def choose_by_seam(init: Rig, candidates: list[Rig], frames, gate_deg: float, st
     solve's rig is scored on both seam figures (:func:`seam_disagreement`): the band MAD, which does
     not use the feature matches at all, and the median angle of matches found afresh under it with
     the first (widest) gate. The candidate with the lowest :func:`seam_gain` wins; a candidate that
-    raises either figure over ``init``'s cannot, and when every one does the last is kept. Each
-    entry of ``rounds`` (same order) gets its ``seam_mad`` and ``seam_feature_deg``."""
-    mad0, st0 = seam_disagreement(init, frames, gate_deg, strip_h)
-    best, best_gain, best_stats = len(candidates) - 1, float("inf"), None
+    raises either figure over ``start``'s (the start rig's ``(mad, median feature angle)``) cannot,
+    and when every one does the last is kept. Each entry of ``rounds`` (same order) gets its
+    ``seam_mad`` and ``seam_feature_deg``."""
+    gains, stats = [], []
     for k, rig in enumerate(candidates):
         mad, st = seam_disagreement(rig, frames, gate_deg, strip_h)
         if rounds is not None:
             rounds[k].update(seam_mad=mad, seam_feature_deg=st["median_deg"])
-        gain = seam_gain((mad0, st0["median_deg"]), (mad, st["median_deg"]))
-        if gain < best_gain or (k == len(candidates) - 1 and best_stats is None):
-            best, best_gain, best_stats = k, min(gain, best_gain), st
-    return best, best_stats
+        gains.append(seam_gain(start, (mad, st["median_deg"])))
+        stats.append(st)
+    best = int(np.argmin(gains)) if np.isfinite(min(gains)) else len(candidates) - 1
+    return best, stats[best]
 
 
 @dataclass
@@ -489,7 +493,9 @@ def calibrate(frames, init: Rig, refine=DEFAULT_REFINE, circles="auto", gates_de
         rounds_seam = rounds[-len(candidates):]
     else:
         rounds_seam = rounds
-    k, after = choose_by_seam(init, candidates, frames, gates_deg[0], strip_h, rounds_seam)
+    # the start rig's matches under the first gate are m0: its seam figures need no new matching
+    start = (mean_seam_mad(init, frames), before["median_deg"])
+    k, after = choose_by_seam(start, candidates, frames, gates_deg[0], strip_h, rounds_seam)
     rig = candidates[k]
     para = {f"{d:g}m": parallax_deg(rig, d) for d in (0.5, 1.0, 3.0, 10.0)}
     return CalibrationResult(rig, init, fits, len(frames), before, after, rounds, para, tuple(refine))
