@@ -257,6 +257,22 @@ def test_balance_divides_the_teachers_own_prior_out():
         balance_labels(p, prior[:1], 0.5)
 
 
+def test_sharpen_keeps_the_arg_max_and_moves_mass_to_it():
+    from panoedge.distill.balance import sharpen
+
+    p = torch.tensor([[0.40, 0.35, 0.25], [0.2, 0.2, 0.6]]).t().reshape(1, 3, 1, 2).repeat(2, 1, 3, 1).half()
+    assert torch.allclose(sharpen(p, 1.0).float(), p.float(), atol=1e-3)
+    q = sharpen(p, 0.5)
+    assert q.dtype == p.dtype
+    assert torch.allclose(q.float().sum(1), torch.ones(2, 3, 2), atol=1e-3)
+    assert torch.equal(q.argmax(1), p.argmax(1))
+    # squared then renormalised: 0.4^2 / (0.4^2 + 0.35^2 + 0.25^2)
+    assert float(q[0, 0, 0, 0]) == pytest.approx(0.16 / (0.16 + 0.1225 + 0.0625), abs=2e-3)
+    assert bool((sharpen(p, 2.0).float().max(1).values < p.float().max(1).values).all())
+    with pytest.raises(ValueError, match="temperature"):
+        sharpen(p, 0.0)
+
+
 def _cylinder_room(h: int = 32, floor_m: float = 1.5, ceiling_m: float = 1.2, radius_m: float = 3.0):
     """Range and class ids (0 wall, 1 floor, 2 ceiling) of a round room around an ERP camera."""
     lat = (0.5 - (torch.arange(h) + 0.5) / h) * math.pi

@@ -35,7 +35,7 @@ def _cfg(teacher: str, **kw):
 
     base = dict(teacher=teacher, data="synth:indoor", student="pano-nano", synth_n=4, synth_hw=(32, 64), erp_hw=(32, 64),
                 n_patches=12, fov_deg=120.0, steps=6, generations=2, batch=2, ckpt_every=100, log_every=1,
-                eval_data="", eval_n=2, bismap_components=2, depthg_points=16, warmup=2)
+                eval_data="", eval_n=2, bismap=True, bismap_components=2, depthg_points=16, warmup=2)
     return DistillConfig(**{**base, **kw})
 
 
@@ -74,6 +74,16 @@ def test_tiny_run_writes_config_and_a_loadable_student(tmp_path, teacher):
     assert sum(labels["balance_prior"]) == pytest.approx(1.0, abs=1e-3)
     for k, v in model.state_dict().items():
         assert torch.equal(v, res.student.state_dict()[k]), k  # student.pt holds the EMA weights
+
+
+def test_generations_without_relabelling_train_on_the_teachers_labels(tmp_path, teacher):
+    from panoedge.distill.trainer import distill
+
+    torch.set_num_threads(1)
+    res = distill(_cfg(teacher, bismap=False, rlcc=False), tmp_path / "run", progress=False)
+    gens = res.report["train"]["generations"]
+    assert [g["generation"] for g in gens] == [1] and "teacher" in gens[0]["labels"]
+    assert not (tmp_path / "run" / "labels" / "gen001.pt").exists()  # nothing new to store
 
 
 def test_resume_is_exact(tmp_path, teacher):

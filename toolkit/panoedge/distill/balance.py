@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["balance_labels", "class_prior"]
+__all__ = ["balance_labels", "class_prior", "sharpen"]
 
 
 def class_prior(probs: torch.Tensor, weight: torch.Tensor | None = None, area: torch.Tensor | None = None,
@@ -58,4 +58,19 @@ def balance_labels(probs: torch.Tensor, prior: torch.Tensor, tau: float, floor: 
     for s in range(0, len(probs), 16):
         q = probs[s:s + 16].float() * scale
         out[s:s + 16] = (q / q.sum(1, keepdim=True).clamp_min(1e-12)).to(probs.dtype)
+    return out
+
+
+def sharpen(probs: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``probs`` ``(N, K, H, W)`` raised to ``1 / temperature`` and renormalised per pixel.
+
+    ``temperature < 1`` sharpens (the arg-max keeps its class, the runner-up loses mass), ``1``
+    is the identity, ``> 1`` softens. Returns the dtype of ``probs``.
+    """
+    if not float(temperature) > 0:
+        raise ValueError(f"temperature {temperature}: expected a positive value")
+    out = torch.empty_like(probs)
+    for s in range(0, len(probs), 16):
+        q = probs[s:s + 16].float().clamp_min(1e-12).log() / float(temperature)
+        out[s:s + 16] = torch.softmax(q, 1).to(probs.dtype)
     return out

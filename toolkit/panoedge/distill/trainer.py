@@ -221,6 +221,8 @@ def refine_teacher_labels(base: torch.Tensor, mass: torch.Tensor, depth: torch.T
         prior = balance.class_prior(base, mass.clamp(0, 1), erp_area_weights(h, w).expand(h, w))
         base = balance.balance_labels(base, prior, cfg.balance_tau)
         stats["balance_prior"] = [float(v) for v in prior]
+    if cfg.label_temperature != 1.0:
+        base = balance.sharpen(base, cfg.label_temperature)
     return base, stats
 
 
@@ -419,6 +421,11 @@ def _bismap(new, weight, sp, feats, area, cfg, g) -> tuple[torch.Tensor, torch.T
                           "classes_fitted": sum(m is not None for m in model.gmms)}
 
 
+def relabels(cfg: DistillConfig) -> bool:
+    """Whether later generations get new labels (RLCC, BiSMAP or the label-free re-clustering)."""
+    return bool(cfg.n_clusters or cfg.rlcc or cfg.bismap)
+
+
 def advance(ts: TrainingSet, g: int, ema, cfg: DistillConfig, folder: Path, rank: int, world: int, device) -> dict:
     """Switch ``ts`` to generation ``g`` (labels in ``folder/genNNN.pt``, one file per generation).
 
@@ -426,6 +433,10 @@ def advance(ts: TrainingSet, g: int, ema, cfg: DistillConfig, folder: Path, rank
     labels (loaded from disk first when a resumed run starts at this boundary), saves it
     atomically, and every rank loads it after a barrier. Returns the generation's stats.
     """
+    if not relabels(cfg):  # every generation trains on the teacher's labels: nothing to compute or store
+        ts.probs, ts.weight, ts.generation = ts.base, ts.base_w, g
+        return {"generation": g, "labels": "the teacher's (rlcc, bismap and the label-free mode are off)"}
+
     def path(i: int) -> Path:
         return folder / f"gen{i:03d}.pt"
 
