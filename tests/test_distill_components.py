@@ -339,3 +339,15 @@ def test_config_precedence_and_errors(tmp_path):
         resolve_config(erp_hw=(32, 48))
     with pytest.raises(ConfigError, match=r"balance_tau: 2: expected a number in \[0.0, 1.0\]"):
         resolve_config(balance_tau=2)
+
+
+def test_the_accuracy_example_config_resolves_to_the_measured_run():
+    from pathlib import Path
+
+    from panoedge.distill.config import DistillConfig, resolve_config
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "distill-accurate.yaml"
+    cfg, default = resolve_config(path), DistillConfig().validate()
+    changed = {k for k, v in cfg.to_dict().items() if v != default.to_dict()[k]}
+    assert cfg.steps == 3600 and cfg.pseudo_fusion == "tangent+erp" and cfg.consistency and not cfg.bismap
+    assert changed <= {"steps", "pseudo_fusion", "consistency"}  # same data, teacher and student as the default

@@ -35,7 +35,7 @@ def _cfg(teacher: str, **kw):
 
     base = dict(teacher=teacher, data="synth:indoor", student="pano-nano", synth_n=4, synth_hw=(32, 64), erp_hw=(32, 64),
                 n_patches=12, fov_deg=120.0, steps=6, generations=2, batch=2, ckpt_every=100, log_every=1,
-                eval_data="", eval_n=2, bismap=True, bismap_components=2, depthg_points=16, warmup=2)
+                eval_data="", eval_n=2, bismap=True, consistency=True, bismap_components=2, depthg_points=16, warmup=2)
     return DistillConfig(**{**base, **kw})
 
 
