@@ -12,7 +12,9 @@
 3. ``cfg.generations`` generations of ``steps / generations`` steps. Generation 0 trains on the
    teacher's labels; each later one starts from labels refined with the EMA student
    (:func:`next_labels`: RLCC ensembling, BiSMAP vetting, re-clustering), saved to
-   ``labels/genNNN.pt`` so a resumed run trains on exactly the same labels.
+   ``labels/genNNN.pt`` so a resumed run trains on exactly the same labels. With none of those
+   on (the default), every generation keeps generation 0's labels and no pass is run
+   (:func:`relabels`); the schedule is global, so the split into generations changes nothing.
 4. Each step (:func:`make_batch`, :func:`step_loss`): a global batch drawn by
    ``np.random.default_rng([seed, 11, step])`` (rank ``r`` takes rows ``r::world``), a random yaw
    (a circular roll, exact on ERP) and mirror, the enabled losses, AdamW with warm-up and cosine
@@ -209,7 +211,8 @@ def load_training_set(cfg: DistillConfig, rank: int = 0, world: int = 1, progres
 def refine_teacher_labels(base: torch.Tensor, mass: torch.Tensor, depth: torch.Tensor | None, classes,
                           cfg: DistillConfig):
     """Generation-0 labels from the teacher's: the plane check (``cfg.planes``, with the pseudo
-    labels' depth ``(N, H, W)``, if any), then class balancing (``cfg.balance``); returns ``(labels, stats)``."""
+    labels' depth ``(N, H, W)``, if any), class balancing (``cfg.balance``), then sharpening when
+    ``cfg.label_temperature != 1``; returns ``(labels, stats)``."""
     from panoedge.geometry.torch_ops import erp_area_weights
 
     stats: dict = {}
