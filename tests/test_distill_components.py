@@ -196,6 +196,52 @@ def test_fps_spreads_points_and_depthg_gradient_flows():
     assert torch.isfinite(loss) and feats.grad.abs().sum() > 0
 
 
+def _fps_reference(pts, n, ok):
+    """Farthest point sampling written plainly, one point at a time, for one image."""
+    c = pts[ok].mean(0)
+    chosen = [int(((pts - c) ** 2).sum(1).masked_fill(~ok, -1.0).argmax())]
+    while len(chosen) < n:
+        d = torch.stack([((pts - pts[j]) ** 2).sum(1) for j in chosen]).min(0).values.masked_fill(~ok, -1.0)
+        chosen.append(int(d.argmax()))
+    return torch.tensor(chosen)
+
+
+def test_batched_depthg_matches_one_image_at_a_time():
+    from panoedge.distill.depthg import depth_correlation, depthg_loss, erp_points, farthest_point_sample_batch
+    from panoedge.geometry.torch_ops import erp_area_weights
+
+    g = torch.Generator().manual_seed(3)
+    b, c, h, w, n = 4, 6, 8, 16, 12
+    depth = torch.rand(b, h, w, generator=g) * 4 + 0.5
+    depth[1, :3] = 0.0  # invalid rows
+    depth[2] = 0.0
+    depth[2, 0, :5] = 2.0  # fewer valid points than n: sampled on its own
+    depth[3, 4, 4] = float("nan")
+    feats = torch.randn(b, c, h, w, generator=g, requires_grad=True)
+    ok = torch.isfinite(depth) & (depth > 0)
+    pts = erp_points(torch.where(ok, depth, torch.zeros_like(depth))).reshape(b, -1, 3)
+    full = [0, 1, 3]
+    idx = farthest_point_sample_batch(pts[full], n, ok.reshape(b, -1)[full])
+    for row, i in enumerate(full):
+        assert torch.equal(idx[row], _fps_reference(pts[i], n, ok[i].reshape(-1)))
+    area = erp_area_weights(h, w).expand(h, w).reshape(-1)
+    f = feats.reshape(b, c, -1)
+    ref = []
+    for i in range(b):
+        m = ok[i].reshape(-1)
+        j = _fps_reference(pts[i], min(n, int(m.sum())), m)
+        fi = torch.nn.functional.normalize(f[i][:, j] - f[i][:, j].mean(1, keepdim=True), dim=0)
+        dc, wab = depth_correlation(pts[i][j]), area[j][:, None] * area[j][None, :]
+        bias = (wab * dc).sum() / wab.sum()
+        ref.append(-((wab * (dc - bias) * (fi.t() @ fi).clamp_min(0)).sum() / wab.sum()))
+    ref = torch.stack(ref).mean()
+    got = depthg_loss(feats, depth, n_points=n)
+    assert torch.allclose(got, ref, atol=1e-6)
+    g1, = torch.autograd.grad(got, feats)
+    g2, = torch.autograd.grad(ref, feats)
+    assert torch.allclose(g1, g2, atol=1e-7)
+
+
 # --- spherical consistency -----------------------------------------------------------------
 
 def test_consistency_zero_for_an_equivariant_identity_model():
@@ -351,3 +397,4 @@ def test_the_accuracy_example_config_resolves_to_the_measured_run():
     changed = {k for k, v in cfg.to_dict().items() if v != default.to_dict()[k]}
     assert cfg.steps == 3600 and cfg.pseudo_fusion == "tangent+erp" and cfg.consistency and not cfg.bismap
     assert changed <= {"steps", "pseudo_fusion", "consistency"}  # same data, teacher and student as the default
+

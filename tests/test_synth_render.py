@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import cv2
 import numpy as np
@@ -106,6 +107,23 @@ def test_dataset_folder_with_fisheye_and_resume(tmp_path, monkeypatch):
     assert meta["schema"] == "panoedge.dataset/1" and meta["rig"] == "rig.yaml" and (out / "rig.yaml").is_file()
     with pytest.raises(UsageError, match="already exists"):
         generate_dataset(out, spec, progress=False)
+
+
+def test_worker_processes_write_the_same_dataset_as_one_process(tmp_path, monkeypatch):
+    spec = SynthSpec(n=4, seed=5, size=(32, 64), family="mixed", fisheye=True, fisheye_size=(48, 96))
+    generate_dataset(tmp_path / "one", spec, progress=False)
+    monkeypatch.setattr(synth_dataset, "render_workers", lambda n, size: 2)
+    generate_dataset(tmp_path / "two", spec, progress=False)
+    files = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*") if p.is_file())
+    assert len(files) == 4 * 5 + 2  # rgb, depth, semantic, fisheye, cameras per sample; meta.json, rig.yaml
+    for f in files:
+        assert (tmp_path / "one" / f).read_bytes() == (tmp_path / "two" / f).read_bytes(), f
+    monkeypatch.undo()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert synth_dataset.render_workers(192, (256, 512)) == 1
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert synth_dataset.render_workers(7, (256, 512)) == 1  # too little work to share
+    assert synth_dataset.render_workers(192, (256, 512)) == min(24, len(os.sched_getaffinity(0)))
 
 
 def test_synth_cli_writes_a_dataset(tmp_path):

@@ -38,6 +38,20 @@ def test_tiny_run_writes_a_loadable_teacher(tmp_path):
     assert teacher.classes[0] == "wall" and teacher.depth_kind == "metric"
 
 
+def test_views_rendered_by_worker_processes_equal_one_process(tmp_path, monkeypatch):
+    from panoedge.distill import teacher_train
+    from panoedge.synth import dataset
+
+    monkeypatch.setattr(teacher_train, "SHARD", 2)  # three shards of the six views
+    one = teacher_train.load_views(_cfg(), "train")
+    monkeypatch.setenv("PANOEDGE_HOME", str(tmp_path / "other"))
+    monkeypatch.setattr(dataset, "render_workers", lambda n, size: 2)
+    two = teacher_train.load_views(_cfg(), "train")
+    assert len(list((tmp_path / "other" / "persp").rglob("*.npz"))) == 3
+    for k in ("rgb", "depth", "labels"):
+        assert one[k].shape[0] == 6 and np.array_equal(one[k], two[k]), k
+
+
 def test_resume_is_exact(tmp_path):
     from panoedge.distill.teacher_train import train_teacher
 

@@ -37,17 +37,32 @@ def farthest_point_sample(points: torch.Tensor, n: int, valid: torch.Tensor | No
     ok = torch.ones(len(pts), dtype=torch.bool, device=pts.device) if valid is None else valid
     if not bool(ok.any()):
         return torch.zeros(n, dtype=torch.long, device=pts.device)
+    starts = None if start is None else torch.tensor([int(start)], device=pts.device)
+    return farthest_point_sample_batch(pts[None], n, ok[None], starts)[0]
+
+
+def farthest_point_sample_batch(points: torch.Tensor, n: int, valid: torch.Tensor,
+                                start: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`farthest_point_sample` for a batch at once: indices ``(B, n)`` from ``points`` ``(B, N, 3)``.
+
+    Every image runs the same greedy steps in lockstep (one ``argmax`` per step for the whole
+    batch instead of one per image), so each row equals the single-image result. ``valid``
+    ``(B, N)`` bool; each image needs at least one valid point.
+    """
+    pts = points.float()
+    b = len(pts)
+    rows = torch.arange(b, device=pts.device)
     if start is None:
-        centroid = pts[ok].mean(0)
-        d0 = ((pts - centroid) ** 2).sum(1).masked_fill(~ok, -1.0)
-        start = int(d0.argmax())
-    idx = torch.empty(n, dtype=torch.long, device=pts.device)
-    idx[0] = start
-    dist = ((pts - pts[start]) ** 2).sum(1).masked_fill(~ok, -1.0)
-    for i in range(1, n):
-        j = int(dist.argmax())
-        idx[i] = j
-        dist = torch.minimum(dist, ((pts - pts[j]) ** 2).sum(1).masked_fill(~ok, -1.0))
+        okf = valid.float()[..., None]
+        centroid = (pts * okf).sum(1) / okf.sum(1).clamp_min(1.0)
+        start = ((pts - centroid[:, None]) ** 2).sum(2).masked_fill(~valid, -1.0).argmax(1)
+    idx = torch.empty(b, n, dtype=torch.long, device=pts.device)
+    idx[:, 0] = start
+    dist = ((pts - pts[rows, start][:, None]) ** 2).sum(2).masked_fill(~valid, -1.0)
+    for i in range(1, n):  # invalid points stay at -1: the minimum with a distance >= 0 keeps them there
+        j = dist.argmax(1)
+        idx[:, i] = j
+        torch.minimum(dist, ((pts - pts[rows, j][:, None]) ** 2).sum(2), out=dist)
     return idx
 
 
@@ -59,9 +74,10 @@ def erp_points(depth: torch.Tensor) -> torch.Tensor:
 
 
 def depth_correlation(points: torch.Tensor) -> torch.Tensor:
-    """``D`` ``(n, n)`` = ``exp(-dist / mean pairwise dist)`` for ``points`` ``(n, 3)``."""
+    """``D`` ``(..., n, n)`` = ``exp(-dist / mean pairwise dist)`` for ``points`` ``(..., n, 3)`` (per leading index)."""
     d = torch.cdist(points.float(), points.float())
-    scale = d.sum() / max(1, d.numel() - len(points))
+    n = points.shape[-2]
+    scale = d.sum((-2, -1), keepdim=True) / max(1, n * n - n)
     return torch.exp(-d / scale.clamp_min(1e-6))
 
 
@@ -86,19 +102,31 @@ def depthg_loss(feats: torch.Tensor, depth: torch.Tensor, n_points: int = 64, ar
     area_w = (erp_area_weights(h, w, feats.device) if area else torch.ones(h, 1, device=feats.device)).expand(h, w)
     area_w = area_w.reshape(-1)
     f = feats.float().reshape(b, c, -1)
+    count = ok.reshape(b, -1).sum(1)
+    full = count >= n_points  # images sampled together; the rest (few valid points) one by one
     losses = []
-    for i in range(b):
+    if bool(full.any()):
+        sel = full.nonzero()[:, 0]
+        idx = farthest_point_sample_batch(pts[sel], n_points, ok.reshape(b, -1)[sel])
+        p = torch.gather(pts[sel], 1, idx[..., None].expand(-1, -1, 3))
+        fi = torch.gather(f[sel], 2, idx[:, None].expand(-1, c, -1))
+        losses.append(_correlation_loss(fi, p, area_w[idx]))
+    for i in (~full).nonzero()[:, 0].tolist():
         m = ok[i].reshape(-1)
         if int(m.sum()) < 2:
             continue
-        idx = farthest_point_sample(pts[i], min(n_points, int(m.sum())), m)
-        dc = depth_correlation(pts[i][idx])
-        fi = f[i][:, idx]
-        fi = F.normalize(fi - fi.mean(1, keepdim=True), dim=0)  # centred over the sample (STEGO's spatial centring)
-        s = fi.t() @ fi
-        wab = area_w[idx][:, None] * area_w[idx][None, :]
-        bias = (wab * dc).sum() / wab.sum()
-        losses.append(-((wab * (dc - bias) * s.clamp_min(0)).sum() / wab.sum()))
+        idx = farthest_point_sample(pts[i], int(m.sum()), m)
+        losses.append(_correlation_loss(f[i][None][..., idx], pts[i][idx][None], area_w[idx][None]))
     if not losses:
         return (feats * 0.0).sum()
-    return torch.stack(losses).mean()
+    return torch.cat(losses).mean()
+
+
+def _correlation_loss(fi: torch.Tensor, p: torch.Tensor, aw: torch.Tensor) -> torch.Tensor:
+    """Per-image DepthG losses ``(B,)`` of sampled features ``(B, C, n)``, points ``(B, n, 3)``, solid angles ``(B, n)``."""
+    dc = depth_correlation(p)
+    fi = F.normalize(fi - fi.mean(2, keepdim=True), dim=1)  # centred over the sample (STEGO's spatial centring)
+    s = fi.transpose(1, 2) @ fi
+    wab = aw[:, :, None] * aw[:, None, :]
+    bias = (wab * dc).sum((1, 2)) / wab.sum((1, 2))
+    return -((wab * (dc - bias[:, None, None]) * s.clamp_min(0)).sum((1, 2)) / wab.sum((1, 2)))

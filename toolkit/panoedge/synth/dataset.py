@@ -4,13 +4,17 @@ Each sample is a new world (its own layout, textures and lighting) seen from a r
 position with a random heading. Generation is resumable: samples go into a hidden
 ``.<name>.partial`` folder beside ``OUT``, each file written atomically; a rerun with the
 same arguments skips finished samples, and the folder is renamed to ``OUT`` only when complete.
+Samples are independent (each has its own world seed), so larger datasets are rendered by one
+process per CPU core (:func:`render_workers`), with the same files as one process would write.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -122,6 +126,21 @@ def _done(root: Path, stem: str, fisheye: bool) -> bool:
     return all((root / p / f"{stem}{ext.get(p, '.png')}").is_file() for p in parts)
 
 
+def _render_and_write(root: Path, spec: SynthSpec, i: int, rig) -> None:
+    _write_sample(root, render_sample(spec, i, rig))
+
+
+def render_workers(n: int, size: tuple[int, int]) -> int:
+    """Processes for ``n`` samples of ``size``: one per available core (at most ``OMP_NUM_THREADS``
+    when that is set: the caller's thread budget), once each has at least about 4 s of rendering
+    to do (8 samples of 256x512); below that, starting them costs more than it saves."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    budget = os.environ.get("OMP_NUM_THREADS", "")
+    cores = min(cores, int(budget)) if budget.isdigit() and int(budget) > 0 else cores
+    per_core = max(1, int(8 * 256 * 512 / max(1, size[0] * size[1])))
+    return max(1, min(cores, n // per_core))
+
+
 def generate_dataset(out: str | Path, spec: SynthSpec, overwrite: bool = False, progress: bool = True) -> Path:
     """Render ``spec.n`` samples into the dataset folder ``out`` (resumable; see module doc)."""
     spec = spec.validate()
@@ -142,12 +161,18 @@ def generate_dataset(out: str | Path, spec: SynthSpec, overwrite: bool = False, 
     if rig is not None:
         save_rig(rig, partial / "rig.yaml")
     fams = spec.families()
-    bar = tqdm(range(spec.n), desc=f"synth {spec.family}", unit="img", disable=not progress)
-    for i in bar:
-        stem = f"{fams[i % len(fams)]}_{spec.seed:05d}_{i:05d}"
-        if _done(partial, stem, spec.fisheye):
-            continue
-        _write_sample(partial, render_sample(spec, i, rig))
+    todo = [i for i in range(spec.n) if not _done(partial, f"{fams[i % len(fams)]}_{spec.seed:05d}_{i:05d}", spec.fisheye)]
+    workers = render_workers(len(todo), spec.size)
+    bar = tqdm(total=spec.n, initial=spec.n - len(todo), desc=f"synth {spec.family}", unit="img", disable=not progress)
+    if workers > 1:  # spawn: a clean interpreter per worker, whatever threads the caller has started
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for _ in pool.map(_render_and_write, [partial] * len(todo), [spec] * len(todo), todo, [rig] * len(todo)):
+                bar.update()
+    else:
+        for i in todo:
+            _render_and_write(partial, spec, i, rig)
+            bar.update()
+    bar.close()
     write_meta(partial, names, colors, source="panoedge synth", family=spec.family, generator=params,
                depth="range in metres (ERP); 16-bit PNG millimetres",
                rig="rig.yaml" if spec.fisheye else None)

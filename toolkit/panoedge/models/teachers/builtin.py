@@ -122,7 +122,7 @@ class BuiltinTeacher(ModelTeacher):
         except (RuntimeError, OSError, EOFError) as err:
             raise DataError(f"{weights}: does not hold the weights of {meta['arch']} "
                             f"{meta.get('arch_options', {})}: {str(err).splitlines()[0]}") from None
-        self.model = model.to(device).eval()
+        self.model = model.to(device, memory_format=torch.channels_last).eval()  # oneDNN's faster layout on CPU
         self.name, self.device = f"builtin:{folder}", device
         self.classes = tuple(meta["classes"]) if "seg" in model.config.heads else None
         self.depth_kind = meta.get("depth_kind")
@@ -138,7 +138,7 @@ class BuiltinTeacher(ModelTeacher):
 
     def run(self, x: torch.Tensor, features: bool) -> dict[str, torch.Tensor]:
         """``x`` ``(B, 3, h, w)`` -> ``{"seg": logits, "depth": metres[, "features"]}`` at ``h x w``."""
-        return self.model(x, return_features=features)
+        return self.model(x.contiguous(memory_format=torch.channels_last), return_features=features)
 
 
 @register_teacher_kind("builtin")
