@@ -200,7 +200,9 @@ def test_cli_distill_and_ablation(tmp_path, teacher):
     r = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "run"), "--json", str(tmp_path / "r.json")])
     assert r.exit_code == 0, r.output + repr(r.exception)
     assert "student pano-nano" in r.output and "teacher (patches)" in r.output
+    assert "data, labels and training" in r.output and "GFLOP/s on a reference convolution" in r.output
     rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["machine_conv_gflops"] > 0 and rep["timing_s"]["total"] >= rep["timing_s"]["distill"]
     assert rep["eval"]["student"]["miou_area"] is not None and "miou_gain_over_teacher_erp" in rep["eval"]["targets"]
     assert (tmp_path / "run" / "student.pt").is_file()
     from panoedge.distill.ablation import run_ablation

@@ -125,6 +125,30 @@ def machine_info(backends_used: list[str] | None = None) -> dict:
     }
 
 
+def conv_gflops(seconds: float = 0.5) -> float:
+    """This CPU's speed on the kind of work distillation spends its time on, in GFLOP/s.
+
+    Runs a 3x3 convolution, 256 to 256 channels, forward on a ``(12, 256, 24, 32)`` batch with
+    the current torch threads for about ``seconds`` (2 FLOP per multiply-add). Distillation
+    reports carry it, so wall times measured on machines of different speed can be compared.
+    """
+    import time
+
+    import torch
+
+    x = torch.randn(12, 256, 24, 32)
+    conv = torch.nn.Conv2d(256, 256, 3, padding=1, bias=False).eval()
+    flops = 2.0 * x.shape[0] * 24 * 32 * 256 * 256 * 9
+    with torch.no_grad():
+        conv(x)
+        n, t0 = 0, time.perf_counter()
+        while n < 2 or time.perf_counter() - t0 < seconds:
+            conv(x)
+            n += 1
+        dt = time.perf_counter() - t0
+    return flops * n / dt / 1e9
+
+
 def doctor_report() -> dict:
     """Everything ``panoedge doctor`` prints, as one dict."""
     import cv2

@@ -61,7 +61,11 @@ def _fmt(v, spec: str = ".1f") -> str:
 def _print(rep: dict, out: Path) -> None:
     cfg, t = rep["config"], rep.get("timing_s", {})
     typer.echo(f"student {cfg['student']} <- {cfg['teacher']}: {cfg['steps']} steps, {cfg['generations']} generations "
-               f"-> {out / 'student.pt'}  ({_fmt(t.get('total'), '.0f')} s)")
+               f"-> {out / 'student.pt'}")
+    parts = ", ".join(f"{name} {_fmt(t.get(key), '.0f')} s" for key, name in
+                      (("teacher", "teacher"), ("distill", "data, labels and training"), ("eval", "evaluation")) if key in t)
+    typer.echo(f"  time {_fmt(t.get('total'), '.0f')} s ({parts}); this machine: "
+               f"{_fmt(rep.get('machine_conv_gflops'), '.0f')} GFLOP/s on a reference convolution")
     ev = rep.get("eval")
     if not ev:
         return

@@ -196,12 +196,16 @@ def run(cfg: DistillConfig, out: str | Path, progress: bool = True, stop_at: int
     from panoedge.distill.trainer import dist_info, distill
     from panoedge.home import write_json
 
+    from panoedge.env import conv_gflops
+
+    gflops = conv_gflops()  # wall times below depend on it: 0.5 s to make them comparable across machines
     t0 = time.perf_counter()
     cfg = resolve_teacher(cfg.validate(), progress)
     t_teacher = time.perf_counter() - t0
     res = distill(cfg, out, progress, stop_at)
     report = dict(res.report)
     report["timing_s"] = {"teacher": t_teacher, "distill": time.perf_counter() - t0 - t_teacher}
+    report["machine_conv_gflops"] = gflops
     held = eval_data_spec(cfg)
     if evaluate and res.student is not None and held and dist_info()[0] == 0:
         t1 = time.perf_counter()
