@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from panoedge.cli import app
@@ -84,3 +85,12 @@ def test_models_lists_students_by_size(tmp_path):
     names = [r["name"] for r in json.loads(out.read_text())["students"]]
     assert names == ["pano-nano", "pano-small", "pano-base"]
     assert res.output.index("pano-nano") < res.output.index("pano-base")
+
+
+def test_module_entry_point_runs_the_cli_only_as_main():
+    """Worker processes started with spawn import ``__main__`` again as ``__mp_main__``: that must not run the CLI."""
+    import runpy
+
+    runpy.run_module("panoedge.cli.__main__", run_name="__mp_main__")  # returns: nothing parsed, nothing exited
+    with pytest.raises(SystemExit):
+        runpy.run_module("panoedge.cli.__main__", run_name="__main__")
