@@ -64,7 +64,7 @@ def _print(rep: dict, out: Path) -> None:
                f"-> {out / 'student.pt'}")
     parts = ", ".join(f"{name} {_fmt(t.get(key), '.0f')} s" for key, name in
                       (("teacher", "teacher"), ("distill", "data, labels and training"), ("eval", "evaluation")) if key in t)
-    typer.echo(f"  time {_fmt(t.get('total'), '.0f')} s ({parts}); this machine: "
+    typer.echo(f"  time {_fmt(t.get('total'), '.0f')} s ({parts}); this CPU: "
                f"{_fmt(rep.get('machine_conv_gflops'), '.0f')} GFLOP/s on a reference convolution")
     ev = rep.get("eval")
     if not ev:

@@ -194,9 +194,8 @@ def run(cfg: DistillConfig, out: str | Path, progress: bool = True, stop_at: int
     import time
 
     from panoedge.distill.trainer import dist_info, distill
-    from panoedge.home import write_json
-
     from panoedge.env import conv_gflops
+    from panoedge.home import write_json
 
     gflops = conv_gflops()  # wall times below depend on it: 0.5 s to make them comparable across machines
     t0 = time.perf_counter()
