@@ -113,6 +113,7 @@ def test_worker_processes_write_the_same_dataset_as_one_process(tmp_path, monkey
     spec = SynthSpec(n=4, seed=5, size=(32, 64), family="mixed", fisheye=True, fisheye_size=(48, 96))
     generate_dataset(tmp_path / "one", spec, progress=False)
     monkeypatch.setattr(synth_dataset, "render_workers", lambda n, size: 2)
+    monkeypatch.setattr("panoedge.parallel._ALLOWED", True)  # pytest's main module is guarded
     generate_dataset(tmp_path / "two", spec, progress=False)
     files = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*") if p.is_file())
     assert len(files) == 4 * 5 + 2  # rgb, depth, semantic, fisheye, cameras per sample; meta.json, rig.yaml
@@ -124,6 +125,18 @@ def test_worker_processes_write_the_same_dataset_as_one_process(tmp_path, monkey
     monkeypatch.delenv("OMP_NUM_THREADS")
     assert synth_dataset.render_workers(7, (256, 512)) == 1  # too little work to share
     assert synth_dataset.render_workers(192, (256, 512)) == min(24, len(os.sched_getaffinity(0)))
+
+
+def test_library_callers_get_one_process_unless_allowed(monkeypatch):
+    import subprocess
+    import sys
+
+    from panoedge import parallel
+
+    code = "import panoedge.parallel as p, panoedge.synth.dataset; print(p._ALLOWED)"  # imports alone allow nothing
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+    monkeypatch.setattr(parallel, "_ALLOWED", False)  # a script or notebook: its main module may not be importable
+    assert list(parallel.map_ordered(lambda x: 2 * x, [1, 2, 3], workers=2)) == [2, 4, 6]  # a lambda: in-process
 
 
 def test_synth_cli_writes_a_dataset(tmp_path):

@@ -31,6 +31,9 @@ __all__ = ["app", "main"]
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point."""
+    from panoedge.parallel import allow_processes
+
+    allow_processes()  # the console script and ``python -m panoedge.cli`` guard their main module
     try:
         app(args=argv, prog_name="panoedge")
     except PanoedgeError as e:

@@ -123,33 +123,23 @@ def _folder_views(cfg, ds, stems: list[str], n: int, tag: int) -> dict[str, np.n
 
 
 def _cached(key_parts, n: int, make, progress: bool, desc: str, workers: int = 1) -> dict[str, np.ndarray]:
-    """Views ``make(start, count)`` cached in shards of ``SHARD`` under ``persp/<key>``.
+    """Views ``make((start, count))`` cached in shards of ``SHARD`` under ``persp/<key>``.
 
-    With ``workers > 1`` the missing shards are made in that many processes (``make`` must then
-    be picklable: a module-level function or a ``functools.partial`` of one).
+    With ``workers > 1`` the missing shards are made in that many processes
+    (:func:`panoedge.parallel.map_ordered`; ``make`` must then be picklable).
     """
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from panoedge.parallel import map_ordered
 
     folder = cache_dir("persp", content_key(*key_parts))
     starts = list(range(0, n, SHARD))
     path = {start: folder / f"{start // SHARD:05d}.npz" for start in starts}
     missing = [start for start in starts if not path[start].is_file()]
     bar = tqdm(total=len(starts), initial=len(starts) - len(missing), desc=desc, unit="shard", disable=not progress)
-
-    def store(start, views):
+    for start, views in zip(missing, map_ordered(make, [(s, min(SHARD, n - s)) for s in missing], workers)):
         buf = io.BytesIO()
         np.savez(buf, **views)
         atomic_write_bytes(path[start], buf.getvalue())
         bar.update()
-
-    if workers > 1 and len(missing) > 1:
-        with ProcessPoolExecutor(min(workers, len(missing)), mp_context=multiprocessing.get_context("spawn")) as pool:
-            for start, views in zip(missing, pool.map(make, missing, [min(SHARD, n - s) for s in missing])):
-                store(start, views)
-    else:
-        for start in missing:
-            store(start, make(start, min(SHARD, n - start)))
     bar.close()
     parts = []
     for start in starts:
@@ -182,10 +172,11 @@ def load_views(cfg: TeacherTrainConfig, split: str, progress: bool = False) -> d
     stems = train if split == "train" else held
     files = [(s, os.stat(ds.files["rgb"][s]).st_mtime_ns) for s in stems]
     return _cached(("folder/1", keep, str(ds.root.resolve()), files, split, n), n,
-                   lambda s, c: _slice_views(_folder_views, cfg, ds, stems, s, c, tag), progress, f"crop {split} views")
+                   lambda shard: _slice_views(_folder_views, cfg, ds, stems, *shard, tag), progress, f"crop {split} views")
 
 
-def _synth_views_range(cfg, seeds, start, count, *, tag):
+def _synth_views_range(cfg, seeds, shard: tuple[int, int], *, tag):
+    start, count = shard
     full = [seeds[(start + i) // (VIEWS_PER_WORLD if tag == 0 else 1) % len(seeds)] for i in range(count)]
     views = {k: [] for k in ("rgb", "depth", "labels")}
     for i, s in enumerate(full):

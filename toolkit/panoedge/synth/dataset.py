@@ -10,11 +10,10 @@ process per CPU core (:func:`render_workers`), with the same files as one proces
 
 from __future__ import annotations
 
+import functools
 import json
-import multiprocessing
 import os
 import shutil
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from panoedge.errors import UsageError, unknown_name
 from panoedge.geometry import check_erp_size, rot_y
 from panoedge.home import write_json
 from panoedge.io import write_depth, write_labels, write_rgb
+from panoedge.parallel import map_ordered, usable_cores
 from panoedge.stitch.rig import save_rig
 from panoedge.synth.render import render_erp
 from panoedge.synth.rig_render import SensorEffects, render_rig_frame, synthetic_rig
@@ -83,6 +83,12 @@ def sample_seed(seed: int, i: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(i)]).generate_state(1)[0])
 
 
+def sample_stem(spec: SynthSpec, i: int) -> str:
+    """The file stem of sample ``i``: its family, the dataset seed and the index."""
+    fams = spec.families()
+    return f"{fams[i % len(fams)]}_{spec.seed:05d}_{i:05d}"
+
+
 def render_sample(spec: SynthSpec, i: int, rig=None) -> dict:
     """Render sample ``i``: a dict with ``stem``, ``rgb``, ``depth``, ``semantic`` (+ ``fisheye``)."""
     fams = spec.families()
@@ -96,7 +102,7 @@ def render_sample(spec: SynthSpec, i: int, rig=None) -> dict:
     lut = np.full(256, 255, dtype=np.uint8)
     for k, name in enumerate(class_names(family)):
         lut[k] = names.index(name)
-    stem = f"{family}_{spec.seed:05d}_{i:05d}"
+    stem = sample_stem(spec, i)
     if spec.fisheye:
         rf = render_rig_frame(world, rig, position, R, SensorEffects.random(rng), spec.size, rng)
         view = rf.erp
@@ -126,19 +132,16 @@ def _done(root: Path, stem: str, fisheye: bool) -> bool:
     return all((root / p / f"{stem}{ext.get(p, '.png')}").is_file() for p in parts)
 
 
-def _render_and_write(root: Path, spec: SynthSpec, i: int, rig) -> None:
+def _render_and_write(root: Path, spec: SynthSpec, rig, i: int) -> None:
     _write_sample(root, render_sample(spec, i, rig))
 
 
 def render_workers(n: int, size: tuple[int, int]) -> int:
-    """Processes for ``n`` samples of ``size``: one per available core (at most ``OMP_NUM_THREADS``
-    when that is set: the caller's thread budget), once each has at least about 4 s of rendering
-    to do (8 samples of 256x512); below that, starting them costs more than it saves."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    budget = os.environ.get("OMP_NUM_THREADS", "")
-    cores = min(cores, int(budget)) if budget.isdigit() and int(budget) > 0 else cores
+    """Processes for ``n`` samples of ``size``: one per usable core (:func:`panoedge.parallel.usable_cores`),
+    once each has at least about 4 s of rendering to do (8 samples of 256x512); below that,
+    starting them costs more than it saves."""
     per_core = max(1, int(8 * 256 * 512 / max(1, size[0] * size[1])))
-    return max(1, min(cores, n // per_core))
+    return max(1, min(usable_cores(), n // per_core))
 
 
 def generate_dataset(out: str | Path, spec: SynthSpec, overwrite: bool = False, progress: bool = True) -> Path:
@@ -160,18 +163,10 @@ def generate_dataset(out: str | Path, spec: SynthSpec, overwrite: bool = False, 
     rig = synthetic_rig(spec.frame_hw[0], seed=spec.seed) if spec.fisheye else None
     if rig is not None:
         save_rig(rig, partial / "rig.yaml")
-    fams = spec.families()
-    todo = [i for i in range(spec.n) if not _done(partial, f"{fams[i % len(fams)]}_{spec.seed:05d}_{i:05d}", spec.fisheye)]
-    workers = render_workers(len(todo), spec.size)
+    todo = [i for i in range(spec.n) if not _done(partial, sample_stem(spec, i), spec.fisheye)]
     bar = tqdm(total=spec.n, initial=spec.n - len(todo), desc=f"synth {spec.family}", unit="img", disable=not progress)
-    if workers > 1:  # spawn: a clean interpreter per worker, whatever threads the caller has started
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for _ in pool.map(_render_and_write, [partial] * len(todo), [spec] * len(todo), todo, [rig] * len(todo)):
-                bar.update()
-    else:
-        for i in todo:
-            _render_and_write(partial, spec, i, rig)
-            bar.update()
+    for _ in map_ordered(functools.partial(_render_and_write, partial, spec, rig), todo, render_workers(len(todo), spec.size)):
+        bar.update()
     bar.close()
     write_meta(partial, names, colors, source="panoedge synth", family=spec.family, generator=params,
                depth="range in metres (ERP); 16-bit PNG millimetres",
