@@ -153,7 +153,7 @@ def calibrate(onnx_path: str | Path, stream: ImageStream, method: str = "entropy
     """
     from onnxruntime.quantization.calibrate import create_calibrator
     from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
-    from tqdm import tqdm
+    from panoedge.progress import tqdm
 
     op_types = sorted(set(QLinearOpsRegistry) | set(QDQRegistry))
     extra = {"symmetric": bool(symmetric)}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from tqdm import tqdm
+from panoedge.progress import tqdm
 
 from panoedge.deploy.evaluate import Predictions, budget_check, disagreement, predict, score
 from panoedge.deploy.qdq import quantize_qdq, with_float_nodes

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
+from panoedge.progress import tqdm
 
 from panoedge.data.folder import DatasetFolder
 from panoedge.distill.config import PSEUDO_FUSIONS

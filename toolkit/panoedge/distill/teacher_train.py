@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
+from panoedge.progress import tqdm
 
 from panoedge.distill.config import lr_at
 from panoedge.distill.teacher_config import TeacherTrainConfig

@@ -574,7 +574,7 @@ def distill(cfg: DistillConfig, out: str | Path, progress: bool = True, stop_at:
     checkpoint and no ``student.pt`` (``report == {"stopped_at": step, ...}``); a rerun with the
     same config resumes from ``out/ckpt.pt``.
     """
-    from tqdm import tqdm
+    from panoedge.progress import tqdm
 
     from panoedge.models import create_student, get_student_entry, save_student
 

@@ -157,7 +157,7 @@ def recovery_table(cases=RECOVERY_CASES, n: int = 5, frame_h: int = RECOVERY_FRA
                    rot_deg: float = 3.0, fov_deg: float = 3.0, progress: bool = False) -> list[dict]:
     """:func:`calibration_recovery` for each case (the issue's target: rotation within 0.2 deg,
     field of view within 1 deg, from 5 frames and a start perturbed by up to 3 deg)."""
-    from tqdm import tqdm
+    from panoedge.progress import tqdm
 
     return [calibration_recovery(fam, seed=seed, n=n, frame_h=frame_h, baseline_m=baseline_m, attitude=att,
                                  rot_deg=rot_deg, fov_deg=fov_deg)

@@ -131,7 +131,7 @@ class SynthSource(Source):
         return cache_dir("live", self.key)
 
     def _render_cache(self) -> Path:
-        from tqdm import tqdm
+        from panoedge.progress import tqdm
 
         from panoedge.home import atomic_dir, write_json
         from panoedge.io import write_depth, write_labels, write_rgb

@@ -136,7 +136,7 @@ def stitch_files(inputs, rig: Rig, out: Path, out_hw=None, blend: str = "feather
 
     ``level``: an optional rig-to-world rotation applied to every frame (horizon levelling).
     """
-    from tqdm import tqdm
+    from panoedge.progress import tqdm
 
     inputs = [Path(p) for p in inputs]
     out = Path(out)
@@ -174,7 +174,7 @@ def stitch_files(inputs, rig: Rig, out: Path, out_hw=None, blend: str = "feather
 
 
 def _stitch_video(st: Stitcher, src: Path, out: Path, level, run: StitchRun, progress: bool) -> None:
-    from tqdm import tqdm
+    from panoedge.progress import tqdm
 
     if out.suffix.lower() not in VIDEO_EXTS:
         raise UsageError(f"{out}: the input is a video, so OUT must be a video file ({', '.join(VIDEO_EXTS)})")

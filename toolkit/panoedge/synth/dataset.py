@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
+from panoedge.progress import tqdm
 
 from panoedge.data.folder import write_meta
 from panoedge.errors import UsageError, unknown_name
@@ -47,7 +47,7 @@ class SynthSpec:
 
     def validate(self) -> "SynthSpec":
         if self.n < 1:
-            raise UsageError(f"--n {self.n}: expected at least 1 image")
+            raise UsageError(f"--count {self.n}: expected at least 1 panorama")
         if self.family not in DATASET_FAMILIES:
             raise unknown_name("family", self.family, DATASET_FAMILIES)
         check_erp_size(*self.size, what="--size", multiple=2)
