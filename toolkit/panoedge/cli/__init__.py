@@ -29,18 +29,36 @@ from panoedge.errors import PanoedgeError
 __all__ = ["app", "main"]
 
 
+def _command(argv: list[str] | None) -> str:
+    """``panoedge demo`` / ``panoedge bench model``: the command being run, for messages."""
+    words = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")][:2]
+    if len(words) == 2 and words[0] not in ("bench", "bundle", "rig", "teacher"):
+        words = words[:1]
+    return " ".join(["panoedge", *words])
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point."""
     from panoedge.parallel import allow_processes
 
     allow_processes()  # the console script and ``python -m panoedge.cli`` guard their main module
     try:
-        app(args=argv, prog_name="panoedge")
+        from panoedge.cli.app import click_command
+
+        click_command()(args=argv, prog_name="panoedge")
     except PanoedgeError as e:
         if os.environ.get("PANOEDGE_DEBUG") == "1":
             raise
         typer.echo(f"panoedge: error: {e}", err=True)
         sys.exit(e.exit_code)
+    except ModuleNotFoundError as e:  # a net behind each command's preflight (panoedge.extras.require)
+        from panoedge.extras import missing_extra_error
+
+        err = missing_extra_error(e, _command(argv))
+        if err is None or os.environ.get("PANOEDGE_DEBUG") == "1":
+            raise
+        typer.echo(f"panoedge: error: {err}", err=True)
+        sys.exit(err.exit_code)
     except KeyboardInterrupt:
         typer.echo("panoedge: interrupted", err=True)
         sys.exit(130)

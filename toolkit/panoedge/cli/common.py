@@ -32,3 +32,52 @@ def human_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} GiB"
+
+
+def preflight(what: str, extra: str, modules: tuple[str, ...] | None = None) -> None:
+    """Fail in a second, naming the pip extra, when an optional package ``what`` needs is missing."""
+    from panoedge.extras import require
+
+    require(what, extra, modules)
+
+
+def preflight_model(what: str, model: str) -> None:
+    """The packages MODEL needs: none for ONNX files and bundles; torch for students and teacher
+    specs (``KIND:...``, ``A+B``: each part), and transformers too for ``hf:`` teachers."""
+    text = str(model)
+    p = Path(text).expanduser()
+    if p.exists():
+        if p.suffix.lower() == ".onnx" or (p / "manifest.json").is_file():
+            return
+        preflight(what, "train", ("torch",))
+        return
+    parts = text.split("+")
+    if all(":" in part for part in parts):  # teacher specs (a missing path is the command's own error)
+        preflight(what, "train", ("torch",))
+        if any(part.split(":", 1)[0].startswith("hf") for part in parts):
+            preflight(f"{what} with an hf: teacher", "hf")
+
+
+def legacy(value, old_value, old: str, new: str):
+    """``value`` of option ``new``, or of its old spelling ``old`` (kept working for scripts)."""
+    if old_value is None:
+        return value
+    if value is not None and value != old_value:
+        from panoedge.errors import UsageError
+
+        raise UsageError(f"{old} is the old spelling of {new}: give one of them")
+    return old_value
+
+
+def positive(value, flag: str, allow_zero: bool = False):
+    """``value`` when it is > 0 (>= 0 with ``allow_zero``) and finite; else a one-line ``UsageError``."""
+    import math
+
+    from panoedge.errors import UsageError
+
+    if value is None:
+        return None
+    ok = math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        raise UsageError(f"{flag} {value:g}: expected a number {'>= 0' if allow_zero else '> 0'}")
+    return value
