@@ -45,14 +45,37 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+_UMASK: list[int] = []
+
+
+def umask() -> int:
+    """The process umask (read once; ``os.umask`` can only be read by setting it)."""
+    if not _UMASK:
+        try:  # Linux >= 4.7 shows it without changing it
+            line = next(ln for ln in Path("/proc/self/status").read_text().splitlines() if ln.startswith("Umask:"))
+            _UMASK.append(int(line.split()[1], 8))
+        except (OSError, StopIteration, ValueError, IndexError):
+            mask = os.umask(0o022)
+            os.umask(mask)
+            _UMASK.append(mask)
+    return _UMASK[0]
+
+
+def shareable(path: str | Path, is_dir: bool = False) -> None:
+    """Give a temp file (``mkstemp``: 0600) or folder (``mkdtemp``: 0700) the permissions a plain
+    ``open``/``mkdir`` would have had under the umask (0644/0755 by default), so outputs can be shared."""
+    os.chmod(path, (0o777 if is_dir else 0o666) & ~umask())
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to a temp file beside ``path`` and move it into place."""
+    """Write ``data`` to a temp file beside ``path`` and move it into place (usual permissions)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        shareable(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -91,6 +114,7 @@ def atomic_dir(final: str | Path, overwrite: bool = False) -> Iterator[Path]:
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+    shareable(tmp, is_dir=True)
     try:
         yield tmp
         if final.exists():

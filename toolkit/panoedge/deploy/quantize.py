@@ -29,6 +29,7 @@ from panoedge.deploy.onnx_io import load_onnx, model_info
 from panoedge.deploy.qdq import ACTIVATIONS, float_tail, qdq_summary, quantize_qdq, quantized_nodes
 from panoedge.deploy.trt_cache import write_cache
 from panoedge.errors import UsageError, unknown_name
+from panoedge.home import shareable
 
 SCHEMA = "panoedge.quantize/1"
 
@@ -163,8 +164,8 @@ def quantize_model(model_in: str | Path, data: str | Path | None, out: str | Pat
         report["sensitivity"] = scan_rows[:20]
         report["qdq"] = qdq_summary(load_onnx(int8_tmp, check=False))
         report["latency"] = _latency(model_in, int8_tmp, hw, cfg.latency_repeat, cfg.threads)
-        os.replace(ranges, sides["ranges"])
-        os.replace(tmp / "calib.cache", sides["trt_cache"])
-        os.replace(int8_tmp, out)
+        for src, dst in ((ranges, sides["ranges"]), (tmp / "calib.cache", sides["trt_cache"]), (int8_tmp, out)):
+            shareable(src)  # ORT writes the ranges through a private temp file (0600)
+            os.replace(src, dst)
     report["files"] = {"int8": str(out), "trt_cache": str(sides["trt_cache"]), "ranges": str(sides["ranges"])}
     return report
