@@ -1,29 +1,54 @@
-"""Rig presets: the cameras of ``shared/data/real`` (``calibration/rigs/*.yaml``) and a generic rig.
+"""Rig presets: the cameras of ``shared/data/real`` and a generic rig.
 
-A preset is a rig file beside the project (``calibration/rigs/<name>.yaml``) built from
-published lens figures; its ``provenance`` block says which numbers were measured, which
-derived and which are nominal. :func:`generic_rig` needs only the image size: two
+The shipped presets live in the package (``panoedge/stitch/rigs/<name>.yaml``), so a wheel
+install has them too; each is built from published lens figures and its ``provenance`` block
+says which numbers were measured, which derived and which are nominal. Your own rigs are found
+by name in ``./calibration/rigs/`` (the folder you run panoedge from) and the folders of
+``$PANOEDGE_RIGS`` (``os.pathsep``-separated); first match wins, so a rig there overrides a
+shipped preset of the same name. :func:`generic_rig` needs only the image size: two
 equidistant 195-degree lenses, circles centred in their halves (or files), back to back.
 Start self-calibration (``panoedge rig calibrate``) from either.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from panoedge.errors import UsageError, unknown_name
 from panoedge.stitch.rig import Lens, Rig, load_rig
 
-RIGS_DIR = Path(__file__).resolve().parents[3] / "calibration" / "rigs"
-"""``calibration/rigs`` of the source checkout (the presets live beside the project)."""
+RIGS_DIR = Path(__file__).resolve().parent / "rigs"
+"""The presets shipped with panoedge (package data)."""
 
 GENERIC_FOV_DEG = 195.0
 
 
+def search_path() -> list[Path]:
+    """Folders searched for rigs by name, in order: ./calibration/rigs, $PANOEDGE_RIGS, the shipped presets."""
+    env = [Path(p) for p in os.environ.get("PANOEDGE_RIGS", "").split(os.pathsep) if p]
+    return [Path.cwd() / "calibration" / "rigs", *env, RIGS_DIR]
+
+
+def _preset_files() -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for folder in search_path():
+        if folder.is_dir():
+            for p in sorted(folder.glob("*.yaml")):
+                if not p.name.startswith("."):
+                    found.setdefault(p.stem, p)
+    return found
+
+
 def preset_names() -> list[str]:
     """Names of the preset rig files, plus ``generic``."""
-    names = sorted(p.stem for p in RIGS_DIR.glob("*.yaml")) if RIGS_DIR.is_dir() else []
+    names = sorted(_preset_files())
     return names + (["generic"] if "generic" not in names else [])
+
+
+def preset_path(name: str) -> Path | None:
+    """The file of preset ``name`` (see :func:`search_path`), or None."""
+    return _preset_files().get(name)
 
 
 def load_preset(name: str) -> Rig:
@@ -31,8 +56,8 @@ def load_preset(name: str) -> Rig:
     if name == "generic":
         raise UsageError("the generic rig depends on the frame size: use generic_rig(width, height) "
                          "(or pass `--rig generic` with a frame)")
-    path = RIGS_DIR / f"{name}.yaml"
-    if not path.is_file():
+    path = preset_path(name)
+    if path is None:
         raise unknown_name("rig preset", name, preset_names())
     return load_rig(path)
 
