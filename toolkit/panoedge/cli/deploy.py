@@ -8,10 +8,10 @@ from typing import Optional
 import typer
 
 from panoedge.cli.app import app, bench_app
-from panoedge.cli.common import JsonOpt, emit_json
+from panoedge.cli.common import JsonOpt, emit_json, legacy, positive, preflight, preflight_model
 from panoedge.deploy.quantize import QuantizeConfig
 
-bundle_app = typer.Typer(help="Inspect and check bundles written by `panoedge build`.", no_args_is_help=True)
+bundle_app = typer.Typer(rich_markup_mode=None, help="Inspect and check bundles written by `panoedge build`.", no_args_is_help=True)
 app.add_typer(bundle_app, name="bundle")
 
 _Q = QuantizeConfig()  # the one place quantization defaults live
@@ -72,6 +72,7 @@ def export(
     json_path: Optional[Path] = JsonOpt,
 ) -> None:
     """Export a student to plain ONNX: batch-norm folded, checked, simplified, verified against torch."""
+    preflight("panoedge export", "train", ("torch", "onnx"))
     from panoedge.deploy.export import export_model
 
     rep = export_model(model, out, _hw(size), opset=opset, dynamic_batch=dynamic_batch, simplify_graph=not no_simplify)
@@ -89,11 +90,13 @@ def export(
 @app.command()
 def quantize(
     model: Path = typer.Argument(..., help="FP32 ONNX from `panoedge export`."),
-    calib: Optional[str] = typer.Option(None, "--calib", help="Calibration DATA: a dataset folder or synth:FAMILY."),
+    calib: str = typer.Option(..., "--calib", help="Calibration DATA: a dataset folder or synth:FAMILY."),
     out: Path = typer.Option(..., "--out", help="INT8 QDQ ONNX to write (cache and ranges go beside it)."),
     method: Optional[str] = typer.Option(None, "--method", help=f"entropy, minmax or percentile (default {_Q.method})."),
-    n: Optional[int] = typer.Option(None, "--n", help=f"Calibration images (default {_Q.n})."),
-    n_eval: Optional[int] = typer.Option(None, "--n-eval", help=f"Held-out evaluation images (default {_Q.n_eval})."),
+    calib_images: Optional[int] = typer.Option(None, "--calib-images", help=f"Calibration images (default {_Q.n})."),
+    eval_images: Optional[int] = typer.Option(None, "--eval-images", help=f"Held-out evaluation images (default {_Q.n_eval})."),
+    n: Optional[int] = typer.Option(None, "--n", hidden=True),  # old spelling of --calib-images
+    n_eval: Optional[int] = typer.Option(None, "--n-eval", hidden=True),  # old spelling of --eval-images
     budget_miou: Optional[float] = typer.Option(
         None, "--budget-miou", help=f"Max area-weighted mIoU drop, points (default {_Q.budget_miou})."),
     budget_absrel: Optional[float] = typer.Option(
@@ -105,6 +108,9 @@ def quantize(
     json_path: Optional[Path] = JsonOpt,
 ) -> None:
     """INT8 QDQ with per-channel weights, calibrated on real images, within a measured accuracy budget."""
+    preflight("panoedge quantize", "train", ("onnx",))
+    n = legacy(calib_images, n, "--n", "--calib-images")
+    n_eval = legacy(eval_images, n_eval, "--n-eval", "--eval-images")
     from panoedge.deploy.quantize import quantize_model
 
     rep = quantize_model(model, calib, out, _qcfg(method, n, n_eval, budget_miou, budget_absrel, activations,
@@ -119,13 +125,17 @@ def quantize(
 def build(
     model: Path = typer.Argument(..., help="student.pt, a run folder, or an ONNX file from `panoedge export`."),
     target: str = typer.Option(..., "--target", help="Target profile name (see `panoedge targets`) or a profile file."),
-    calib: Optional[str] = typer.Option(None, "--calib", help="Calibration DATA: a dataset folder or synth:FAMILY."),
+    calib: Optional[str] = typer.Option(None, "--calib", help="Calibration DATA (a dataset folder or synth:FAMILY); "
+                                        "required for INT8 targets (all shipped ones but fp32 profiles)."),
     out: Path = typer.Option(..., "--out", help="Bundle folder to write."),
-    size: Optional[str] = typer.Option(None, "--size", help="Input HxW (default: the target profile's)."),
-    rig: Optional[Path] = typer.Option(None, "--rig", help="Camera rig file to ship in the bundle."),
+    size: Optional[str] = typer.Option(None, "--size", help="Input HxW (default: the size the student was trained at, "
+                                       "else the target profile's)."),
+    rig: Optional[str] = typer.Option(None, "--rig", help="Camera rig to ship in the bundle: a preset name (panoedge rig list) or a rig file."),
     method: Optional[str] = typer.Option(None, "--method", help=f"Calibration method (default {_Q.method})."),
-    n: Optional[int] = typer.Option(None, "--n", help=f"Calibration images (default {_Q.n})."),
-    n_eval: Optional[int] = typer.Option(None, "--n-eval", help=f"Held-out evaluation images (default {_Q.n_eval})."),
+    calib_images: Optional[int] = typer.Option(None, "--calib-images", help=f"Calibration images (default {_Q.n})."),
+    eval_images: Optional[int] = typer.Option(None, "--eval-images", help=f"Held-out evaluation images (default {_Q.n_eval})."),
+    n: Optional[int] = typer.Option(None, "--n", hidden=True),  # old spelling of --calib-images
+    n_eval: Optional[int] = typer.Option(None, "--n-eval", hidden=True),  # old spelling of --eval-images
     budget_miou: Optional[float] = typer.Option(
         None, "--budget-miou", help=f"Max mIoU drop, points (default {_Q.budget_miou})."),
     budget_absrel: Optional[float] = typer.Option(
@@ -135,6 +145,10 @@ def build(
     json_path: Optional[Path] = JsonOpt,
 ) -> None:
     """Build a self-contained bundle for a target: FP32 + INT8 ONNX, calibration cache, manifest with hashes."""
+    preflight("panoedge build", "train", ("onnx",))
+    preflight_model("panoedge build", str(model))
+    n = legacy(calib_images, n, "--n", "--calib-images")
+    n_eval = legacy(eval_images, n_eval, "--n-eval", "--eval-images")
     from panoedge.deploy.bundle import build_bundle
     from panoedge.deploy.lint import format_lint
 
@@ -142,6 +156,14 @@ def build(
     m = build_bundle(model, target, calib, out, _hw(size), rig, qcfg, overwrite=overwrite)
     import json
 
+    size_from = {"trained": "the size the student was trained at", "--size": "--size",
+                 "target": "the target profile's size"}
+    isz = m.get("input_size") or {}
+    if isz:
+        typer.echo(f"input {isz['hw'][0]}x{isz['hw'][1]} ({size_from.get(isz['from'], isz['from'])}; "
+                   f"{m['target']['name']} profile: {isz['target_hw'][0]}x{isz['target_hw'][1]})")
+    for w in m.get("warnings") or []:
+        typer.echo(f"warning: {w}", err=True)
     lint = json.loads((out / "lint.json").read_text())
     typer.echo(format_lint(lint["int8" if m["target"]["precision"] == "int8" else "fp32"]))
     _print_accuracy(json.loads((out / "quantize.json").read_text()))
@@ -232,11 +254,19 @@ def bench_model_cmd(
     int8: Optional[Path] = typer.Option(None, "--int8", help="INT8 ONNX to compare with (ONNX subject)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="Intra-op threads (default: the backend's)."),
     size: Optional[str] = typer.Option(None, "--size", help="Input HxW (torch backend)."),
-    warmup: int = typer.Option(5, "--warmup", help="Untimed runs per case."),
+    warmup_runs: int = typer.Option(5, "--warmup-runs", help="Untimed runs per case."),
+    warmup_old: Optional[int] = typer.Option(None, "--warmup", hidden=True),  # old spelling of --warmup-runs
     repeat: int = typer.Option(50, "--repeat", help="Timed runs per case."),
     json_path: Optional[Path] = JsonOpt,
 ) -> None:
     """Latency min/median/p99 and throughput of FP32 and INT8 side by side, and INT8's speed-up."""
+    if backend == "torch":
+        preflight("panoedge bench model --backend torch", "train", ("torch",))
+    warmup = warmup_old if warmup_old is not None else warmup_runs
+    if warmup < 0 or repeat < 1:
+        from panoedge.errors import UsageError
+
+        raise UsageError(f"--warmup-runs {warmup} / --repeat {repeat}: expected >= 0 untimed and >= 1 timed runs")
     from panoedge.deploy.bench import bench_model
     from panoedge.eval.timing import format_cases
 

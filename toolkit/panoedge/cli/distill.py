@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from panoedge.cli.app import app
-from panoedge.cli.common import JsonOpt, emit_json
+from panoedge.cli.common import JsonOpt, emit_json, preflight, preflight_model
 from panoedge.distill.config import COMPONENTS, DistillConfig
 
 _D = DistillConfig()  # the one place defaults live
@@ -36,6 +36,9 @@ def distill(
     json_path: Optional[Path] = JsonOpt,
 ) -> None:
     """Distil TEACHER into a panoramic student on DATA; with no options, the embedded default end to end."""
+    preflight("panoedge distill", "train", ("torch",))
+    if teacher:
+        preflight_model("panoedge distill", teacher)
     from panoedge.distill.config import resolve_config
 
     cfg = resolve_config(config, teacher=teacher, data=data, student=student, steps=steps)

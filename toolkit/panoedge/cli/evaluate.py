@@ -9,11 +9,12 @@ from typing import Optional
 import typer
 
 from panoedge.cli.app import app
-from panoedge.cli.common import JsonOpt, emit_json
+from panoedge.cli.common import JsonOpt, emit_json, positive, preflight_model
 from panoedge.distill.tangent_layout import PatchLayout
 from panoedge.errors import UsageError
 
-_MODEL_HELP = "student.pt, a run folder, a student .onnx, or a teacher spec (builtin:PATH, onnx:FILE, hf:ID)."
+_MODEL_HELP = "student.pt, a run folder, a student .onnx, a bundle folder, or a teacher spec (builtin:PATH, onnx:FILE, hf:ID)."
+_DEVICE_HELP = "auto (a CUDA GPU when there is one), cpu or cuda[:N]."
 _MODE_HELP = "Teachers only: erp (the whole ERP image) or tangent (tangent patches fused to ERP)."
 _LAYOUT = {f.name: f.default for f in fields(PatchLayout)}  # the one place patch defaults live
 
@@ -52,12 +53,15 @@ def eval_cmd(
     data: str = typer.Option(..., "--data", help="A dataset folder or synth:FAMILY?n=..&size=HxW&seed=.."),
     mode: str = typer.Option("erp", "--mode", help=_MODE_HELP),
     max_images: Optional[int] = typer.Option(None, "--max-images", help="Evaluate only the first N panoramas."),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda[:N]."),
+    device: str = typer.Option("auto", "--device", help=_DEVICE_HELP),
     n_patches: Optional[int] = typer.Option(None, "--n-patches", help=f"Tangent patches (default {_LAYOUT['n_patches']})."),
     fov_deg: Optional[float] = typer.Option(None, "--fov-deg", help=f"Tangent patch horizontal FOV (default {_LAYOUT['fov_deg']:g})."),
     json_path: Optional[Path] = JsonOpt,
 ) -> None:
     """mIoU (area-weighted and plain), per-class IoU, AbsRel, RMSE and delta1, by latitude band and at the seam."""
+    preflight_model("panoedge eval", model)
+    if max_images is not None:
+        positive(max_images, "--max-images")
     from panoedge.data import resolve_data
     from panoedge.eval.evaluate import evaluate
 
@@ -74,15 +78,19 @@ def eval_cmd(
 def predict_cmd(
     model: str = typer.Argument(..., help=_MODEL_HELP),
     inputs: Path = typer.Argument(..., help="An ERP image, or a folder of them (or a dataset folder: its rgb/)."),
-    out: Path = typer.Option(..., "--out", help="Output folder: labels/, overlay/ and depth/ PNGs per input stem."),
+    out: Path = typer.Option(..., "--out", help="Output folder: labels/, overlay/, depth/ (16-bit mm) and "
+                             "depth_color/ (coloured, with its scale) PNGs per input stem."),
     mode: str = typer.Option("erp", "--mode", help=_MODE_HELP),
-    device: str = typer.Option("cpu", "--device", help="cpu or cuda[:N]."),
+    device: str = typer.Option("auto", "--device", help=_DEVICE_HELP),
     n_patches: Optional[int] = typer.Option(None, "--n-patches", help=f"Tangent patches (default {_LAYOUT['n_patches']})."),
     fov_deg: Optional[float] = typer.Option(None, "--fov-deg", help=f"Tangent patch horizontal FOV (default {_LAYOUT['fov_deg']:g})."),
 ) -> None:
-    """Class ids (uint8 PNG), a colour overlay and depth (16-bit mm PNG) for each panorama."""
+    """Class ids (uint8 PNG), a colour overlay, depth (16-bit mm PNG) and a coloured depth view for each panorama."""
+    preflight_model("panoedge predict", model)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a folder")
     from panoedge.eval.evaluate import predict_images
 
     pred = _load(model, mode, device, n_patches, fov_deg)
     stems = predict_images(pred, inputs, out, progress=True)
-    typer.echo(f"wrote {len(stems)} prediction(s) to {out} (labels/, overlay/, depth/)")
+    typer.echo(f"wrote {len(stems)} prediction(s) to {out} (labels/, overlay/, depth/, depth_color/)")

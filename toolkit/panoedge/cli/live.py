@@ -10,7 +10,7 @@ from typing import List, Optional
 import typer
 
 from panoedge.cli.app import app, bench_app
-from panoedge.cli.common import JsonOpt, emit_json
+from panoedge.cli.common import JsonOpt, emit_json, positive, preflight
 
 SOURCE_HELP = ("v4l2:///dev/videoN, gst://PIPELINE, file://video.mp4, file://FOLDER, "
                "synth://indoor|outdoor?fps=30&size=1024x2048 (see panoedge.live.sources).")
@@ -42,6 +42,25 @@ def _printer(quiet: bool):
     return on_event, on_status
 
 
+PRECISIONS = ("int8", "fp16", "fp32")
+
+
+def _check(command: str, sinks, duration, warmup, threads, queue, precision) -> None:
+    """Every number and name of ``run``/``bench pipeline`` checked before anything opens."""
+    from panoedge.errors import UsageError
+
+    positive(duration, "--duration")
+    positive(warmup, "--warmup-seconds", allow_zero=True)
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads {threads}: expected at least 1")
+    if queue < 1:
+        raise UsageError(f"--queue {queue}: expected at least 1 frame")
+    if precision is not None and precision not in PRECISIONS:
+        raise UsageError(f"--precision {precision}: choose one of {', '.join(PRECISIONS)}")
+    if any(str(s).startswith("zmq://") for s in sinks or ()):
+        preflight(f"{command} with a zmq:// sink", "live")
+
+
 def _config(queue: int, stitch_device: str, accuracy: bool, antialias: bool):
     from panoedge.live.pipeline import PipelineConfig
 
@@ -58,11 +77,13 @@ def run_cmd(
     source: str = typer.Option("synth://indoor", "--source", help=SOURCE_HELP),
     sink: Optional[List[str]] = typer.Option(None, "--sink", help=SINK_HELP),
     duration: Optional[float] = typer.Option(None, "--duration", help="Seconds to run (default: until Ctrl-C)."),
-    rig: Optional[Path] = typer.Option(None, "--rig", help="The camera's rig file (not needed for synth://)."),
+    rig: Optional[str] = typer.Option(None, "--rig", help="The camera's rig: a preset name (panoedge rig list) or a rig file (not needed for synth://)."),
     backend: Optional[str] = typer.Option(None, "--backend", help="ort-cpu, ort-cuda, ort-trt, trt (default: the bundle's)."),
-    precision: Optional[str] = typer.Option(None, "--precision", help="int8 or fp32 (default: the bundle's)."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="int8, fp16 or fp32 (default: the bundle's; "
+                                            "fp16 needs a TensorRT engine built with panoedge engine --precision fp16)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="ONNX Runtime intra-op threads (default: all cores but one, 1 to 8)."),
-    warmup: float = typer.Option(1.0, "--warmup", help="Seconds at the start left out of the figures."),
+    warmup_seconds: float = typer.Option(1.0, "--warmup-seconds", help="Seconds at the start left out of the figures."),
+    warmup_old: Optional[float] = typer.Option(None, "--warmup", hidden=True),  # old spelling of --warmup-seconds
     queue: int = typer.Option(1, "--queue", help="Camera frames waiting for the stitcher (live sources drop the oldest beyond this)."),
     stitch_device: str = typer.Option("cpu", "--stitch-device", help="Stitcher device: cpu, cuda, auto."),
     accuracy: bool = typer.Option(True, "--accuracy/--no-accuracy", help="Score frames that carry ground truth (synth://)."),
@@ -71,6 +92,8 @@ def run_cmd(
     json_path: Optional[Path] = JsonOpt,
 ) -> None:
     """Run live: SOURCE -> stitch -> BUNDLE -> sinks, with fps, latency and drops reported live and at the end."""
+    warmup = warmup_old if warmup_old is not None else warmup_seconds
+    _check("panoedge run", sink, duration, warmup, threads, queue, precision)
     from panoedge.live.report import format_report
     from panoedge.live.run import run_live
 
@@ -94,16 +117,20 @@ def bench_pipeline_cmd(
     source: Optional[str] = typer.Option(None, "--source", help=SOURCE_HELP + " Default: the 1024x2048 synthetic loop, unpaced."),
     sink: Optional[List[str]] = typer.Option(None, "--sink", help=SINK_HELP),
     duration: float = typer.Option(10.0, "--duration", help="Measured seconds per case."),
-    warmup: float = typer.Option(2.0, "--warmup", help="Warm-up seconds before each case."),
-    rig: Optional[Path] = typer.Option(None, "--rig", help="The camera's rig file (not needed for synth://)."),
+    warmup_seconds: float = typer.Option(2.0, "--warmup-seconds", help="Warm-up seconds before each case."),
+    warmup_old: Optional[float] = typer.Option(None, "--warmup", hidden=True),  # old spelling of --warmup-seconds
+    rig: Optional[str] = typer.Option(None, "--rig", help="The camera's rig: a preset name (panoedge rig list) or a rig file (not needed for synth://)."),
     backend: Optional[str] = typer.Option(None, "--backend", help="ort-cpu, ort-cuda, ort-trt, trt (default: the bundle's)."),
-    precision: Optional[str] = typer.Option(None, "--precision", help="int8 or fp32 (default: the bundle's)."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="int8, fp16 or fp32 (default: the bundle's; "
+                                            "fp16 needs a TensorRT engine built with panoedge engine --precision fp16)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="ONNX Runtime intra-op threads (default: all cores but one, 1 to 8)."),
     queue: int = typer.Option(1, "--queue", help="Camera frames waiting for the stitcher (live sources drop the oldest beyond this)."),
     antialias: bool = AntialiasOpt,
     json_path: Optional[Path] = JsonOpt,
 ) -> None:
     """Pipeline fps, end-to-end latency p50/p99 and per-stage split: concurrent against sequential stages."""
+    warmup = warmup_old if warmup_old is not None else warmup_seconds
+    _check("panoedge bench pipeline", sink, duration, warmup, threads, queue, precision)
     from panoedge.live.bench import DEFAULT_SOURCE, bench_pipeline
     from panoedge.live.report import format_report
 

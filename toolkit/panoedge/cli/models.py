@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from panoedge.cli.app import app
-from panoedge.cli.common import JsonOpt, emit_json
+from panoedge.cli.common import JsonOpt, emit_json, preflight
 
 
 @app.command()
@@ -17,6 +17,7 @@ def models(
     json_path: Optional[Path] = JsonOpt,
 ) -> None:
     """List the registered students with parameters and GFLOPs at 256x512 and 512x1024."""
+    preflight("panoedge models", "train", ("torch",))
     from panoedge.models import students_table
 
     rows = sorted(students_table(num_classes=num_classes), key=lambda r: r["params"])

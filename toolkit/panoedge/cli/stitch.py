@@ -10,7 +10,7 @@ import typer
 from panoedge.cli.app import app, bench_app
 from panoedge.cli.common import JsonOpt, emit_json
 
-rig_app = typer.Typer(help="Dual-fisheye rig files: presets, self-calibration.", no_args_is_help=True)
+rig_app = typer.Typer(rich_markup_mode=None, help="Dual-fisheye rig files: presets, self-calibration.", no_args_is_help=True)
 app.add_typer(rig_app, name="rig")
 
 
@@ -48,11 +48,15 @@ def stitch(
     json_path: Optional[Path] = JsonOpt,
 ) -> None:
     """Stitch dual-fisheye frames into equirectangular panoramas."""
-    from panoedge.geometry import parse_hw
+    from panoedge.geometry import check_erp_size, parse_hw
     from panoedge.stitch.run import stitch_files
 
+    out_hw = check_erp_size(*parse_hw(size, "--size"), what="--size") if size else None
+    if not 0 < band_deg < 90:
+        from panoedge.errors import UsageError
+
+        raise UsageError(f"--band-deg {band_deg:g}: expected a width in degrees between 0 and 90")
     r = _rig_for(rig, inputs)
-    out_hw = parse_hw(size, "--size") if size else None
     res = stitch_files(inputs, r, out, out_hw=out_hw, blend=blend, exposure=not no_exposure,
                        level=_parse_level(level), band_deg=band_deg, device=device)
     skipped = f", skipped {res.skipped} bad frame(s)" if res.skipped else ""
@@ -144,11 +148,21 @@ def rig_show(rig: str = typer.Argument(..., help="Rig file or preset name.")) ->
 
 @rig_app.command("list")
 def rig_list() -> None:
-    """List the rig presets (``calibration/rigs``) and ``generic``."""
-    from panoedge.stitch.presets import preset_names
+    """List the rig presets (shipped, and yours in ./calibration/rigs or $PANOEDGE_RIGS) and generic."""
+    from panoedge.stitch.presets import preset_names, preset_path
+    from panoedge.stitch.rig import load_rig
 
-    for name in preset_names():
-        typer.echo(name)
+    names = preset_names()
+    width = max(len(n) for n in names)
+    for name in names:
+        path = preset_path(name)
+        if path is None:
+            about = "two nominal 195-degree lenses from the frame size (calibrate before serious use)"
+        else:
+            rig = load_rig(path)
+            about = f"{rig.image_width_px}x{rig.image_height_px} {rig.layout}, " + (rig.notes or "").split(". ")[0].strip()
+            about = about if len(about) <= 100 else about[:99] + "…"
+        typer.echo(f"{name:<{width}}  {about}")
 
 
 @rig_app.command("recovery")

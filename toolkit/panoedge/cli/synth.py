@@ -8,13 +8,15 @@ from typing import Optional
 import typer
 
 from panoedge.cli.app import app, bench_app
-from panoedge.cli.common import JsonOpt, emit_json
+from panoedge.cli.common import JsonOpt, emit_json, legacy
 
 
 @app.command()
 def synth(
-    out: Path = typer.Argument(..., help="Dataset folder to create."),
-    n: int = typer.Option(8, "--n", help="Number of panoramas."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Dataset folder to create."),
+    count: int = typer.Option(8, "--count", help="Number of panoramas."),
+    out_arg: Optional[Path] = typer.Argument(None, hidden=True, metavar="[OUT]"),  # the old spelling: synth OUT
+    n_old: Optional[int] = typer.Option(None, "--n", hidden=True),  # the old spelling of --count
     seed: int = typer.Option(0, "--seed", help="Seed: the same seed gives the same dataset."),
     size: str = typer.Option("512x1024", "--size", help="ERP size HxW (W = 2H)."),
     family: str = typer.Option("indoor", "--family", help="indoor, outdoor or mixed."),
@@ -23,9 +25,16 @@ def synth(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
 ) -> None:
     """Render a synthetic 360° dataset: ERP RGB, depth (range) and labels, optionally dual-fisheye frames."""
+    from panoedge.errors import UsageError
     from panoedge.geometry import parse_hw
     from panoedge.synth.dataset import SynthSpec, generate_dataset
 
+    out = legacy(out, out_arg, "OUT (positional)", "--out")
+    if out is None:
+        raise UsageError("synth needs --out FOLDER (the dataset folder to create)")
+    if n_old is not None and count not in (8, n_old):
+        raise UsageError("--n is the old spelling of --count: give one of them")
+    n = n_old if n_old is not None else count
     spec = SynthSpec(n=n, seed=seed, size=parse_hw(size, "--size"), family=family, fisheye=fisheye,
                      fisheye_size=parse_hw(fisheye_size, "--fisheye-size") if fisheye_size else None)
     path = generate_dataset(out, spec, overwrite=overwrite)

@@ -9,9 +9,9 @@ import typer
 
 from panoedge.cli.app import app
 from panoedge.distill.teacher_config import TeacherTrainConfig
-from panoedge.cli.common import JsonOpt, emit_json
+from panoedge.cli.common import JsonOpt, emit_json, legacy, preflight
 
-teacher_app = typer.Typer(help="panoedge's own perspective teacher: train it, measure its ERP gap.",
+teacher_app = typer.Typer(rich_markup_mode=None, help="panoedge's own perspective teacher: train it, measure its ERP gap.",
                           no_args_is_help=True)
 app.add_typer(teacher_app, name="teacher")
 
@@ -22,7 +22,8 @@ _D = TeacherTrainConfig()  # the one place defaults live
 @teacher_app.command("train")
 def train(
     data: str = typer.Option(..., "--data", help="synth:FAMILY (rendered pinhole views) or an ERP dataset folder."),
-    family: str = typer.Option(..., "--family", help="Class set: indoor or outdoor."),
+    family: Optional[str] = typer.Option(None, "--family", help="Class set: indoor or outdoor "
+                                         "(default: FAMILY of --data synth:FAMILY; needed for a dataset folder)."),
     out: Path = typer.Option(..., "--out", help="Teacher folder to write (builtin:OUT); resumes from OUT/ckpt.pt."),
     steps: Optional[int] = typer.Option(None, "--steps", help=f"Training steps (default {_D.steps})."),
     n_views: Optional[int] = typer.Option(None, "--n-views", help=f"Training views (default {_D.n_views})."),
@@ -33,7 +34,8 @@ def train(
     batch: Optional[int] = typer.Option(None, "--batch", help=f"Batch size (default {_D.batch})."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of worlds, views and weights."),
     lr: Optional[float] = typer.Option(None, "--lr", help=f"Peak learning rate (default {_D.lr:g})."),
-    warmup: Optional[int] = typer.Option(None, "--warmup", help=f"Linear warm-up steps (default {_D.warmup})."),
+    warmup_steps: Optional[int] = typer.Option(None, "--warmup-steps", help=f"Linear warm-up steps (default {_D.warmup})."),
+    warmup_old: Optional[int] = typer.Option(None, "--warmup", hidden=True),  # the old spelling of --warmup-steps
     pitch_deg: Optional[float] = typer.Option(None, "--pitch-deg", help="Largest view tilt, degrees "
                                               f"(default {_D.pitch_deg:g}: tangent patches look at the poles too)."),
     erp_size: Optional[str] = typer.Option(None, "--erp-size", help="Held-out ERP size HxW for the gap "
@@ -42,10 +44,19 @@ def train(
     json_path: Optional[Path] = JsonOpt,
 ) -> None:
     """Train teacher-large on pinhole views; report perspective and whole-ERP mIoU/AbsRel (the distortion gap)."""
+    preflight("panoedge teacher train", "train", ("torch",))
     from dataclasses import replace
 
+    from panoedge.distill.default import synth_family
     from panoedge.distill.teacher_train import train_teacher
+    from panoedge.errors import UsageError
     from panoedge.geometry import parse_hw
+
+    warmup = legacy(warmup_steps, warmup_old, "--warmup", "--warmup-steps")
+    if family is None:
+        family = synth_family(data)
+        if family is None:
+            raise UsageError(f"--data {data}: a dataset folder needs --family indoor|outdoor (its class set)")
 
     given = {"data": data, "family": family, "steps": steps, "n_views": n_views, "width_mult": width_mult,
              "batch": batch, "seed": seed, "view_hw": parse_hw(size, "--size") if size else None,

@@ -46,6 +46,15 @@ def _versions() -> dict:
     return out
 
 
+def _trained_hw(model: Path) -> tuple[int, int] | None:
+    """The size ``model`` was trained at (a student) or exported at (an ONNX file), if known."""
+    if model.suffix.lower() == ".onnx":
+        return tuple(int(v) for v in model_info(load_onnx(model), model)["hw"])
+    from panoedge.models.checkpoint import trained_hw
+
+    return trained_hw(model)
+
+
 def _fp32_model(model: Path, dest: Path, hw) -> tuple[dict, dict]:
     """Put the FP32 ONNX at ``dest``; returns ``(classes dict or {}, export report)``."""
     if model.suffix.lower() == ".onnx":
@@ -112,19 +121,39 @@ def build_bundle(model: str | Path, target: str, data: str | Path | None, out: s
                  quantize: QuantizeConfig | None = None, overwrite: bool = False, progress: bool = True) -> dict:
     """Build the bundle ``out`` for ``target`` from ``model`` (student.pt, run folder or panoedge ONNX).
 
-    ``size`` defaults to the target profile's input size; ``data`` (a dataset folder or
-    ``synth:FAMILY``) calibrates INT8 and measures its accuracy. Returns the manifest.
+    ``size`` defaults to the size the student was trained at (an ONNX file's own size), else the
+    target profile's input size: a student runs best at the size it learnt, and a different one
+    costs accuracy that a silent default would hide. The manifest's ``input_size`` says which size
+    was used and why, and ``warnings`` says when it differs from the trained size. ``data`` (a
+    dataset folder or ``synth:FAMILY``) calibrates INT8 and measures its accuracy at the bundle's
+    size. Returns the manifest.
     """
     from panoedge.deploy.lint import format_lint
     from panoedge.geometry import check_erp_size
 
     tgt = load_target(target)
-    hw = check_erp_size(*(size or tgt.input_hw), what="--size", multiple=32)
     model, out = Path(model), Path(out)
     if not model.exists():
         raise DataError(f"{model}: no such model (expected student.pt, a run folder or an .onnx file)")
+    if data is None:
+        raise UsageError(f"no calibration data: {tgt.name} bundles carry an INT8 model; pass --calib DATA "
+                         "(a dataset folder or synth:FAMILY)")
+    trained = _trained_hw(model)
+    origin = "--size" if size else ("trained" if trained else "target")
+    hw = check_erp_size(*(size or trained or tgt.input_hw), what="--size", multiple=32)
+    warnings = []
+    if trained and tuple(hw) != tuple(trained):
+        warnings.append(f"{model} was trained at {trained[0]}x{trained[1]}; at {hw[0]}x{hw[1]} expect lower accuracy "
+                        "(the bundle's held-out figures are measured at its own size)")
     if rig is not None and not Path(rig).is_file():
-        raise DataError(f"{rig}: no such rig file")
+        from panoedge.stitch.presets import preset_path
+
+        found = preset_path(str(rig))  # every --rig takes a preset name too
+        if found is None:
+            from panoedge.stitch.presets import preset_names
+
+            raise DataError(f"{rig}: no such rig file or preset (presets: {', '.join(preset_names())})")
+        rig = found
     if out.exists() and not overwrite:
         raise UsageError(f"{out} already exists; choose another folder or pass --overwrite")
     qcfg = target_quantize_config(tgt, quantize)
@@ -154,6 +183,9 @@ def build_bundle(model: str | Path, target: str, data: str | Path | None, out: s
             "model": {"name": info["config"].get("name"), "source": str(model), "num_classes": k,
                       "config": info["config"], "export": export_rep},
             "input": {**info["inputs"][0]},
+            "input_size": {"hw": list(hw), "from": origin, "trained_hw": list(trained) if trained else None,
+                           "target_hw": list(tgt.input_hw)},
+            "warnings": warnings,
             "outputs": info["outputs"],
             "models": {"fp32": FP32, "int8": INT8},
             "preprocess": "preprocess.json",

@@ -182,7 +182,7 @@ class TeacherPredictor(Predictor):
         from panoedge.distill.tangent import default_layout, make_layout
         from panoedge.models.teachers import load_teacher
 
-        self.teacher = load_teacher(spec, device)
+        self.teacher = load_teacher(spec, _torch_device(device))
         self.mode, self.name = mode, spec
         if isinstance(layout, dict):  # make_layout options; the patch size defaults to the teacher's input
             layout = make_layout(**{"patch_hw": self.teacher.input_hw, **layout})
@@ -224,7 +224,41 @@ def _family_colors(classes) -> np.ndarray | None:
     return None
 
 
-def load_predictor(model: str, mode: str = "erp", device: str = "cpu", layout=None) -> Predictor:
+def bundle_model(bundle: str | Path, precision: str | None = None) -> Path:
+    """The ONNX model a bundle runs (its target's precision, or ``precision``), after checking its hashes."""
+    from panoedge.runtime.bundle import read_manifest, verify_bundle
+
+    bundle = Path(bundle)
+    rep = verify_bundle(bundle)
+    if not rep["ok"]:
+        raise DataError(f"{bundle}: bundle does not verify: " + "; ".join(rep["problems"]))
+    m = read_manifest(bundle)
+    models = m.get("models") or {}
+    want = precision or (m.get("target") or {}).get("precision") or "fp32"
+    rel = models.get(want) or models.get("fp32")
+    if not rel:
+        raise DataError(f"{bundle}/manifest.json: models: no {want} or fp32 model listed (has {', '.join(models) or 'none'})")
+    return bundle / rel
+
+
+def _torch_device(device: str) -> str:
+    """``auto``: the first CUDA GPU when torch sees one, else the CPU (the default of every --device)."""
+    if str(device) != "auto":
+        return str(device)
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _onnx_device(device: str) -> str:
+    if str(device) != "auto":
+        return str(device)
+    import onnxruntime as ort
+
+    return "cuda" if "CUDAExecutionProvider" in ort.get_available_providers() else "cpu"
+
+
+def load_predictor(model: str, mode: str = "erp", device: str = "auto", layout=None) -> Predictor:
     """The :class:`Predictor` for ``model`` (see the module docstring).
 
     ``layout`` (``mode="tangent"`` only): a :class:`~panoedge.distill.tangent.PatchLayout`, or a
@@ -243,10 +277,12 @@ def load_predictor(model: str, mode: str = "erp", device: str = "cpu", layout=No
     if mode == "tangent":
         raise UsageError(f"{text}: --mode tangent runs a teacher spec on tangent patches; a student runs on ERP")
     if path.suffix.lower() == ".onnx":
-        return OnnxPredictor(path, device)
+        return OnnxPredictor(path, _onnx_device(device))
+    if path.is_dir() and (path / "manifest.json").is_file():
+        return OnnxPredictor(bundle_model(path), _onnx_device(device))
     if path.is_dir() and (path / "teacher.json").is_file() and not (path / "student.pt").is_file():
         raise UsageError(f"{text}: a builtin teacher folder; use builtin:{text}")
     if path.exists():
-        return StudentPredictor(path, device)
-    raise DataError(f"{text}: no such file; MODEL is a student.pt, a run folder, a student .onnx or a teacher spec "
+        return StudentPredictor(path, _torch_device(device))
+    raise DataError(f"{text}: no such file; MODEL is a student.pt, a run folder, a student .onnx, a bundle folder or a teacher spec "
                     f"KIND:PATH_OR_ID (kinds: {', '.join(sorted(TEACHER_KINDS))})")

@@ -17,11 +17,19 @@ from panoedge.errors import UsageError
 TWO_PI = 2.0 * np.pi
 
 
+MAX_ERP_H = 8192
+"""The tallest ERP any tool makes (8192x16384, 134 Mpx): above the 12K of today's largest 360° cameras,
+and what one stitch table of that size already costs in memory (a bigger request is a typo, not a wish)."""
+
+
 def check_erp_size(h: int, w: int, what: str = "ERP size", multiple: int = 1) -> tuple[int, int]:
-    """Validate an ERP size: positive, ``W == 2 H`` and ``H`` a multiple of ``multiple``."""
+    """Validate an ERP size: positive, ``W == 2 H``, ``H <= MAX_ERP_H`` and ``H`` a multiple of ``multiple``."""
     h, w = int(h), int(w)
     if h <= 0 or w <= 0:
         raise UsageError(f"{what} {h}x{w}: height and width must be positive")
+    if h > MAX_ERP_H:
+        raise UsageError(f"{what} {h}x{w}: larger than the largest ERP panoedge makes "
+                         f"({MAX_ERP_H}x{2 * MAX_ERP_H})")
     if w != 2 * h:
         raise UsageError(f"{what} {h}x{w}: an ERP image has W == 2*H (e.g. {h}x{2 * h})")
     if h % multiple:

@@ -53,9 +53,9 @@ def build_pipeline(model, source: str, sinks=(), rig: str | Path | None = None, 
         model = load_model(model, backend, precision, threads)
     rig_obj = None
     if rig is not None:
-        from panoedge.stitch import load_rig
+        from panoedge.stitch.presets import resolve_rig
 
-        rig_obj = load_rig(rig)
+        rig_obj = resolve_rig(rig)  # a file or a preset name, as every --rig takes
     return Pipeline(source, model, sinks, rig=rig_obj, config=config, on_event=on_event, on_status=on_status)
 
 

@@ -64,6 +64,17 @@ def resolve_student_path(path: str | Path) -> Path:
     return p
 
 
+def trained_hw(path: str | Path) -> tuple[int, int] | None:
+    """The ERP size ``(H, W)`` a ``student.pt`` (or run folder) was trained at (``meta.size``), if recorded."""
+    p = resolve_student_path(path)
+    try:
+        blob = torch.load(p, map_location="meta", weights_only=True)
+    except Exception as e:  # torch raises many types for a corrupt or foreign file
+        raise DataError(f"{p}: not a readable student checkpoint ({type(e).__name__}: {e})") from None
+    size = (blob.get("meta") or {}).get("size") if isinstance(blob, dict) else None
+    return (int(size[0]), int(size[1])) if size else None
+
+
 def load_student(path: str | Path, map_location="cpu") -> tuple[nn.Module, dict]:
     """Rebuild a student from ``student.pt`` (or a run folder): ``(model in eval mode, info)``.
 
