@@ -111,13 +111,59 @@ def colorize_labels(labels: np.ndarray, colors: np.ndarray) -> np.ndarray:
     return lut[np.asarray(labels, dtype=np.uint8)]
 
 
-def colorize_depth(depth_m: np.ndarray, max_m: float | None = None) -> np.ndarray:
-    """A turbo colour map of depth (near = red, far = blue), invalid black; ``(H, W, 3)`` RGB."""
+def depth_range(depth_m: np.ndarray) -> tuple[float, float]:
+    """``(near, far)`` for colouring: the 2nd and 98th percentiles of the valid depth (far > near)."""
+    d = np.asarray(depth_m, dtype=np.float32)
+    ok = d[np.isfinite(d) & (d > 0)]
+    if not ok.size:
+        return 0.5, 10.0
+    ok = ok[:: max(1, ok.size // 50000)]
+    near, far = (float(v) for v in np.percentile(ok, [2, 98]))
+    return max(near, 1e-3), max(far, 1.05 * max(near, 1e-3))
+
+
+def colorize_depth(depth_m: np.ndarray, max_m: float | None = None, min_m: float | None = None) -> np.ndarray:
+    """A turbo colour map of depth, near red to far blue, invalid black; ``(H, W, 3)`` RGB.
+
+    Colours are linear in inverse depth between ``min_m`` (red) and ``max_m`` (blue), by default
+    :func:`depth_range`: inverse depth spreads the near field, where a robot acts, over most of
+    the colours, and the percentiles make sure both ends of the scale are used.
+    """
     d = np.asarray(depth_m, dtype=np.float32)
     ok = np.isfinite(d) & (d > 0)
-    top = float(max_m) if max_m else (float(np.percentile(d[ok], 98)) if ok.any() else 1.0)
-    x = np.clip(1.0 - np.log1p(np.where(ok, d, 0)) / np.log1p(max(top, 1e-3)), 0, 1)
+    near, far = depth_range(d)
+    near = float(min_m) if min_m else near
+    far = float(max_m) if max_m else far
+    far = max(far, 1.05 * near)
+    inv = np.where(ok, 1.0 / np.where(ok, d, 1.0), 0.0)
+    x = np.clip((inv - 1.0 / far) / (1.0 / near - 1.0 / far), 0, 1)
     bgr = cv2.applyColorMap((x * 255).astype(np.uint8), cv2.COLORMAP_TURBO)
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     rgb[~ok] = 0
     return rgb
+
+
+def depth_with_scale(depth_m: np.ndarray, unit: str = "m") -> np.ndarray:
+    """:func:`colorize_depth` with its colour scale and tick labels under the image (RGB uint8).
+
+    ``unit`` labels the ticks (``"m"``; a relative-depth model's units are not metres).
+    """
+    d = np.asarray(depth_m, dtype=np.float32)
+    near, far = depth_range(d)
+    img = colorize_depth(d, max_m=far, min_m=near)
+    h, w = img.shape[:2]
+    bar_h, text_h = max(8, h // 40), max(18, h // 20)
+    ticks = np.linspace(0, 1, w, dtype=np.float32)
+    inv = 1.0 / far + ticks * (1.0 / near - 1.0 / far)
+    bar = colorize_depth(np.repeat((1.0 / inv)[::-1][None], bar_h, axis=0), max_m=far, min_m=near)
+    panel = np.full((bar_h + text_h, w, 3), 24, np.uint8)
+    panel[:bar_h] = bar
+    scale = max(0.35, text_h / 40.0)
+    for frac in (0.0, 0.25, 0.5, 0.75, 1.0):
+        v = 1.0 / (1.0 / far + (1.0 - frac) * (1.0 / near - 1.0 / far))
+        label = f"{v:.1f} {unit}" if v < 100 else f"{v:.0f} {unit}"
+        (tw, _), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        x = int(np.clip(frac * (w - 1) - tw / 2, 0, w - tw))
+        cv2.putText(panel, label, (x, bar_h + int(text_h * 0.75)), cv2.FONT_HERSHEY_SIMPLEX, scale, (230, 230, 230), 1,
+                    cv2.LINE_AA)
+    return np.concatenate([img, panel], axis=0)

@@ -20,7 +20,7 @@ import math
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
+from panoedge.progress import tqdm
 
 from panoedge.data.folder import DatasetFolder
 from panoedge.errors import DataError, UsageError
@@ -195,11 +195,12 @@ def predict_images(predictor: Predictor, inputs: str | Path, out_dir: str | Path
     """Run ``predictor`` on an image or a folder of ERP panoramas; returns the stems written.
 
     Per image ``STEM``: ``out/labels/STEM.png`` (uint8 class ids of the model's classes),
-    ``out/overlay/STEM.png`` (half RGB, half class colour) and ``out/depth/STEM.png`` (16-bit
-    millimetres; relative depth in its own units, median 1 "metre"). A file that is not 2:1 is a
-    ``UsageError`` naming it.
+    ``out/overlay/STEM.png`` (half RGB, half class colour), ``out/depth/STEM.png`` (16-bit
+    millimetres, for programs: it looks black in an image viewer; relative depth in its own
+    units, median 1 "metre") and ``out/depth_color/STEM.png`` (near red to far blue, with its
+    scale, for people). A file that is not 2:1 is a ``UsageError`` naming it.
     """
-    from panoedge.io import colorize_labels, read_rgb, write_depth, write_labels, write_rgb
+    from panoedge.io import colorize_labels, depth_with_scale, read_rgb, write_depth, write_labels, write_rgb
 
     files, out = _inputs(Path(inputs)), Path(out_dir)
     colors = predictor.colors
@@ -215,5 +216,7 @@ def predict_images(predictor: Predictor, inputs: str | Path, out_dir: str | Path
             write_rgb(out / "overlay" / f"{f.stem}.png", np.where(labels[..., None] == 255, rgb, blend).astype(np.uint8))
         if depth is not None:
             write_depth(out / "depth" / f"{f.stem}.png", depth)
+            unit = "m" if predictor.depth_kind in (None, "metric") else "rel."
+            write_rgb(out / "depth_color" / f"{f.stem}.png", depth_with_scale(depth, unit))
         stems.append(f.stem)
     return stems

@@ -12,7 +12,7 @@ import time
 import cv2
 import numpy as np
 
-from panoedge.io import IGNORE, colorize_depth
+from panoedge.io import IGNORE, colorize_depth, depth_range
 
 __all__ = ["DepthColors", "composite", "encode_jpeg", "label_lut", "overlay"]
 
@@ -40,6 +40,7 @@ class DepthColors:
     def __init__(self, max_m: float | None = None, every_s: float = 1.0):
         self.fixed = max_m
         self.max_m = max_m or 10.0
+        self.min_m = None
         self.every_s = every_s
         self._t = 0.0
 
@@ -48,11 +49,10 @@ class DepthColors:
             return np.zeros((*hw, 3), dtype=np.uint8)
         now = time.monotonic()
         if self.fixed is None and now - self._t >= self.every_s:
-            ok = depth[np.isfinite(depth) & (depth > 0)]
-            if ok.size:
-                self.max_m = float(np.percentile(ok[:: max(1, ok.size // 20000)], 98))
+            if np.any(np.isfinite(depth) & (depth > 0)):
+                self.min_m, self.max_m = depth_range(depth)
             self._t = now
-        rgb = colorize_depth(depth, max_m=max(self.max_m, 1e-3))
+        rgb = colorize_depth(depth, max_m=max(self.max_m, 1e-3), min_m=None if self.fixed else self.min_m)
         if rgb.shape[:2] != tuple(hw):
             rgb = cv2.resize(rgb, (hw[1], hw[0]), interpolation=cv2.INTER_NEAREST)
         return rgb
