@@ -44,6 +44,13 @@ STAGES = ("synth", "teacher", "distill", "quantize", "build", "live")
 FAMILIES = ("indoor", "outdoor")
 """Families every stage supports (the live ``synth://`` source has no ``mixed`` world)."""
 
+DEMO_TEACHER = replace(DEFAULT_TEACHER, view_hw=(64, 96))
+"""The demo's built-in teacher: ``panoedge distill``'s budget on 64x96 views instead of 96x128.
+
+Each step costs about 0.6x, which brings a cold demo near 10 minutes on a 2-core CPU (README).
+A student distilled with the full schedule from this teacher scored 30.1 area-weighted mIoU
+against 30.4 from the 96x128 teacher (within the run-to-run noise); through tangent patches
+the two teachers score the same. ``panoedge distill`` keeps the 96x128 teacher."""
 DEMO_DISTILL = replace(DistillConfig(), steps=200, generations=2, synth_n=32, eval_n=16, ckpt_every=50)
 """The demo's short distillation schedule (``panoedge distill``'s default: 2000 steps on 192 panoramas)."""
 DEMO_QUANTIZE = replace(QuantizeConfig(), n=32, n_eval=8)
@@ -65,7 +72,7 @@ class DemoConfig:
     family: str = "indoor"
     preview_n: int = 4
     preview_hw: tuple[int, int] = (256, 512)
-    teacher: TeacherTrainConfig = DEFAULT_TEACHER
+    teacher: TeacherTrainConfig = DEMO_TEACHER
     distill: DistillConfig = DEMO_DISTILL
     quantize: QuantizeConfig = DEMO_QUANTIZE
     target: str = "cpu"
@@ -100,6 +107,23 @@ class DemoConfig:
         return f"web://{self.host}:{int(self.port)}"
 
 
+def quick_config(**overrides) -> DemoConfig:
+    """``panoedge demo --quick``: every stage on toy sizes, in about a minute on 2 CPU cores.
+
+    For checking that an install works end to end (CI runs it in a fresh virtual environment made
+    with README's install line); its figures mean nothing. Cached apart from the full demo's.
+    """
+    teacher = TeacherTrainConfig(n_views=6, view_hw=(64, 64), width_mult=0.125, steps=4, batch=2, lr=2e-3,
+                                 warmup=2, ckpt_every=2, n_eval=2, erp_hw=(32, 64))
+    distill = DistillConfig(student="pano-nano", synth_n=4, synth_hw=(32, 64), erp_hw=(32, 64), n_patches=12,
+                            fov_deg=120.0, steps=4, generations=2, batch=2, warmup=2, ckpt_every=2, log_every=1,
+                            eval_n=2, bismap_components=2, depthg_points=16)
+    quantize = QuantizeConfig(n=2, n_eval=2, latency_repeat=2, scan_images=1, budget_miou=100.0, budget_absrel=100.0)
+    base = dict(preview_n=1, preview_hw=(64, 128), teacher=teacher, distill=distill, quantize=quantize,
+                source="synth://{family}?fps=10&n=2&size=128x256&gt=64x128", duration_s=3.0, warmup_s=0.5)
+    return DemoConfig(**{**base, **overrides})
+
+
 @dataclass
 class StageResult:
     """One stage of the demo: ``status`` is ``"ran"`` or ``"cached"``; ``path`` what it produced."""
@@ -110,6 +134,7 @@ class StageResult:
     detail: str = ""
     path: str = ""
     figures: dict = field(default_factory=dict)
+    estimate_s: float | None = None
 
 
 Log = Callable[[str], None]
@@ -324,6 +349,124 @@ def live_stage(cfg: DemoConfig, bundle: Path, out: Path, log: Log = _quiet,
                             str(out / "live.json"), _live_figures(rep))
 
 
+# -- what each stage will do, and roughly how long ---------------------------------------------------
+
+REFERENCE_GFLOPS = 148.0
+"""The reference-convolution speed (:func:`panoedge.env.conv_gflops`) of the 2-core CPU machine on
+which the per-unit costs below were measured; estimates scale by ``REFERENCE_GFLOPS / measured``."""
+TEACHER_STEP_S = 0.93
+"""Seconds per built-in teacher step at batch 12 on 96x128 views, full width (README: cold runs)."""
+TEACHER_FIXED_PIXEL_SHARE = 0.2
+"""Part of a teacher step that does not shrink with the view size (data, optimiser): 64x96 views cost
+0.6x of 96x128 ones, not 0.5x."""
+TEACHER_VIEWS_S = 0.12
+"""Seconds to render one 96x128 training or held-out view, and to score the held-out ERPs, per view."""
+DISTILL_STEP_S = 0.30
+"""Seconds per student step at batch 8 on 128x256 panoramas (pano-small)."""
+DISTILL_PER_PANORAMA_S = 0.7
+"""Rendering a 256x512 training panorama and labelling it through tangent patches."""
+EVAL_PER_PANORAMA_S = 1.2
+"""Scoring student, teacher on ERP and teacher through patches on one held-out panorama."""
+QUANTIZE_PER_IMAGE_S = 0.35
+"""Calibration and held-out evaluation, per image, plus export and the latency check (QUANTIZE_FIXED_S)."""
+QUANTIZE_FIXED_S = 8.0
+LIVE_FRAME_RENDER_S = 2.0
+"""Rendering one 1024x2048 frame of the live synth:// loop (cached after the first demo)."""
+CACHED_S = 2.0
+"""What a stage found in the cache costs (reading its report)."""
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """What a stage is about to do: ``cached`` (reuse) or not, in words, and its estimated seconds."""
+
+    name: str
+    cached: bool
+    what: str
+    estimate_s: float
+
+
+def _speed(gflops: float | None) -> float:
+    return REFERENCE_GFLOPS / gflops if gflops and gflops > 0 else 1.0
+
+
+def plan_stages(cfg: DemoConfig, gflops: float | None = None) -> list[StagePlan]:
+    """Every stage's :class:`StagePlan` on this machine (``gflops``: its reference-convolution speed).
+
+    A stage counts as cached when its output is in ``$PANOEDGE_HOME`` now; the stages after one
+    that will run are planned as running (their cache keys depend on its output).
+    """
+    import json
+
+    from panoedge.distill.default import default_teacher_folder
+    from panoedge.synth.dataset import SynthSpec
+
+    k = _speed(gflops)
+    plans = []
+    spec = SynthSpec(n=cfg.preview_n, seed=0, size=tuple(cfg.preview_hw), family=cfg.family, fisheye=True)
+    syn = cache_dir("synth", content_key("demo", spec.__dict__)).exists()
+    h, w = cfg.preview_hw
+    plans.append(StagePlan("synth", syn, f"render {cfg.preview_n} panoramas of the synthetic world at {h}x{w} with "
+                           "dual-fisheye frames", CACHED_S if syn else k * cfg.preview_n * 1.5 * (h * w) / (256 * 512)))
+    t = cfg.teacher
+    folder = default_teacher_folder(cfg.family, t)
+    teacher_cached = (folder / "teacher.pt").is_file()
+    vh, vw = t.view_hw
+    pix = (vh * vw) / (96 * 128)
+    step = TEACHER_STEP_S * (t.batch / 12) * (TEACHER_FIXED_PIXEL_SHARE + (1 - TEACHER_FIXED_PIXEL_SHARE) * pix) * t.width_mult ** 2
+    est = t.steps * step + (t.n_views + t.n_eval) * TEACHER_VIEWS_S * pix
+    plans.append(StagePlan("teacher", teacher_cached, f"train the built-in perspective teacher ({t.steps} steps of "
+                           f"{t.batch} views at {vh}x{vw}; once, then cached)", CACHED_S if teacher_cached else k * est))
+    d = replace(cfg.distill, data=cfg.data, teacher="builtin:" + str(folder)).validate()
+    run_dir = cache_dir("demo", "distill-" + content_key(SCHEMA, "distill", d.to_dict()))
+    rep = run_dir / "report.json"
+    distill_cached = teacher_cached and rep.is_file() and (run_dir / "student.pt").is_file() \
+        and "eval" in json.loads(rep.read_text())
+    eh, ew = d.erp_hw
+    est = (d.steps * DISTILL_STEP_S * (d.batch / 8) * (eh * ew) / (128 * 256) + d.synth_n * DISTILL_PER_PANORAMA_S
+           + d.eval_n * EVAL_PER_PANORAMA_S)
+    plans.append(StagePlan("distill", distill_cached, f"distil {d.student} from the teacher ({d.steps} steps on "
+                           f"{d.synth_n} panoramas at {eh}x{ew}), then score it and the teacher on {d.eval_n} "
+                           "held-out panoramas", CACHED_S if distill_cached else k * est))
+    q = cfg.quantize
+    q_cached = b_cached = False
+    if distill_cached:
+        try:
+            hw, qcfg = _bundle_hw(cfg, run_dir), _target_quantize(cfg)
+            key = content_key(SCHEMA, "quantize", sha256_file(run_dir / "student.pt"), hw, asdict(qcfg), cfg.data)
+            qdir = cache_dir("demo", "quantize-" + key)
+            q_cached = (qdir / "quantize.json").is_file()
+            if q_cached:
+                bkey = content_key(SCHEMA, "build", sha256_file(qdir / "model.fp32.onnx"), cfg.target,
+                                   asdict(cfg.quantize), cfg.data)
+                b_cached = (cache_dir("demo", "bundle-" + bkey) / "manifest.json").is_file()
+        except (OSError, KeyError, ValueError):
+            q_cached = b_cached = False
+    qest = QUANTIZE_FIXED_S + (q.n + q.n_eval) * QUANTIZE_PER_IMAGE_S
+    plans.append(StagePlan("quantize", q_cached, f"export to ONNX and quantize to INT8 ({q.n} calibration images, "
+                           f"{q.n_eval} held out for the accuracy budget)", CACHED_S if q_cached else k * qest))
+    plans.append(StagePlan("build", b_cached, f"build the {cfg.target} bundle (hashed, self-contained)",
+                           CACHED_S if b_cached else k * qest))
+    from panoedge.live.sources import open_source
+
+    src = open_source(cfg.source_uri)
+    frames_cached = (src.cache_path / "meta.json").is_file()
+    render = 0.0 if frames_cached else k * src.n * LIVE_FRAME_RENDER_S
+    plans.append(StagePlan("live", False, f"run the bundle live on {cfg.source_uri} for {cfg.duration_s:g} s with "
+                           f"the web viewer" + ("" if frames_cached else f" (first rendering its {src.n} camera frames)"),
+                           cfg.duration_s + cfg.warmup_s + 5.0 + render))
+    return plans
+
+
+def format_duration(seconds: float) -> str:
+    """``'about 40 s'`` / ``'about 7 min'`` / ``'about 1 h 5 min'``: estimates, said as such."""
+    s = max(0.0, float(seconds))
+    if s < 90:
+        return f"about {max(5, int(round(s / 5.0)) * 5)} s"
+    m = int(round(s / 60.0))
+    return f"about {m} min" if m < 60 else f"about {m // 60} h {m % 60} min"
+
+
 # -- the chain ------------------------------------------------------------------------------------
 
 def _check_port(host: str, port: int) -> None:
@@ -371,21 +514,51 @@ def run_demo(out: str | Path, config: DemoConfig | None = None, log: Log = _quie
     results: list[StageResult] = []
 
     def done(res: StageResult) -> dict:
+        res.estimate_s = round(plans[res.name].estimate_s, 1)
         results.append(res)
         log(f"{res.name:<9} {res.status:<7} {res.seconds:7.1f} s  {res.detail}")
         return _record(out, cfg, results, t0)
 
+    from panoedge.env import conv_gflops
+
+    gflops = conv_gflops()
+    plans = {p.name: p for p in plan_stages(cfg, gflops)}
+    todo = [p for p in plans.values() if not p.cached]
     log(f"panoedge demo -> {out} (cache: {panoedge_home()})")
+    log(f"this CPU: {gflops:.0f} GFLOP/s on a reference convolution; {len(todo)} of {len(STAGES)} stages to run "
+        f"({', '.join(p.name for p in todo) or 'none'}), {format_duration(sum(p.estimate_s for p in plans.values()))} "
+        "in all on this machine")
+    speeds = {"start": round(gflops, 1)}
+
+    def announce(name: str) -> None:
+        p = plans[name]
+        if p.cached:
+            log(f"[{STAGES.index(name) + 1}/{len(STAGES)}] {name}: cached, reusing it ({p.what})")
+        else:
+            log(f"[{STAGES.index(name) + 1}/{len(STAGES)}] {name}: {p.what}; {format_duration(p.estimate_s)}")
+
+    announce("synth")
     path, res = synth_stage(cfg.preview_n, cfg.preview_hw, cfg.family, progress=progress)
     res.path = str(preview(path, out))
     done(res)
+    announce("teacher")
     teacher, res = teacher_stage(cfg, progress)
     done(res)
+    announce("distill")
     run, res = distill_stage(cfg, teacher, progress)
     done(res)
+    if not plans["distill"].cached:  # the later stages' keys depend on the student: plan them again
+        plans.update({p.name: p for p in plan_stages(cfg, gflops) if p.name in ("quantize", "build", "live")})
+    announce("quantize")
     quantized, res = quantize_stage(cfg, run, progress)
     done(res)
+    announce("build")
     bundle, res = build_stage(cfg, quantized, out / "bundle", progress)
     done(res)
+    announce("live")
     _, res = live_stage(cfg, bundle, out, log, on_status)
-    return done(res)
+    speeds["end"] = round(conv_gflops(), 1)
+    rec = done(res)
+    rec["machine_conv_gflops"] = speeds
+    write_json(out / "demo.json", rec)
+    return rec

@@ -37,13 +37,20 @@ def synth_family(data: str) -> str | None:
     return str(data)[len("synth:"):].partition("?")[0] or "indoor"
 
 
-def default_teacher(family: str, progress: bool = True, base: TeacherTrainConfig = DEFAULT_TEACHER) -> str:
-    """The spec of the cached embedded teacher for ``family``, training it first if absent."""
-    from panoedge.distill.teacher_train import train_teacher
+def default_teacher_folder(family: str, base: TeacherTrainConfig = DEFAULT_TEACHER) -> Path:
+    """Where the embedded teacher for ``family`` and budget ``base`` is cached (trained or not)."""
     from panoedge.home import cache_dir, content_key
 
     cfg = replace(base, family=family, data=f"synth:{family}").validate()
-    folder = cache_dir("teachers", content_key("teacher", asdict(cfg), _net_signature(cfg)))
+    return cache_dir("teachers", content_key("teacher", asdict(cfg), _net_signature(cfg)))
+
+
+def default_teacher(family: str, progress: bool = True, base: TeacherTrainConfig = DEFAULT_TEACHER) -> str:
+    """The spec of the cached embedded teacher for ``family``, training it first if absent."""
+    from panoedge.distill.teacher_train import train_teacher
+
+    cfg = replace(base, family=family, data=f"synth:{family}").validate()
+    folder = default_teacher_folder(family, base)
     if not (folder / "teacher.pt").is_file():
         train_teacher(cfg, folder, progress=progress)
     return "builtin:" + str(folder)
