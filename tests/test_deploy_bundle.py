@@ -114,8 +114,10 @@ def test_build_refuses_bad_input_before_work(fp32_onnx, dataset, tmp_path):
 
     with pytest.raises(UsageError, match="unknown target"):
         build_bundle(fp32_onnx, "jetson-tx2", dataset, tmp_path / "o", size=HW, quantize=FAST, progress=False)
-    with pytest.raises(UsageError, match="exported at 64x128"):
-        build_bundle(fp32_onnx, "cpu", dataset, tmp_path / "o", quantize=FAST, progress=False)
+    with pytest.raises(UsageError, match="exported at 64x128"):  # without --size: the ONNX's own size
+        build_bundle(fp32_onnx, "cpu", dataset, tmp_path / "o", size=(256, 512), quantize=FAST, progress=False)
+    with pytest.raises(UsageError, match="no calibration data"):
+        build_bundle(fp32_onnx, "cpu", None, tmp_path / "o", quantize=FAST, progress=False)
     (tmp_path / "taken").mkdir()
     with pytest.raises(UsageError, match="already exists"):
         build_bundle(fp32_onnx, "cpu", dataset, tmp_path / "taken", size=HW, quantize=FAST, progress=False)
@@ -173,4 +175,4 @@ def test_bundle_info_and_quantize_cli(bundle, fp32_onnx, dataset, tmp_path):
     res = CliRunner().invoke(app, ["bundle", "info", str(bundle)])
     assert res.exit_code == 0 and "jetson" in res.output and "model.int8.onnx" in res.output
     res = CliRunner().invoke(app, ["quantize", str(fp32_onnx), "--out", str(tmp_path / "m.int8.onnx")])
-    assert res.exit_code != 0 and isinstance(res.exception, UsageError) and "no calibration data" in str(res.exception)
+    assert res.exit_code == 2 and "--calib" in res.output  # required, and shown so in --help
