@@ -434,3 +434,15 @@ def test_extras_bound_cuda_python_to_12():
     for extra in ("tensorrt", "jetson"):
         req = next(Requirement(r) for r in extras[extra] if r.startswith("cuda-python"))
         assert "12.9.10" in req.specifier and "12.0" in req.specifier and "13.0.0" not in req.specifier, extra
+
+
+def test_bench_picks_the_engine_of_this_tensorrt(tmp_path, monkeypatch):
+    from panoedge.deploy.bench import _models
+    from panoedge.runtime import cuda_binding
+
+    b = make_bundle(tmp_path / "b", "jetson-agx-orin")
+    _engine(b / "engines", "10.3.0")
+    e86 = _engine(b / "engines", "8.6.2")
+    monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt("8.6.2"))
+    monkeypatch.setattr(cuda_binding, "load_binding", lambda prefer=None: FakeCuda("8.7"))
+    assert _models(b, "trt", None) == {"int8": e86}

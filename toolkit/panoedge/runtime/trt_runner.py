@@ -139,12 +139,19 @@ def trt_available() -> tuple[bool, str]:
     return True, ""
 
 
-def open_bundle_engine(engines, precision: str) -> TrtRunner:
-    """A :class:`TrtRunner` on the engine of ``engines`` built for this TensorRT and GPU."""
+def pick_engine(engines, precision: str, trt=None, cuda=None) -> Path:
+    """The engine of ``engines`` built for this machine's TensorRT and GPU (by sidecar or name, not sort order)."""
     from panoedge.runtime.cuda_binding import load_binding
     from panoedge.runtime.trt_select import select_engine
 
-    trt = import_tensorrt()
-    cuda = load_binding()
-    chosen = select_engine(engines, trt.__version__, cuda.compute_capability(), precision)
-    return TrtRunner(chosen.path, trt=trt, cuda=cuda)
+    trt = trt or import_tensorrt()
+    cuda = cuda or load_binding()
+    return select_engine(engines, trt.__version__, cuda.compute_capability(), precision).path
+
+
+def open_bundle_engine(engines, precision: str) -> TrtRunner:
+    """A :class:`TrtRunner` on the engine of ``engines`` built for this TensorRT and GPU."""
+    from panoedge.runtime.cuda_binding import load_binding
+
+    trt, cuda = import_tensorrt(), load_binding()
+    return TrtRunner(pick_engine(engines, precision, trt, cuda), trt=trt, cuda=cuda)
