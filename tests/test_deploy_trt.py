@@ -213,6 +213,18 @@ def test_bundle_engine_script_per_jetpack_and_module(tmp_path, version, module):
     assert f"--saveEngine=engines/model.int8.trt{short}.sm87.384x768.b1" in " ".join(argv)
 
 
+def test_bundle_over_the_loadable_limit_plans_the_gpu_and_says_so(tmp_path):
+    from panoedge.deploy.bundle import engine_plan
+    from panoedge.deploy.engine_script import engine_script
+
+    tgt = load_target("jetson")
+    plan = engine_plan(tgt, {"dla": {"estimated_loadables": 25, "limit_per_core": 16, "over_limit": True}})
+    assert plan["int8_engine"] == "gpu" and plan["wanted"] == "dla" and "25 DLA loadables" in plan["reason"]
+    b = make_bundle(tmp_path / "b", "jetson", loadables=25)
+    text = engine_script(json.loads((b / "manifest.json").read_text()), tgt, False, plan["reason"])
+    assert "--useDLACore" not in text and "25 DLA loadables" in text and "--stronglyTyped" in text
+
+
 def test_bundle_engine_script_refuses_an_unplanned_tensorrt(tmp_path):
     from panoedge.deploy.engine_script import engine_script
 
@@ -399,6 +411,9 @@ def test_pycuda_binding_uses_the_primary_context():
     cuda = PyCuda(drv)
     assert calls == ["init", "retain", "push"] and cuda.compute_capability() == "8.7"
     assert cuda.pinned((2,), np.float32).shape == (2,)
+    cuda.destroy(None)
+    cuda.release()
+    assert calls[-1] == "pop" and calls.count("pop") == 1
 
 
 # ---------------------------------------------------------------- ORT TensorRT EP, extras
@@ -446,3 +461,28 @@ def test_bench_picks_the_engine_of_this_tensorrt(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt("8.6.2"))
     monkeypatch.setattr(cuda_binding, "load_binding", lambda prefer=None: FakeCuda("8.7"))
     assert _models(b, "trt", None) == {"int8": e86}
+
+
+@pytest.mark.parametrize("model,dla", [("NVIDIA Jetson AGX Orin Developer Kit", 0),
+                                       ("NVIDIA Jetson Orin Nano Developer Kit", None)])
+def test_engine_builds_on_the_device_with_fake_bindings(tmp_path, monkeypatch, model, dla):
+    """`panoedge engine` on a Jetson: detection, the plan, the build, the sidecar, then reuse."""
+    from panoedge import env
+    from panoedge.deploy.engine import build_engine
+    from panoedge.runtime import cuda_binding
+    from panoedge.runtime.trt_select import select_engine
+
+    trt = fake_tensorrt("10.3.0")
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    monkeypatch.setattr(cuda_binding, "compute_capability", lambda: "8.7")
+    monkeypatch.setattr(env, "jetson_model", lambda: model)
+    b = make_bundle(tmp_path / "b", "jetson")
+    with pytest.raises(UsageError, match="detected"):
+        build_engine(b, tensorrt="8.6.2")
+    rep = build_engine(b)
+    assert rep["built"] and rep["plan"]["dla_core"] == dla and rep["device"]["tensorrt"] == "10.3.0"
+    asked = json.loads(Path(rep["engine"]).read_bytes()[4:])
+    assert asked["device"] == ("DLA" if dla == 0 else None)
+    assert build_engine(b)["cached"]
+    assert select_engine(list((b / "engines").glob("*.engine")), "10.3.0", "8.7", "int8").path == Path(rep["engine"])
+    assert trt._api.touched <= api_names("10.3")

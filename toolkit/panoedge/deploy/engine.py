@@ -35,13 +35,9 @@ def device_facts(target: dict) -> dict:
 
     from panoedge.deploy.trt_build import dla_cores
     from panoedge.env import gpu_info, jetson_model
-    from panoedge.runtime.cuda_binding import load_binding
+    from panoedge.runtime.cuda_binding import compute_capability
 
-    cc = None
-    try:
-        cc = load_binding().compute_capability()
-    except Exception:  # no CUDA binding or no device: fall back to the other probes
-        cc = (gpu_info() or {}).get("compute_capability")
+    cc = compute_capability() or (gpu_info() or {}).get("compute_capability")
     module = None
     if target.get("kind") == "jetson":
         from panoedge.deploy.targets import detect_module, load_target

@@ -102,6 +102,9 @@ class CudaPython:
     def destroy(self, stream) -> None:
         self.rt.cudaStreamDestroy(stream)
 
+    def release(self) -> None:
+        """Nothing to undo (the runtime API manages its context)."""
+
 
 class PyCuda:
     """pycuda's driver API on the device's primary context (the one TensorRT's runtime API uses)."""
@@ -151,7 +154,13 @@ class PyCuda:
             base.free()
 
     def destroy(self, stream) -> None:
-        self.context.pop()
+        self.release()
+
+    def release(self) -> None:
+        """Pop the primary context this binding pushed (once)."""
+        if self.context is not None:
+            self.context.pop()
+            self.context = None
 
 
 def load_binding(prefer: str | None = None):
@@ -166,7 +175,11 @@ def load_binding(prefer: str | None = None):
 def compute_capability() -> str | None:
     """This GPU's compute capability (``"8.7"``) without torch: the CUDA binding, else ``nvidia-smi``; None if neither."""
     try:
-        return load_binding().compute_capability()
+        binding = load_binding()
+        try:
+            return binding.compute_capability()
+        finally:
+            binding.release()
     except Exception:  # no binding, no driver or no device: try nvidia-smi
         pass
     import shutil
