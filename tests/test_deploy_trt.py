@@ -143,6 +143,7 @@ def test_engine_command_for_orin_nx_prints_both_plans(tmp_path):
     assert "--int8" in dla and "--calib=" in dla and "--stronglyTyped" not in dla and "model.fp32.onnx" in dla
     assert "--stronglyTyped" in gpu and "model.int8.onnx" in gpu and "--calib" not in gpu
     assert "DLA core 0: 5 DLA loadables" in res.output
+    assert ".int8.trt10.3.0.sm87." in dla  # "10.3" names the engine as TensorRT 10.3.0 will look for it
     header, scales = read_cache(b / "engines" / "model.int8.calib.trt100300.cache")
     assert header["version"] == 100300 and scales
     res = CliRunner().invoke(app, ["engine", str(b), "--trt-version", "8.6.2", "--cc", "8.7"])
@@ -225,6 +226,7 @@ def test_bundle_over_the_loadable_limit_plans_the_gpu_and_says_so(tmp_path):
     assert "--useDLACore" not in text and "25 DLA loadables" in text and "--stronglyTyped" in text
 
 
+@pytest.mark.skipif(shutil.which("sh") is None or shutil.which("awk") is None, reason="needs sh and awk")
 def test_bundle_engine_script_refuses_an_unplanned_tensorrt(tmp_path):
     from panoedge.deploy.engine_script import engine_script
 
@@ -322,6 +324,8 @@ def test_engine_selection_by_version_and_gpu_not_by_name(tmp_path):
     assert sorted([e10, e86])[-1] == e86  # what "the last sorted file" used to pick
     assert select_engine([e10, e86], "10.3.0", "8.7", "int8").path == e10
     assert select_engine([e10, e86], "8.6.2.3", "8.7", "int8").path == e86
+    assert select_engine([_engine(tmp_path / "short", "10.3")], "10.3.0", "8.7", "int8").path.name.startswith(
+        "model.int8.trt10.3.")
     # a sidecar beats the name
     (tmp_path / "renamed.engine").write_bytes(b"PLAN{}")
     (tmp_path / "renamed.engine.json").write_text(json.dumps(

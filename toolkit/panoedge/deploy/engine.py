@@ -24,6 +24,7 @@ from panoedge.deploy.trt_plan import (ENGINE_DIR, PRECISIONS, TIMING_CACHE, Engi
                                       plan_engine, trtexec_command)
 from panoedge.errors import UsageError
 from panoedge.home import atomic_write_text, write_json
+from panoedge.runtime.trt_select import release
 
 __all__ = ["ENGINE_DIR", "PRECISIONS", "TIMING_CACHE", "EnginePlan", "build_engine", "device_facts", "engine_name",
            "plan_engine", "trtexec_command", "write_tagged_cache"]
@@ -103,6 +104,10 @@ def build_engine(bundle: str | Path, precision: str | None = None, dla_core: int
         "dla_cores": None, "module": None}
     if not facts["tensorrt"]:
         raise UsageError(f"target {target['name']} names no TensorRT version; pass --trt-version")
+    try:
+        facts["tensorrt"] = release(facts["tensorrt"])  # "10.3" names the engine as TensorRT 10.3.0 does
+    except ValueError:
+        raise UsageError(f"--trt-version {facts['tensorrt']!r}: expected a version such as 8.6.2 or 10.3") from None
     if facts["compute_capability"] in (None, "detect", "none"):
         raise UsageError(f"target {target['name']} has no fixed compute capability; pass --cc (e.g. 8.9)")
     precision = precision or target["precision"]

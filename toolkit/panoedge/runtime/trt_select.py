@@ -30,6 +30,12 @@ def version_key(version: str) -> tuple[int, ...]:
     return tuple(int(p) for p in parts)
 
 
+def release(version: str) -> str:
+    """TensorRT's release, ``major.minor.patch``: ``"10.3"`` -> ``"10.3.0"``, ``"8.6.2.3"`` -> ``"8.6.2"``."""
+    key = (version_key(version) + (0, 0))[:TRT_MATCH_FIELDS]
+    return ".".join(str(v) for v in key)
+
+
 def _cc_key(cc: str) -> tuple[int, int]:
     s = str(cc).replace(".", "")
     return (int(s[:-1]), int(s[-1])) if s.isdigit() and len(s) >= 2 else (-1, -1)
@@ -46,9 +52,7 @@ class EngineInfo:
     dla_core: int | None
 
     def matches(self, tensorrt: str, cc: str) -> bool:
-        n = TRT_MATCH_FIELDS
-        return (version_key(self.tensorrt)[:n] == version_key(tensorrt)[:n]
-                and _cc_key(self.compute_capability) == _cc_key(cc))
+        return release(self.tensorrt) == release(tensorrt) and _cc_key(self.compute_capability) == _cc_key(cc)
 
     def describe(self) -> str:
         dla = f", DLA core {self.dla_core}" if self.dla_core is not None else ""
