@@ -382,9 +382,28 @@ def test_doctor_and_backend_selection_agree(monkeypatch, have):
     usable = backends()["trt"]["usable"]
     assert usable == rb._usable("trt") == ("tensorrt" in have and len(have) > 1)
     if have == {"tensorrt"}:
-        assert "no CUDA binding" in backends()["trt"]["why"]
+        assert "no usable CUDA binding" in backends()["trt"]["why"]
     expect = "cuda-python" if "cuda.bindings.runtime" in have else ("pycuda" if "pycuda.driver" in have else None)
     assert cuda_binding.binding_name() == expect
+
+
+def test_cuda_python_built_for_another_cuda_is_skipped_on_a_jetson(monkeypatch, tmp_path):
+    from panoedge.env import backends
+    from panoedge.runtime import cuda_binding
+
+    (tmp_path / "tegra").write_text("# R36 (release)")
+    (tmp_path / "version.json").write_text(json.dumps({"cuda": {"version": "12.2.140"}}))
+    monkeypatch.setattr(cuda_binding, "TEGRA_RELEASE", tmp_path / "tegra")
+    monkeypatch.setattr(cuda_binding, "CUDA_VERSION_FILE", tmp_path / "version.json")
+    monkeypatch.setattr(cuda_binding, "cuda_python_major", lambda: 13)
+    monkeypatch.setattr(cuda_binding, "_spec", lambda m: m in {"tensorrt", "cuda.bindings.runtime"})
+    assert cuda_binding.jetson_cuda_major() == 12 and cuda_binding.binding_name() is None
+    why = backends()["trt"]["why"]
+    assert "cuda-python 13.x is built for CUDA 13" in why and "'cuda-python>=12,<13'" in why
+    monkeypatch.setattr(cuda_binding, "_spec", lambda m: m in {"tensorrt", "cuda.bindings.runtime", "pycuda.driver"})
+    assert cuda_binding.binding_name() == "pycuda"  # pycuda is used instead
+    monkeypatch.setattr(cuda_binding, "cuda_python_major", lambda: 12)
+    assert cuda_binding.binding_name() == "cuda-python"
 
 
 def test_pycuda_binding_uses_the_primary_context():

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
+import json
+from pathlib import Path
 
 import numpy as np
 
@@ -30,13 +32,52 @@ def _spec(module: str) -> bool:
         return False
 
 
+#: JetPack's CUDA toolkit (``version.json`` exists from CUDA 11.1); the Jetson marker file.
+CUDA_VERSION_FILE = Path("/usr/local/cuda/version.json")
+TEGRA_RELEASE = Path("/etc/nv_tegra_release")
+
+
+def jetson_cuda_major() -> int | None:
+    """The CUDA major version JetPack installed (11 on JetPack 5, 12 on JetPack 6), or None off a Jetson."""
+    if not TEGRA_RELEASE.exists():
+        return None
+    try:
+        return int(json.loads(CUDA_VERSION_FILE.read_text())["cuda"]["version"].split(".")[0])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def cuda_python_major() -> int | None:
+    """The installed cuda-python's major version, or None."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    for dist in ("cuda-python", "cuda-bindings"):
+        try:
+            return int(version(dist).split(".")[0])
+        except (PackageNotFoundError, ValueError):
+            continue
+    return None
+
+
+def cuda_python_problem() -> str | None:
+    """Why the installed cuda-python cannot drive this Jetson's CUDA (a 13.x build on JetPack 6's CUDA 12), or None."""
+    system, binding = jetson_cuda_major(), cuda_python_major()
+    if system is None or binding is None or system == binding:
+        return None
+    return (f"cuda-python {binding}.x is built for CUDA {binding}, this Jetson has CUDA {system}: "
+            f"pip install 'cuda-python>={system},<{system + 1}' (or use pycuda)")
+
+
 def binding_name(prefer: str | None = None) -> str | None:
-    """The CUDA binding the runner would use here (``"cuda-python"`` or ``"pycuda"``), or None."""
+    """The CUDA binding the runner would use here (``"cuda-python"`` or ``"pycuda"``), or None.
+
+    cuda-python built for another CUDA major than the Jetson's (:func:`cuda_python_problem`) is skipped.
+    """
     names = [prefer] if prefer else list(BINDINGS)
     for name in names:
         if name not in BINDINGS:
             raise UsageError(f"unknown CUDA binding {name!r}; valid: {', '.join(BINDINGS)}")
-        if any(_spec(m) for m in BINDINGS[name]):
+        if any(_spec(m) for m in BINDINGS[name]) and not (name == "cuda-python" and cuda_python_problem()):
             return name
     return None
 
@@ -168,7 +209,7 @@ def load_binding(prefer: str | None = None):
     naming the extra where neither is installed."""
     name = binding_name(prefer)
     if name is None:
-        raise UsageError(f"the trt backend needs a CUDA binding: {INSTALL_HINT}")
+        raise UsageError(f"the trt backend needs a CUDA binding: {cuda_python_problem() or INSTALL_HINT}")
     return CudaPython() if name == "cuda-python" else PyCuda()
 
 
