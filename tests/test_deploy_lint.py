@@ -155,3 +155,15 @@ def test_over_the_limit_is_reported():
     assert rep["dla"]["estimated_loadables"] == 18 and rep["dla"]["over_limit"]
     assert "OVER THE LIMIT" in format_lint(rep)
     assert lint_model(_chain(list("RG" * 17 + "R")), load_target("jetson-orin-nano"))["dla"] is None
+
+
+@pytest.mark.parametrize("lo,hi,ok", [(0.0, 6.0, True), (0.0, 200.0, False), (-1.0, 1.0, False)])
+def test_clip_is_a_dla_activation_only_as_clipped_relu(lo, hi, ok):
+    model = probe("Clip", X, None, {"lo": np.array(lo, np.float32), "hi": np.array(hi, np.float32)})
+    assert (dla_reasons(model) == []) == ok
+
+
+def test_activations_and_elementwise_need_4d_tensors():
+    assert dla_reasons(probe("Sigmoid", X)) == [] and dla_reasons(probe("Relu", X)) == []
+    assert "4-D" in dla_reasons(probe("Relu", {"x": [1, 8, 16]}))[0]
+    assert "not a DLA layer" in dla_reasons(probe("HardSwish", X))[0]  # not in the table's activations
