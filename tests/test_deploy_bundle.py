@@ -57,6 +57,8 @@ def test_bundle_holds_everything_with_hashes(bundle):
     assert m["target"]["name"] == "jetson" and m["calibration"]["activations"] == "int8"
     assert m["accuracy"]["fp32"]["n_images"] == 2 and "int8" in m["accuracy"]
     assert m["lint"]["fp32"]["counts"]["gpu_fallback"] > 0  # wrap-around Concat along W falls back from DLA
+    assert m["lint"]["fp32"]["dla"]["estimated_loadables"] <= 16 and m["engine_plan"]["int8_engine"] == "dla"
+    assert m["calibration"]["trt_cache_version"] == "10.3.0"
     assert {"onnxruntime", "onnx", "numpy"} <= set(m["versions"])
     assert json.loads((bundle / "classes.json").read_text())["classes"][0]
 
@@ -135,12 +137,14 @@ def test_engine_without_tensorrt_prints_trtexec(bundle):
     rep = build_engine(bundle)
     assert not rep["built"] and rep["command"].startswith("trtexec ")
     name = Path(rep["engine"]).name
-    assert name == "model.int8.trt10.3.0.sm87.64x128.b1.dla0.engine"
-    for token in ("--onnx=", "model.int8.onnx", "--stronglyTyped", f"--saveEngine={rep['engine']}",
+    assert name == "model.int8.trt10.3.0.sm87.64x128.b1.dla0.engine"  # the lint fits: INT8 on the DLA
+    for token in ("--onnx=", "model.fp32.onnx", "--int8", "--fp16", "--calib=", f"--saveEngine={rep['engine']}",
                   "--useDLACore=0", "--allowGPUFallback", "--timingCacheFile="):
         assert token in rep["command"]
+    assert "--stronglyTyped" not in rep["command"]  # the DLA runs implicit INT8 only
+    assert "--stronglyTyped" in rep["alternatives"][0]["command"] and "model.int8.onnx" in rep["alternatives"][0]["command"]
     old = build_engine(bundle, tensorrt="8.6.2", dla_core=None)
-    assert "model.fp32.onnx" in old["command"] and "--int8" in old["command"] and "--calib=" in old["command"]
+    assert "model.int8.onnx" in old["command"] and "--int8" in old["command"] and "--calib=" not in old["command"]
     assert Path(old["engine"]).name == "model.int8.trt8.6.2.sm87.64x128.b1.engine"
     res = CliRunner().invoke(app, ["engine", str(bundle), "--precision", "fp16", "--dla-core", "none"])
     assert res.exit_code == 0 and "--fp16" in res.output and ".fp16.trt10.3.0.sm87.64x128.b1.engine" in res.output

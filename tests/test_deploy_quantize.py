@@ -76,9 +76,11 @@ def test_trt_cache_holds_the_same_statistics(int8_report, fp32_onnx):
     header, scales = read_cache(int8_report["files"]["trt_cache"])
     assert header == {"version": 8602, "algorithm": "EntropyCalibration2"}
     amax = tensor_amax(load_tensors_data(int8_report["files"]["ranges"]))
-    assert set(scales) == set(amax) and "image" in scales
-    for name, a in amax.items():
-        assert scales[name] == pytest.approx(max(a, 1e-8) / 127.0, rel=1e-6)
+    dropped = set(int8_report["calibration"]["trt_cache_float_tensors"])
+    assert "depth" in dropped  # the depth tail stays float, in the QDQ model and for TensorRT's implicit INT8
+    assert set(scales) == set(amax) - dropped and "image" in scales
+    for name, a in scales.items():
+        assert a == pytest.approx(max(amax[name], 1e-8) / 127.0, rel=1e-6)
     rep = check_cache(int8_report["files"]["trt_cache"], tensor_names(load_onnx(fp32_onnx)), "8.6.2")
     assert rep["ok"] and not rep["unknown"] and rep["version_matches"]
 
@@ -166,8 +168,12 @@ def test_tiny_budget_runs_the_sensitivity_loop(fp32_onnx, dataset, tmp_path):
     proto = onnx.load(str(tmp_path / "strict.int8.onnx"))
     dq_out = {o for n in proto.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
     by_name = {n.name: n for n in proto.graph.node}
+    from panoedge.deploy.trt_cache import read_cache
+
+    _, scales = read_cache(rep["files"]["trt_cache"])
     for e in rep["excluded_nodes"]:
         assert "sensitivity rank" in e["reason"]
         assert not any(i in dq_out for i in by_name[e["node"]].input), f"{e['node']} still reads INT8"
+        assert not set(by_name[e["node"]].output) & set(scales), f"{e['node']} would run INT8 on the DLA"
     if not rep["budget"]["within"]:  # it says so, having tried every scanned layer in float
         assert rep["exclusion_trials"][-1]["k"] == len(rep["excluded_nodes"])

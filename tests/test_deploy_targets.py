@@ -22,7 +22,8 @@ def test_every_required_profile_loads():
     assert cpu.input_hw == (256, 512) and cpu.backend == "ort-cpu" and cpu.int8_activations == "uint8"
     agx = load_target("jetson-agx-orin")
     assert agx.compute_capability == "8.7" and agx.dla_cores == 2 and agx.tensorrt == "10.3.0"
-    assert agx.jetpack_tensorrt["6.0"] == "8.6.2" and agx.implicit_tensorrt == "8.6.2"
+    assert agx.jetpack_tensorrt["6.0"] == "8.6.2" and agx.implicit_tensorrt == "10.3.0"
+    assert agx.tensorrt_versions == ("8.5.2", "8.6.2", "10.3.0")  # numeric order, not text
     assert load_target("jetson-orin-nano").dla_cores == 0
     assert set(load_target("jetson").modules) == {"jetson-agx-orin", "jetson-orin-nx", "jetson-orin-nano"}
 

@@ -113,6 +113,53 @@ def test_wrap_helpers():
     assert torch.allclose(up[..., 15], 0.75 * row[..., 7] + 0.25 * row[..., 0], atol=1e-6)
 
 
+@pytest.mark.parametrize("name", STUDENTS)
+def test_one_wrap_per_stage_equals_the_per_conv_wrap(name):
+    """Eval forward (one wrap per stage, valid convs across the width) == every conv wrapping its own input."""
+    torch.manual_seed(0)
+    model = create_student(name, K)
+    for m in model.modules():  # non-trivial batch-norm so every column matters
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.normal_()
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.normal_()
+    model.eval()
+    for hw in ((64, 128), (96, 192)):
+        x = torch.randn(2, 3, *hw)
+        with torch.no_grad():
+            a, b = model(x), model.forward_per_conv(x)
+        for key in HEADS:
+            assert torch.allclose(a[key], b[key], atol=1e-5, rtol=1e-5), (name, hw, key)
+
+
+def test_extension_geometry():
+    from panoedge.models.wrap import conv_geometry, crop_w, rewrap, upsample_ext
+
+    x = torch.arange(4.0).view(1, 1, 1, 4)
+    # a wrap wider than the panorama repeats it
+    assert wrap_pad_w(x, 6)[0, 0, 0].tolist() == [2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1]
+    assert conv_geometry((1, 1), k=3, s=1, p=1) == (0, (0, 0))
+    assert conv_geometry((4, 4), k=3, s=2, p=1) == (1, (1, 2))   # one column dropped to keep the stride's phase
+    with pytest.raises(ValueError):
+        conv_geometry((0, 3), k=3, s=1, p=1)
+    y = torch.randn(1, 2, 3, 8)
+    e, ee = rewrap(y, (0, 0), 3)
+    assert torch.equal(crop_w(e, ee, (0, 0)), y)
+    up, eu = upsample_ext(e, ee, 2)
+    assert eu == (5, 5) and torch.allclose(crop_w(up, eu, (0, 0)), wrap_upsample(y, 2), atol=1e-6)
+
+
+def test_exported_student_has_few_width_concats(tmp_path):
+    """The DLA concatenates along channels only: every width concat is a GPU layer and a DLA loadable split."""
+    import onnx
+
+    from panoedge.models import export_student_onnx
+
+    path = export_student_onnx(create_student("pano-small", K), tmp_path / "s.onnx", (64, 128))
+    concats = [n for n in onnx.load(str(path)).graph.node if n.op_type == "Concat"]
+    assert len(concats) == 8  # input + 3 stages + 4 decoder levels (was one per 3x3 conv and upsample: 24)
+
+
 def test_gradients_flow():
     model = create_student("pano-nano", K).train()
     out = model(torch.randn(2, 3, H, W))
@@ -154,7 +201,8 @@ def test_summary_and_table():
     assert s["params"] == count_parameters(create_student("pano-nano", K))
     assert s["gflops"] == pytest.approx(2 * s["macs"] / 1e9)
     big = model_summary("pano-nano", K, (512, 1024))
-    assert big["macs"] == pytest.approx(4 * s["macs"], rel=0.01)
+    # 4x the pixels, less a little: each stage's seam wrap adds a fixed number of columns
+    assert big["macs"] == pytest.approx(4 * s["macs"], rel=0.03) and big["macs"] < 4 * s["macs"]
     rows = students_table()
     assert [r["name"] for r in rows] == STUDENTS
     for r in rows:

@@ -86,9 +86,9 @@ def backends() -> dict[str, dict]:
     """Each inference backend and whether it is usable here, with the reason when it is not."""
     providers = ort_providers()
     has_ort = _version("onnxruntime") is not None
-    trt = _version("tensorrt")
-    cuda_py = _version("cuda") or _version("cuda.bindings")
-    pycuda = _version("pycuda")
+    from panoedge.runtime.trt_runner import trt_available
+
+    trt_ok, trt_why = trt_available()
     torch_v = _version("torch")
 
     def entry(ok: bool, why: str) -> dict:
@@ -98,7 +98,7 @@ def backends() -> dict[str, dict]:
         "ort-cpu": entry(has_ort, "onnxruntime is not installed"),
         "ort-cuda": entry("CUDAExecutionProvider" in providers, "no CUDAExecutionProvider (install onnxruntime-gpu on a CUDA machine)"),
         "ort-trt": entry("TensorrtExecutionProvider" in providers, "no TensorrtExecutionProvider in onnxruntime"),
-        "trt": entry(bool(trt) and bool(cuda_py or pycuda), "needs tensorrt and cuda-python or pycuda (pip install 'panoedge[tensorrt]')"),
+        "trt": entry(trt_ok, trt_why),
         "torch": entry(bool(torch_v), "torch is not installed (pip install 'panoedge[train]')"),
     }
 
@@ -149,6 +149,26 @@ def conv_gflops(seconds: float = 0.5) -> float:
     return flops * n / dt / 1e9
 
 
+def _cuda_python_version() -> str | None:
+    """cuda-python's version (``cuda.bindings`` from 12.6, the ``cuda`` package before), or None."""
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+    except ImportError:  # pragma: no cover - Python < 3.8
+        return None
+    for dist in ("cuda-python", "cuda-bindings"):
+        try:
+            return version(dist)
+        except PackageNotFoundError:
+            continue
+    return None
+
+
+def _cuda_binding() -> str | None:
+    from panoedge.runtime.cuda_binding import binding_name
+
+    return binding_name()
+
+
 def doctor_report() -> dict:
     """Everything ``panoedge doctor`` prints, as one dict."""
     import cv2
@@ -164,11 +184,12 @@ def doctor_report() -> dict:
             "onnx": _version("onnx"),
             "onnxruntime": _version("onnxruntime"),
             "tensorrt": _version("tensorrt"),
-            "cuda-python": _version("cuda.bindings") or _version("cuda"),
+            "cuda-python": _cuda_python_version(),
             "pycuda": _version("pycuda"),
         },
         "onnxruntime_providers": ort_providers(),
         "gpu": gpu_info(),
         "jetson": jetson_model(),
+        "cuda_binding": _cuda_binding(),
         "backends": backends(),
     }

@@ -165,7 +165,9 @@ def build(
     for w in m.get("warnings") or []:
         typer.echo(f"warning: {w}", err=True)
     lint = json.loads((out / "lint.json").read_text())
-    typer.echo(format_lint(lint["int8" if m["target"]["precision"] == "int8" else "fp32"]))
+    typer.echo(format_lint(lint["fp32"]))
+    if m.get("engine_plan"):
+        typer.echo(f"engine plan: {m['engine_plan']['reason']}")
     _print_accuracy(json.loads((out / "quantize.json").read_text()))
     typer.echo(f"wrote bundle {out} for {m['target']['name']} ({len(m['files'])} files, {m['build_seconds']} s); "
                f"next: panoedge engine {out}" if m["target"]["backend"] in ("trt", "ort-trt") else
@@ -188,8 +190,13 @@ def engine(
     """Build the TensorRT engine on the device; without TensorRT, print the exact trtexec command."""
     from panoedge.deploy.engine import build_engine
 
+    from panoedge.errors import UsageError
+
+    if str(dla_core).lower() not in ("auto", "none") and not str(dla_core).isdigit():
+        raise UsageError(f"--dla-core {dla_core!r}: expected auto, none or a core number")
     core = None if str(dla_core).lower() == "none" else ("auto" if dla_core == "auto" else int(dla_core))
     rep = build_engine(bundle, precision, core, trt_version, cc, force)
+    typer.echo(f"plan: {rep['describe']}; {rep['dla']['reason']}")
     for w in rep["warnings"]:
         typer.echo(f"warning: {w}", err=True)
     if rep["built"] or rep["cached"]:
@@ -199,6 +206,9 @@ def engine(
     else:
         typer.echo(f"{rep['reason']}:")
         typer.echo(rep["command"])
+        for alt in rep.get("alternatives", []):
+            typer.echo(f"alternative: {alt['describe']}:")
+            typer.echo(alt["command"])
     emit_json(json_path, rep)
 
 

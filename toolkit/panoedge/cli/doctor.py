@@ -24,6 +24,7 @@ def doctor(json_path: Path = JsonOpt) -> None:
     gpu = rep["gpu"]
     typer.echo(f"{'gpu':<12} {gpu['name'] + ' (sm ' + str(gpu['compute_capability']) + ')' if gpu else 'none'}")
     typer.echo(f"{'jetson':<12} {rep['jetson'] or 'no'}")
+    typer.echo(f"{'cuda binding':<12} {rep['cuda_binding'] or 'none'} (for the trt backend)")
     typer.echo("backends:")
     for name, b in rep["backends"].items():
         typer.echo(f"  {name:<9} {'yes' if b['usable'] else 'no  (' + b['why'] + ')'}")

@@ -8,7 +8,8 @@ Stages, each a function the CLI calls (``panoedge export|quantize|build|engine``
 * :func:`panoedge.deploy.targets.load_target`: target profiles (``deploy/targets/*.toml``).
 * :func:`panoedge.deploy.lint.lint_model`: nodes TensorRT or the DLA will not run as asked.
 * :func:`panoedge.deploy.bundle.build_bundle`: the hashed, self-contained bundle folder.
-* :func:`panoedge.deploy.engine.build_engine`: the TensorRT engine on the device (or trtexec).
+* :func:`panoedge.deploy.engine.build_engine`: the TensorRT engine on the device (or trtexec), after the
+  plan of :mod:`panoedge.deploy.trt_plan` (INT8 on the DLA from the calibration cache, or on the GPU from QDQ).
 * :func:`panoedge.deploy.bench.bench_model`: FP32 vs INT8 latency side by side.
 
 Heavy dependencies (onnx, onnxruntime.quantization, torch, tensorrt) are imported inside the

@@ -26,11 +26,13 @@ def _models(subject: Path, backend: str, int8: Path | None) -> dict[str, Path]:
 
         m = read_manifest(subject)
         if backend == "trt":
+            from panoedge.runtime.trt_runner import pick_engine
+
             out = {}
             for prec in ("fp32", "int8"):
-                eng = sorted((subject / "engines").glob(f"*.{prec}.*.engine"))
+                eng = list((subject / "engines").glob(f"*.{prec}.*.engine"))
                 if eng:
-                    out[prec] = eng[-1]
+                    out[prec] = pick_engine(eng, prec)  # this TensorRT and GPU's, not the last by name
             if not out:
                 raise UsageError(f"{subject}: no TensorRT engines; build them with `panoedge engine {subject} --precision ...`")
             return out

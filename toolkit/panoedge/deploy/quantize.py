@@ -86,6 +86,18 @@ def _latency(fp32_path, int8_path, hw, repeat: int, threads) -> dict:
     return {"backend": "ort-cpu", "threads": threads, "cases": cases, "int8_speedup": speedup}
 
 
+def trt_cache_scales(proto, amax: dict[str, float], float_nodes) -> tuple[dict[str, float], list[str]]:
+    """The calibration cache's scales without the outputs of ``float_nodes`` (kept in float in the QDQ model).
+
+    TensorRT's implicit INT8 (the DLA plan) runs a layer without a scale in FP16, so dropping them
+    keeps the same layers out of INT8 as the QDQ model whose accuracy was measured. Returns
+    ``(scales, dropped tensor names)``.
+    """
+    names = set(float_nodes)
+    drop = {o for n in proto.graph.node if n.name in names for o in n.output}
+    return {t: a for t, a in amax.items() if t not in drop}, sorted(drop & set(amax))
+
+
 def _excluded(names: list[str], scan_rows: list[dict]) -> list[dict]:
     """Each node kept in float, with why: its rank and figures from the sensitivity scan."""
     why = {r["node"]: r for r in scan_rows}
@@ -128,7 +140,6 @@ def quantize_model(model_in: str | Path, data: str | Path | None, out: str | Pat
                                  "data": str(data), "activations": cfg.activations}
         ranges = tmp / "ranges.json"
         save_tensors_data(tensors, ranges)
-        write_cache(tmp / "calib.cache", calib_mod.tensor_amax(tensors), cfg.tensorrt)
         int8_tmp = tmp / "model.int8.onnx"
         tail = float_tail(proto)
         quantize_qdq(model_in, int8_tmp, ranges, method, cfg.activations, cfg.per_channel, exclude=tail)
@@ -158,6 +169,9 @@ def quantize_model(model_in: str | Path, data: str | Path | None, out: str | Pat
                                 "first_pass": first, **final}
         else:
             report.update(fp32=None, int8=None, budget={"within": None, "note": "not evaluated (--no-eval)"})
+        amax, dropped = trt_cache_scales(proto, calib_mod.tensor_amax(tensors), [*tail, *excluded])
+        write_cache(tmp / "calib.cache", amax, cfg.tensorrt)
+        report["calibration"]["trt_cache_float_tensors"] = dropped
         report["excluded_nodes"] = _excluded(excluded, scan_rows)
         report["exclusion_trials"] = steps
         report["float_tail"] = tail

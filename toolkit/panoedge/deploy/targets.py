@@ -10,6 +10,7 @@ Keys (see the shipped ``jetson-agx-orin.toml``)::
     schema = "panoedge.target/1"; name; description
     kind = "jetson" | "gpu" | "cpu"; backend = "trt" | "ort-trt" | "ort-cuda" | "ort-cpu"
     precision = "int8" | "fp16" | "fp32"; input_size = "HxW"; int8_activations = "int8" | "uint8"
+    int8_engine = "dla" | "gpu"   # TensorRT INT8 plan (default: dla where gpu.dla_cores > 0, else gpu)
     model_match = [substrings of /proc/device-tree/model]   # Jetson modules
     modules = [profile names]                                # a family profile such as "jetson"
     [gpu] compute_capability = "8.7" | "detect" | "none"; dla_cores; memory_gb; min_compute_capability
@@ -25,12 +26,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from panoedge.errors import ConfigError, unknown_name
+from panoedge.runtime.trt_select import version_key
 
 SCHEMA = "panoedge.target/1"
 KINDS = ("jetson", "gpu", "cpu")
 BACKENDS = ("trt", "ort-trt", "ort-cuda", "ort-cpu")
 PRECISIONS = ("int8", "fp16", "fp32")
 ACTIVATIONS = ("int8", "uint8")
+#: TensorRT INT8 engine plans: ``dla`` = FP32 ONNX + calibration cache on a DLA core with GPU
+#: fallback (the DLA runs implicit INT8 only); ``gpu`` = the QDQ ONNX on the GPU (explicit INT8).
+INT8_ENGINES = ("dla", "gpu")
 SUFFIXES = (".toml", ".yaml", ".yml")
 PACKAGED = Path(__file__).resolve().parent / "targets"
 
@@ -48,6 +53,7 @@ class Target:
     int8_activations: str
     compute_capability: str
     dla_cores: int
+    int8_engine: str = "gpu"
     memory_gb: tuple[float, ...] = ()
     min_compute_capability: str | None = None
     jetpack: str | None = None
@@ -64,10 +70,16 @@ class Target:
 
     @property
     def implicit_tensorrt(self) -> str:
-        """The newest TensorRT of this target that still calibrates implicitly (< 10: JetPack 5 / 6.0);
-        the calibration cache is written for it. ``8.6.2`` where the profile lists none."""
-        old = [v for v in self.jetpack_tensorrt.values() if int(v.split(".")[0]) < 10]
-        return max(old, key=lambda v: [int(p) for p in v.split(".")]) if old else "8.6.2"
+        """The TensorRT the bundle's calibration cache header is written for: the profile's default
+        (``software.tensorrt``), else 8.6.2. Other versions get a retagged copy at engine time
+        (:func:`panoedge.deploy.trt_cache.retag`)."""
+        return self.tensorrt or "8.6.2"
+
+    @property
+    def tensorrt_versions(self) -> tuple[str, ...]:
+        """Every TensorRT this target names (its JetPacks' and its default), oldest first."""
+        found = set(self.jetpack_tensorrt.values()) | ({self.tensorrt} if self.tensorrt else set())
+        return tuple(sorted(found, key=version_key))
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -162,6 +174,11 @@ def parse_target(data: dict, path: str | Path = "<dict>") -> Target:
     if jetpack is not None and jetpack not in jt:
         raise ConfigError(path, "software.jetpack", f"{jetpack!r}: not in software.jetpack_tensorrt ({', '.join(jt)})")
     tensorrt = _version(path, "software.tensorrt", sw.get("tensorrt")) or (jt.get(jetpack) if jetpack else None)
+    int8_engine = data.get("int8_engine", "dla" if dla else "gpu")
+    if int8_engine not in INT8_ENGINES:
+        raise ConfigError(path, "int8_engine", f"{int8_engine!r}: expected one of {', '.join(INT8_ENGINES)}")
+    if int8_engine == "dla" and not dla:
+        raise ConfigError(path, "int8_engine", "'dla' needs gpu.dla_cores > 0 (this profile has none): use 'gpu'")
     kind = _choice(path, data, "kind", KINDS)
     backend = _choice(path, data, "backend", BACKENDS)
     if backend in ("trt", "ort-trt") and tensorrt is None:
@@ -172,7 +189,7 @@ def parse_target(data: dict, path: str | Path = "<dict>") -> Target:
         int8_activations=_choice(path, data, "int8_activations", ACTIVATIONS),
         compute_capability=_version(path, "gpu.compute_capability", gpu.get("compute_capability", "none"),
                                     allow=("detect", "none")),
-        dla_cores=dla, memory_gb=tuple(mem),
+        dla_cores=dla, int8_engine=int8_engine, memory_gb=tuple(mem),
         min_compute_capability=_version(path, "gpu.min_compute_capability", gpu.get("min_compute_capability")),
         jetpack=jetpack, tensorrt=tensorrt, jetpack_tensorrt=dict(jt),
         model_match=tuple(data.get("model_match", ())), modules=tuple(data.get("modules", ())),

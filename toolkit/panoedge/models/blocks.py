@@ -6,7 +6,10 @@ that seam and never zero-pads it; vertically (the poles) it zero-pads.
 
 Deployability: the wrap is built from ``Slice`` + ``Concat`` along the width, and the
 vertical zero padding is the convolution's own ``pads`` attribute (``padding=(p, 0)``), so the
-exported graph holds no ``Pad`` node and no ``padding_mode='circular'``. Blocks use only
+exported graph holds no ``Pad`` node and no ``padding_mode='circular'``. Each block also has
+``forward_ext(x, ext)``: the same computation on a tensor that already carries wrapped columns
+(:mod:`panoedge.models.wrap`), so a network wraps once per stage instead of once per conv (the
+DLA runs channel concats only; every width concat is a GPU layer and another DLA loadable). Blocks use only
 conv, batch-norm (folded away at export by :meth:`ConvBNAct.fold`), ReLU, add, concat,
 slice and bilinear resize. Channel counts are left to the caller (keep them multiples of 8).
 """
@@ -20,19 +23,11 @@ from torch import nn
 
 from panoedge.errors import UsageError
 from panoedge.geometry.sphere import erp_pixel_to_lonlat
+from panoedge.models.wrap import Ext, add_ext, chain_ext, conv_geometry, run_ext, wrap_pad_w
+
+__all__ = ["BasicBlock", "ConvBNAct", "SepConvBNAct", "StemConv", "make_stage", "wrap_pad_w", "wrap_upsample"]
 
 LATITUDE_ENCODINGS = ("sin", "cos")
-
-
-def wrap_pad_w(x: torch.Tensor, p: int) -> torch.Tensor:
-    """Pad ``(B, C, H, W)`` by ``p`` columns on each side, wrapping around the seam.
-
-    Returns ``(B, C, H, W + 2p)`` where the left pad is ``x[..., -p:]`` and the right pad is
-    ``x[..., :p]``. ``p == 0`` returns ``x`` unchanged.
-    """
-    if p == 0:
-        return x
-    return torch.cat([x[..., -p:], x, x[..., :p]], dim=-1)
 
 
 def wrap_upsample(x: torch.Tensor, scale: int) -> torch.Tensor:
@@ -81,6 +76,22 @@ class ConvBNAct(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.bn(self.conv(wrap_pad_w(x, self.pad))))
 
+    def _geometry(self, ext: Ext) -> tuple[int, Ext]:
+        return conv_geometry(ext, self.conv.kernel_size[1], self.conv.stride[1], self.pad)
+
+    def ext_out(self, ext: Ext) -> Ext:
+        """The extension :meth:`forward_ext` leaves from ``ext`` (integers only)."""
+        return self._geometry(ext)[1]
+
+    def _conv_ext(self, x: torch.Tensor, ext: Ext) -> tuple[torch.Tensor, Ext]:
+        drop, out = self._geometry(ext)
+        return self.conv(x[..., drop:] if drop else x), out
+
+    def forward_ext(self, x: torch.Tensor, ext: Ext) -> tuple[torch.Tensor, Ext]:
+        """:meth:`forward` on a tensor extended by ``ext`` wrapped columns: ``(y, y's extension)``."""
+        y, out = self._conv_ext(x, ext)
+        return self.act(self.bn(y)), out
+
     @torch.no_grad()
     def _bn_scale_shift(self) -> tuple[torch.Tensor, torch.Tensor]:
         bn = self.bn
@@ -113,6 +124,12 @@ class SepConvBNAct(nn.Sequential):
 
     def __init__(self, cin: int, cout: int, act: str | None = "relu"):
         super().__init__(ConvBNAct(cin, cin, 3, groups=cin), ConvBNAct(cin, cout, 1, act=act))
+
+    def forward_ext(self, x: torch.Tensor, ext: Ext) -> tuple[torch.Tensor, Ext]:
+        return run_ext(self, x, ext)
+
+    def ext_out(self, ext: Ext) -> Ext:
+        return chain_ext(self, ext)
 
 
 class StemConv(ConvBNAct):
@@ -163,6 +180,13 @@ class StemConv(ConvBNAct):
             y = y + term
         return self.act(self.bn(y))
 
+    def forward_ext(self, x: torch.Tensor, ext: Ext) -> tuple[torch.Tensor, Ext]:
+        y, out = self._conv_ext(x, ext)
+        term = self.latitude_term(x.shape[-2])  # (1, C, h, 1): constant along the width
+        if term is not None:
+            y = y + term
+        return self.act(self.bn(y)), out
+
     @torch.no_grad()
     def fold(self) -> None:
         """Fold the batch-norm into the conv and into the latitude branch."""
@@ -203,6 +227,17 @@ class BasicBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.conv2(self.conv1(x)) + self.shortcut(x))
+
+    def forward_ext(self, x: torch.Tensor, ext: Ext) -> tuple[torch.Tensor, Ext]:
+        y, ey = self.conv2.forward_ext(*self.conv1.forward_ext(x, ext))
+        sc, es = (x, ext) if isinstance(self.shortcut, nn.Identity) else self.shortcut.forward_ext(x, ext)
+        out, eo = add_ext(y, ey, sc, es)
+        return self.act(out), eo
+
+    def ext_out(self, ext: Ext) -> Ext:
+        ey = self.conv2.ext_out(self.conv1.ext_out(ext))
+        es = ext if isinstance(self.shortcut, nn.Identity) else self.shortcut.ext_out(ext)
+        return (min(ey[0], es[0]), min(ey[1], es[1]))
 
 
 def make_stage(cin: int, cout: int, depth: int, stride: int = 2) -> nn.Sequential:

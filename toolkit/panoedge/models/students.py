@@ -11,6 +11,13 @@ depthwise-separable 3x3 conv, a 1x1 conv and a circular bilinear upsample x4. At
 3x3 conv would cost half the network's FLOPs for little accuracy: the separable one is what
 lets ``pano-small`` run 512x1024 live on two CPU cores. Depth is ``min + (max - min) * sigmoid(z)``: positive, bounded,
 and built from ops a TensorRT DLA runs (no exp or softplus).
+
+Seam: the input is wrapped once for the stem and stage 1, then once at the start of each later
+stage and once per decoder level; convolutions run "valid" across the width on the wrapped
+columns, upsampling keeps the exact ones (:mod:`panoedge.models.wrap`). Eight width concats
+instead of one per 3x3 conv and upsample (24 in ``pano-small``), with outputs equal to the
+per-conv wrap (:meth:`PanoStudent.forward_per_conv`) to float rounding: what lets the TensorRT
+DLA take the network in few loadables (``panoedge build`` lints the count).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from torch import nn
 
 from panoedge.errors import UsageError
 from panoedge.models.blocks import LATITUDE_ENCODINGS, ConvBNAct, SepConvBNAct, StemConv, make_stage, wrap_upsample
+from panoedge.models.wrap import add_ext, crop_w, rewrap, run_ext, stage_wrap, upsample_ext, wrap_pad_w
 from panoedge.models.registry import register_student
 
 HEADS = ("seg", "depth")
@@ -93,6 +101,19 @@ class FPNDecoder(nn.Module):
             y = self.smooth[i](wrap_upsample(y, 2) + self.lateral[i](feats[i]))
         return y
 
+    def forward_ext(self, feats: list[tuple[torch.Tensor, tuple[int, int]]]):
+        """:meth:`forward` on stage outputs ``[(f, ext), ...]``: ``(y, ext)``, extended by :data:`HEAD_NEED`.
+
+        Each lateral output is wrapped once (by :data:`LEVEL_NEED`, the top one by :data:`TOP_NEED`):
+        cheaper than carrying those columns through every block of the stage before it.
+        """
+        y, ey = rewrap(*self.lateral[-1].forward_ext(*feats[-1]), TOP_NEED)
+        for i in range(len(feats) - 2, -1, -1):
+            up, eu = upsample_ext(y, ey, 2)
+            lat, el = rewrap(*self.lateral[i].forward_ext(*feats[i]), LEVEL_NEED)
+            y, ey = self.smooth[i].forward_ext(*add_ext(up, eu, lat, el))
+        return y, ey
+
 
 class Head(nn.Module):
     """Depthwise-separable 3x3 + 1x1 conv at stride 4: ``(B, cin, h, w) -> (B, cout, h, w)`` (not yet upsampled)."""
@@ -104,6 +125,18 @@ class Head(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out(self.conv(x))
+
+    def forward_ext(self, x: torch.Tensor, ext):
+        y, ey = self.conv.forward_ext(x, ext)
+        return self.out(y), ey  # 1x1, no padding: the extension passes through
+
+
+#: Wrapped columns the decoder gives each level: the heads' depthwise 3x3 and x4 upsample need 2
+#: on the decoder output, each FPN level's depthwise 3x3 one more, and a x2 upsample of ``a``
+#: columns leaves ``2a - 1`` (:func:`panoedge.models.wrap.upsample_geometry`).
+HEAD_NEED = 2
+LEVEL_NEED = HEAD_NEED + 1
+TOP_NEED = (LEVEL_NEED + 1 + 1) // 2
 
 
 class PanoStudent(nn.Module):
@@ -121,6 +154,9 @@ class PanoStudent(nn.Module):
             self.heads["seg"] = Head(c.decoder, c.head, c.num_classes)
         if "depth" in c.heads:
             self.heads["depth"] = Head(c.decoder, c.head, 1)
+        #: wrap of the input (feeding the stem and stage 1), then of each later stage's input
+        self.wraps = [stage_wrap([self.stem, *self.stages[0]], 0)]
+        self.wraps += [stage_wrap(list(st), 0) for st in list(self.stages)[1:]]
 
     @property
     def preprocess(self) -> dict:
@@ -130,7 +166,33 @@ class PanoStudent(nn.Module):
                 "formula": "(rgb_uint8 * scale - mean) / std", "size_multiple": STRIDE}
 
     def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``image`` ``(B, 3, H, W)`` -> ``{"seg": (B, K, H, W), "depth": (B, 1, H, W)}``."""
+        """``image`` ``(B, 3, H, W)`` -> ``{"seg": (B, K, H, W), "depth": (B, 1, H, W)}``.
+
+        In eval mode (inference, export) one wrap per stage; in training mode the per-conv wrap
+        (:meth:`forward_per_conv`), so batch-norm statistics never count a wrapped column twice.
+        """
+        if self.training:
+            return self.forward_per_conv(image)
+        check_input(image)
+        x, e = self.stem.forward_ext(wrap_pad_w(image, self.wraps[0]), (self.wraps[0],) * 2)
+        feats = []
+        for i, stage in enumerate(self.stages):
+            if i:
+                x, e = rewrap(x, e, self.wraps[i])
+            x, e = run_ext(stage, x, e)
+            feats.append((x, e))
+        y, ey = self.decoder.forward_ext(feats)
+        out = {}
+        if "seg" in self.heads:
+            out["seg"] = crop_w(*upsample_ext(*self.heads["seg"].forward_ext(y, ey), 4), (0, 0))
+        if "depth" in self.heads:
+            lo, hi = self.config.min_depth_m, self.config.max_depth_m
+            z, ez = self.heads["depth"].forward_ext(y, ey)
+            out["depth"] = crop_w(*upsample_ext(torch.sigmoid(z) * (hi - lo) + lo, ez, 4), (0, 0))
+        return out
+
+    def forward_per_conv(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The reference: every conv and upsample wraps its own input (what :meth:`forward` equals)."""
         check_input(image)
         x = self.stem(image)
         feats = []

@@ -128,13 +128,11 @@ class Bundle:
             if not _usable(backend):
                 backend = "ort-cpu"
         if backend == "trt":
-            from panoedge.runtime.trt_runner import TrtRunner
+            from panoedge.runtime.trt_runner import open_bundle_engine
 
-            tag = f".{precision}."
-            engines = [e for e in self.engines() if tag in e.name]
-            if not engines:
+            if not any(f".{precision}." in e.name for e in self.engines()):
                 raise UsageError(f"{self.path}: no {precision} TensorRT engine yet; run `panoedge engine {self.path}`")
-            return TrtRunner(engines[-1])
+            return open_bundle_engine(self.engines(), precision)
         if backend == "torch":
             raise UsageError("a bundle runs without torch: choose ort-cpu, ort-cuda, ort-trt or trt")
         from panoedge.runtime.ort_runner import OrtRunner
@@ -152,9 +150,9 @@ def _usable(backend: str) -> bool:
     if backend in needs:
         return needs[backend] in ort.get_available_providers()
     if backend == "trt":
-        import importlib.util
+        from panoedge.runtime.trt_runner import trt_available
 
-        return importlib.util.find_spec("tensorrt") is not None
+        return trt_available()[0]
     return False
 
 

@@ -18,6 +18,36 @@ _ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tenso
               "tensor(int32)": np.int32, "tensor(uint8)": np.uint8, "tensor(int8)": np.int8}
 
 
+#: ``$PANOEDGE_HOME`` subfolder of the TensorRT EP's engine and timing caches.
+ORT_TRT_CACHE = "ort-trt"
+
+
+def trt_ep_options(model: str | Path, int8: bool | None = None) -> dict:
+    """TensorRT EP options with engine and timing caches under ``$PANOEDGE_HOME/ort-trt/<key>``.
+
+    Without a cache every session start rebuilds the engines (minutes on an Orin). The key names
+    what a TensorRT engine depends on, like ``panoedge engine``'s names: the model's content hash,
+    the TensorRT version and the GPU's compute capability (ONNX Runtime does not notice a changed
+    TensorRT or GPU in a shared cache). ``int8`` (default: a ``.int8.`` model name) sets
+    ``trt_int8_enable`` for the QDQ model (explicit quantization; no calibration table).
+    """
+    from panoedge.env import _version
+    from panoedge.home import cache_dir, sha256_file
+    from panoedge.runtime.cuda_binding import compute_capability
+
+    model = Path(model)
+    cc = str(compute_capability() or "unknown").replace(".", "")
+    trt = _version("tensorrt") or "unknown"
+    key = f"{model.name.split('.')[0]}.{sha256_file(model)[:16]}.trt{trt}.sm{cc}"
+    root = cache_dir(ORT_TRT_CACHE, key)
+    (root / "timing").mkdir(parents=True, exist_ok=True)
+    opts = {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(root),
+            "trt_timing_cache_enable": True, "trt_timing_cache_path": str(root / "timing")}
+    if int8 if int8 is not None else ".int8." in model.name:
+        opts["trt_int8_enable"] = True
+    return opts
+
+
 def _spec(arg) -> TensorSpec:
     shape = tuple(d if isinstance(d, int) else None for d in arg.shape)
     return TensorSpec(arg.name, shape, np.dtype(_ORT_TYPES.get(arg.type, np.float32)))
@@ -38,8 +68,8 @@ def session_options(threads: int | None = None):
 class OrtRunner(Runner):
     """An ONNX model in an ONNX Runtime session on ``backend`` (``ort-cpu``, ``ort-cuda``, ``ort-trt``).
 
-    ``provider_options`` maps a provider name to its options (e.g. the TensorRT EP's
-    ``trt_engine_cache_path``). An unavailable provider is a ``UsageError`` naming what is
+    ``provider_options`` maps a provider name to its options; ``ort-trt`` defaults to
+    :func:`trt_ep_options` (engine and timing caches under ``$PANOEDGE_HOME``). An unavailable provider is a ``UsageError`` naming what is
     available; an unreadable model a ``DataError``.
     """
 
@@ -56,7 +86,9 @@ class OrtRunner(Runner):
         self.path = Path(path)
         if not self.path.is_file():
             raise DataError(f"{self.path}: no such ONNX file")
-        opts = provider_options or {}
+        opts = dict(provider_options or {})
+        if backend == "ort-trt" and "TensorrtExecutionProvider" not in opts:
+            opts["TensorrtExecutionProvider"] = trt_ep_options(self.path)
         providers = [(p, opts[p]) if p in opts else p for p in PROVIDERS[backend] if p in available]
         try:
             self.session = ort.InferenceSession(str(self.path), session_options(threads), providers=providers)

@@ -1,10 +1,18 @@
-"""TensorRT engine runner (TensorRT 10 tensor API, CUDA through cuda-python); imports lazily.
+"""TensorRT engine runner for TensorRT 8.5/8.6 and 10.x, over cuda-python 12.x or pycuda; imports lazily.
 
-Kept thin: deserialize the plan, allocate one device buffer per I/O tensor, and per call copy
-inputs in, ``execute_async_v3`` on a private stream, copy outputs out. Needs ``tensorrt`` >= 10
-and ``cuda-python`` (``pip install 'panoedge[tensorrt]'``; on a Jetson TensorRT comes with
-JetPack). Engines are tied to the TensorRT version and GPU that built them
-(:mod:`panoedge.deploy.engine` names them accordingly).
+Kept thin: deserialize the plan, allocate one device buffer and one page-locked host buffer per
+I/O tensor, and per call copy inputs in, execute on a private stream, copy outputs out.
+
+TensorRT API by version (``tests/data/tensorrt_api`` lists the names of each release's bindings):
+
+* The name-based tensor API (``num_io_tensors``, ``get_tensor_name``, ``get_tensor_mode``,
+  ``set_tensor_address``, ``execute_async_v3``) exists from 8.5 on: JetPack 5.1 (8.5.2),
+  6.0 (8.6.2) and 6.1/6.2 (10.3) all have it, so one code path serves every target.
+* The binding-index API (``num_bindings``, ``binding_is_input``, ``execute_async_v2``) is
+  deprecated from 8.5 and gone in 10: not used.
+
+Engines are tied to the TensorRT version and GPU that built them; :mod:`panoedge.runtime.trt_select`
+picks the matching one.
 """
 
 from __future__ import annotations
@@ -16,43 +24,39 @@ import numpy as np
 from panoedge.errors import DataError, UsageError
 from panoedge.runtime.base import Runner, TensorSpec
 
+#: Oldest TensorRT the runner accepts: the first with ``execute_async_v3`` and ``TensorIOMode``,
+#: and the one JetPack 5.1 ships (8.5.2).
+MIN_TENSORRT = (8, 5)
 
-def cuda_runtime():
-    """cuda-python's CUDA runtime module (``cuda.bindings.runtime``, or ``cuda.cudart`` before 12.6)."""
+
+def import_tensorrt():
+    """``tensorrt``, or a ``UsageError`` naming how to get it."""
     try:
-        from cuda.bindings import runtime as cudart  # cuda-python >= 12.6
+        import tensorrt as trt
     except ImportError:
-        try:
-            from cuda import cudart  # older cuda-python
-        except ImportError:
-            raise UsageError("trt backend needs cuda-python (pip install 'panoedge[tensorrt]')") from None
-    return cudart
-
-
-def cuda_call(result):
-    """cuda-python returns ``(err, *values)``; raise on an error, return the values."""
-    err, *values = result if isinstance(result, tuple) else (result,)
-    if int(err) != 0:
-        raise RuntimeError(f"CUDA error {err}")
-    return values[0] if len(values) == 1 else values
+        raise UsageError("trt backend needs TensorRT (JetPack on a Jetson, or pip install 'panoedge[tensorrt]')") from None
+    return trt
 
 
 class TrtRunner(Runner):
-    """A serialized TensorRT engine (``.engine`` plan file) on the current CUDA device."""
+    """A serialized TensorRT engine (``.engine`` plan file) on CUDA device 0."""
 
     backend = "trt"
 
-    def __init__(self, engine_path: str | Path):
-        try:
-            import tensorrt as trt
-        except ImportError:
-            raise UsageError("trt backend needs TensorRT (JetPack on a Jetson, or pip install tensorrt)") from None
-        if int(trt.__version__.split(".")[0]) < 10:
-            raise UsageError(f"trt runner needs TensorRT >= 10 (found {trt.__version__}); use ort-trt instead")
-        self.cudart = cuda_runtime()
+    def __init__(self, engine_path: str | Path, trt=None, cuda=None):
+        from panoedge.runtime.cuda_binding import load_binding
+        from panoedge.runtime.trt_select import version_key
+
+        trt = trt or import_tensorrt()
+        if version_key(trt.__version__)[:2] < MIN_TENSORRT:
+            raise UsageError(f"trt runner needs TensorRT >= {'.'.join(map(str, MIN_TENSORRT))} "
+                             f"(found {trt.__version__}); use ort-trt instead")
         self.path = Path(engine_path)
         if not self.path.is_file():
             raise DataError(f"{self.path}: no such engine file (build it with `panoedge engine BUNDLE`)")
+        self.trt = trt
+        self.cuda = cuda or load_binding()
+        self._device, self._host, self.stream = {}, {}, None
         self.logger = trt.Logger(trt.Logger.WARNING)
         self.runtime = trt.Runtime(self.logger)
         self.engine = self.runtime.deserialize_cuda_engine(self.path.read_bytes())
@@ -60,41 +64,94 @@ class TrtRunner(Runner):
             raise DataError(f"{self.path}: TensorRT {trt.__version__} cannot deserialize it "
                             "(built by another TensorRT version or for another GPU?)")
         self.context = self.engine.create_execution_context()
-        self.stream = cuda_call(self.cudart.cudaStreamCreate())
-        self.inputs, self.outputs, self._device = [], [], {}
-        for i in range(self.engine.num_io_tensors):
-            name = self.engine.get_tensor_name(i)
-            shape = tuple(int(d) for d in self.engine.get_tensor_shape(name))
+        self.stream = self.cuda.stream()
+        self.inputs, self.outputs = [], []
+        for name, shape, dtype, is_input in self._io():
             if any(d < 0 for d in shape):
                 raise UsageError(f"{self.path}: tensor {name} has dynamic shape {shape}; build a static engine")
-            dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(name)))
             spec = TensorSpec(name, shape, dtype)
-            is_input = self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
             (self.inputs if is_input else self.outputs).append(spec)
-            ptr = cuda_call(self.cudart.cudaMalloc(int(np.prod(shape)) * dtype.itemsize))
-            self._device[name] = ptr
-            self.context.set_tensor_address(name, int(ptr))
+            self._device[name] = self.cuda.malloc(max(int(np.prod(shape)) * dtype.itemsize, 1))
+            self._host[name] = self.cuda.pinned(shape, dtype)
+            self.context.set_tensor_address(name, int(self._device[name]))
+
+    def _io(self):
+        """``(name, shape, dtype, is_input)`` of every I/O tensor."""
+        trt, e = self.trt, self.engine
+        for i in range(e.num_io_tensors):
+            name = e.get_tensor_name(i)
+            yield (name, tuple(int(d) for d in e.get_tensor_shape(name)),
+                   np.dtype(trt.nptype(e.get_tensor_dtype(name))), e.get_tensor_mode(name) == trt.TensorIOMode.INPUT)
+
+    def _execute(self) -> bool:
+        return self.context.execute_async_v3(self.cuda.stream_handle(self.stream))
 
     def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        cr = self.cudart
-        h2d, d2h = cr.cudaMemcpyKind.cudaMemcpyHostToDevice, cr.cudaMemcpyKind.cudaMemcpyDeviceToHost
         for s in self.inputs:
-            a = np.ascontiguousarray(feed[s.name])
-            cuda_call(cr.cudaMemcpyAsync(self._device[s.name], a.ctypes.data, a.nbytes, h2d, self.stream))
-        if not self.context.execute_async_v3(int(self.stream)):
+            host = self._host[s.name]
+            np.copyto(host, feed[s.name])
+            self.cuda.htod(self._device[s.name], host, self.stream)
+        if not self._execute():
             raise RuntimeError(f"{self.path}: TensorRT execution failed")
-        out = {s.name: np.empty(s.shape, s.dtype) for s in self.outputs}
         for s in self.outputs:
-            cuda_call(cr.cudaMemcpyAsync(out[s.name].ctypes.data, self._device[s.name], out[s.name].nbytes, d2h,
-                                      self.stream))
-        cuda_call(cr.cudaStreamSynchronize(self.stream))
-        return out
+            self.cuda.dtoh(self._host[s.name], self._device[s.name], self.stream)
+        self.cuda.synchronize(self.stream)
+        return {s.name: self._host[s.name].copy() for s in self.outputs}
+
+    def close(self) -> None:
+        """Free device and page-locked host buffers and the stream; idempotent."""
+        cuda = getattr(self, "cuda", None)
+        if cuda is None:
+            return
+        for ptr in self._device.values():
+            cuda.free(ptr)
+        for host in self._host.values():
+            cuda.free_pinned(host)
+        self._device, self._host = {}, {}
+        if self.stream is not None:
+            cuda.destroy(self.stream)
+            self.stream = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     def __del__(self):
-        cr = getattr(self, "cudart", None)
-        if cr is None:
-            return
-        for ptr in getattr(self, "_device", {}).values():
-            cr.cudaFree(ptr)
-        if getattr(self, "stream", None) is not None:
-            cr.cudaStreamDestroy(self.stream)
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: CUDA may already be gone
+            pass
+
+
+def trt_available() -> tuple[bool, str]:
+    """Whether the ``trt`` backend can run here (TensorRT and a CUDA binding installed), and why not.
+
+    ``panoedge doctor`` and backend selection both ask this, so they agree. Nothing is imported.
+    """
+    from panoedge.runtime.cuda_binding import INSTALL_HINT, _spec, binding_name, cuda_python_problem
+
+    if not _spec("tensorrt"):
+        return False, "TensorRT is not installed (JetPack on a Jetson, or pip install 'panoedge[tensorrt]')"
+    if binding_name() is None:
+        return False, f"TensorRT is installed but no usable CUDA binding: {cuda_python_problem() or INSTALL_HINT}"
+    return True, ""
+
+
+def pick_engine(engines, precision: str, trt=None, cuda=None) -> Path:
+    """The engine of ``engines`` built for this machine's TensorRT and GPU (by sidecar or name, not sort order)."""
+    from panoedge.runtime.cuda_binding import load_binding
+    from panoedge.runtime.trt_select import select_engine
+
+    trt = trt or import_tensorrt()
+    cuda = cuda or load_binding()
+    return select_engine(engines, trt.__version__, cuda.compute_capability(), precision).path
+
+
+def open_bundle_engine(engines, precision: str) -> TrtRunner:
+    """A :class:`TrtRunner` on the engine of ``engines`` built for this TensorRT and GPU."""
+    from panoedge.runtime.cuda_binding import load_binding
+
+    trt, cuda = import_tensorrt(), load_binding()
+    return TrtRunner(pick_engine(engines, precision, trt, cuda), trt=trt, cuda=cuda)
