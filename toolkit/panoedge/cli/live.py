@@ -68,6 +68,8 @@ def run_cmd(
     accuracy: bool = typer.Option(True, "--accuracy/--no-accuracy", help="Score frames that carry ground truth (synth://)."),
     antialias: bool = AntialiasOpt,
     quiet: bool = typer.Option(False, "--quiet", help="No live status line."),
+    trusted_key: Optional[Path] = typer.Option(None, "--trusted-key", envvar="PANOEDGE_TRUSTED_KEY", dir_okay=False,
+                                               help="Run only a bundle signed by this Ed25519 public key (PEM)."),
     json_path: Optional[Path] = JsonOpt,
 ) -> None:
     """Run live: SOURCE -> stitch -> BUNDLE -> sinks, with fps, latency and drops reported live and at the end."""
@@ -76,7 +78,8 @@ def run_cmd(
 
     on_event, on_status = _printer(quiet)
     rep = run_live(bundle, source, sink or [], duration, warmup, rig, backend, precision, threads,
-                   _config(queue, stitch_device, accuracy, antialias), on_event=on_event, on_status=on_status)
+                   _config(queue, stitch_device, accuracy, antialias), on_event=on_event, on_status=on_status,
+                   trusted_key=trusted_key)
     if sys.stderr.isatty() and not quiet:
         typer.echo("", err=True)
     c = rep["cases"]["concurrent"]

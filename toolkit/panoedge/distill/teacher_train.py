@@ -37,9 +37,10 @@ from tqdm import tqdm
 
 from panoedge.distill.config import lr_at
 from panoedge.distill.teacher_config import TeacherTrainConfig
-from panoedge.errors import DataError, UsageError
+from panoedge.errors import DataError, Interrupted, UsageError
 from panoedge.eval import metrics
 from panoedge.home import atomic_write_bytes, cache_dir, content_key, write_json
+from panoedge.signals import deferred_interrupt
 from panoedge.synth.world import FAMILIES, class_names
 
 REPORT_SCHEMA = "panoedge.teacher_report/1"
@@ -284,7 +285,9 @@ def train_teacher(cfg: TeacherTrainConfig, out_dir: str | Path, progress: bool =
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, curve = 0, []
     if resume and ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        from panoedge.models.checkpoint import load_plain
+
+        state = load_plain(ckpt_path, "teacher-training checkpoint")
         if _norm_cfg(state["config"]) != _norm_cfg(asdict(cfg)):
             raise UsageError(f"{ckpt_path} was written by another configuration; use another --out or no resume")
         model.load_state_dict(state["model"])
@@ -295,19 +298,24 @@ def train_teacher(cfg: TeacherTrainConfig, out_dir: str | Path, progress: bool =
     model.train()
     t0, t_steps = time.perf_counter(), 0
     bar = tqdm(range(step, end), desc="teacher train", unit="step", initial=step, total=end, disable=not progress)
-    for step in bar:
-        for g in opt.param_groups:
-            g["lr"] = lr_at(cfg, step)
-        x, depth, labels = _batch(cfg, train_views, step)
-        loss, ce, dl = _loss(cfg, model, x, depth, labels)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        t_steps += 1
-        curve.append([step + 1, round(float(loss.detach()), 5), round(ce, 5), round(dl, 5)])
-        bar.set_postfix(loss=f"{float(loss.detach()):.3f}", ce=f"{ce:.3f}", depth=f"{dl:.3f}")
-        if (step + 1) % cfg.ckpt_every == 0 or step + 1 == end:
-            _save_ckpt(ckpt_path, cfg, model, opt, step + 1, curve)
+    with deferred_interrupt() as stop:
+        for step in bar:
+            for g in opt.param_groups:
+                g["lr"] = lr_at(cfg, step)
+            x, depth, labels = _batch(cfg, train_views, step)
+            loss, ce, dl = _loss(cfg, model, x, depth, labels)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            t_steps += 1
+            curve.append([step + 1, round(float(loss.detach()), 5), round(ce, 5), round(dl, 5)])
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", ce=f"{ce:.3f}", depth=f"{dl:.3f}")
+            if (step + 1) % cfg.ckpt_every == 0 or step + 1 == end:
+                _save_ckpt(ckpt_path, cfg, model, opt, step + 1, curve)
+            if stop.requested and step + 1 < end:
+                _save_ckpt(ckpt_path, cfg, model, opt, step + 1, curve)
+                raise Interrupted(f"{stop.name} at step {step + 1} of {cfg.steps}: checkpoint saved to {ckpt_path}; "
+                                  f"run the same command again (same --out and options) to resume from there")
     s_per_step = (time.perf_counter() - t0) / t_steps if t_steps else None
     if end < cfg.steps:
         return {"stopped_at": end, "s_per_step": s_per_step, "curve": curve}

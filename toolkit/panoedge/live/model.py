@@ -80,11 +80,12 @@ class LiveModel:
 
     @classmethod
     def from_bundle(cls, path: str | Path, backend: str | None = None, precision: str | None = None,
-                    threads: int | None = None) -> "LiveModel":
-        """A bundle folder on ``backend``/``precision`` (defaults: the bundle target's)."""
+                    threads: int | None = None, trusted_key: str | Path | None = None) -> "LiveModel":
+        """A bundle folder on ``backend``/``precision`` (defaults: the bundle target's), verified
+        (and, with ``trusted_key``, its signature checked) by :func:`panoedge.runtime.load_bundle`."""
         from panoedge.runtime import load_bundle
 
-        b = load_bundle(path)
+        b = load_bundle(path, trusted_key=trusted_key)
         runner = b.runner(backend, precision, threads=threads)
         target = b.manifest.get("target", {})
         used_precision = precision or ("int8" if target.get("precision") == "int8" else "fp32")
@@ -124,7 +125,7 @@ class LiveModel:
 
 
 def load_model(spec: str | Path, backend: str | None = None, precision: str | None = None,
-               threads: int | None = None) -> LiveModel:
+               threads: int | None = None, trusted_key: str | Path | None = None) -> LiveModel:
     """A bundle folder (has ``manifest.json``) or a panoedge ``.onnx`` file as a :class:`LiveModel`.
 
     ``threads``: ONNX Runtime intra-op threads (default :func:`default_threads`).
@@ -132,7 +133,9 @@ def load_model(spec: str | Path, backend: str | None = None, precision: str | No
     threads = default_threads() if threads is None else threads
     p = Path(spec)
     if p.is_dir():
-        return LiveModel.from_bundle(p, backend, precision, threads)
+        return LiveModel.from_bundle(p, backend, precision, threads, trusted_key=trusted_key)
+    if trusted_key is not None:
+        raise DataError(f"{spec}: --trusted-key checks a signed bundle folder; a bare .onnx file carries no signature")
     if p.is_file() and p.suffix.lower() == ".onnx":
         return LiveModel.from_onnx(p, backend or "ort-cpu", threads)
     raise DataError(f"{spec}: expected a bundle folder (panoedge build) or a panoedge .onnx file")
