@@ -51,3 +51,16 @@ def deferred_interrupt() -> Iterator[StopRequest]:
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+
+
+def terminate_as_interrupt() -> None:
+    """From now on SIGTERM (how service managers and ``kill`` stop a process) raises
+    ``KeyboardInterrupt`` like Ctrl-C, so ``finally`` blocks run: worker pools are terminated and
+    half-written outputs removed. For entry points (the CLI) only; call from the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)

@@ -32,8 +32,10 @@ __all__ = ["app", "main"]
 def main(argv: list[str] | None = None) -> None:
     """Console entry point."""
     from panoedge.parallel import allow_processes
+    from panoedge.signals import terminate_as_interrupt
 
     allow_processes()  # the console script and ``python -m panoedge.cli`` guard their main module
+    terminate_as_interrupt()  # SIGTERM cleans up (worker pools, .partial folders) like Ctrl-C
     try:
         app(args=argv, prog_name="panoedge")
     except PanoedgeError as e:

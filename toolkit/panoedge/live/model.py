@@ -13,14 +13,14 @@ ids and depth (:meth:`~LiveModel.postprocess`). The pipeline stitches straight t
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from panoedge.errors import DataError
+from panoedge.errors import ConfigError, DataError
+from panoedge.safe_load import loads_json
 
 __all__ = ["LiveModel", "default_threads", "load_model", "palette"]
 
@@ -106,9 +106,11 @@ class LiveModel:
         runner = OrtRunner(path, backend, threads=threads)
         meta = runner.metadata()
         try:
-            spec = check_preprocess(json.loads(meta["panoedge.preprocess"]))
-            config = json.loads(meta.get("panoedge.config", "{}"))
-        except (KeyError, json.JSONDecodeError) as e:
+            spec = check_preprocess(loads_json(meta["panoedge.preprocess"], f"{path}: panoedge.preprocess"))
+            config = loads_json(meta.get("panoedge.config", "{}"), f"{path}: panoedge.config")
+            if not isinstance(config, dict):
+                raise ConfigError(path, "panoedge.config", "expected a JSON object")
+        except (KeyError, ConfigError) as e:
             raise DataError(f"{path}: not a panoedge ONNX (metadata panoedge.preprocess missing or bad: {e})") from None
         inp = runner.inputs[0]
         if len(inp.shape) != 4 or inp.shape[2] is None or inp.shape[3] is None:

@@ -348,6 +348,9 @@ class FolderSource(Source):
             tick, _, missed = self._pacer.wait(self.stop_event)
         i = self._i
         self._i += 1
+        from panoedge.image_guard import check_image_file
+
+        check_image_file(self.files[i])
         bgr = cv2.imread(str(self.files[i]), cv2.IMREAD_COLOR)
         if bgr is None:
             raise CorruptFrame(f"{self.files[i]}: not a readable image")
