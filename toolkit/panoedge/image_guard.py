@@ -6,15 +6,16 @@ panoedge reads (datasets, ``predict``, ``stitch``, folder sources, calibration s
 through :func:`check_image_file` or :func:`check_image_bytes` first; video sources check the
 frame size the container declares (:func:`check_frame_size`).
 
-The budget is :data:`MAX_PIXELS` pixels per image, or ``$PANOEDGE_MAX_IMAGE_PIXELS``. Headers are
-read with Pillow (``Image.open`` parses the header only; no pixel data is decoded), which knows
-PNG, JPEG, BMP, TIFF and WebP.
+The budget is :data:`MAX_PIXELS` pixels per image, or ``$PANOEDGE_MAX_IMAGE_PIXELS``. PNG (IHDR)
+and JPEG (start-of-frame) headers are parsed here, exactly and whatever the size; BMP, TIFF and
+WebP through Pillow (``Image.open`` parses the header only; no pixel data is decoded).
 """
 
 from __future__ import annotations
 
 import io
 import os
+import struct
 import warnings
 from pathlib import Path
 
@@ -38,8 +39,69 @@ def _too_big(source, w: int, h: int) -> DataError:
                      f"{max_pixels() / 1e6:.0f} MP; refusing to decode it (${ENV_MAX_PIXELS} raises the budget)")
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+"""JPEG start-of-frame markers (baseline, progressive, lossless, arithmetic): they carry the size."""
+
+
+def _png_size(head: bytes) -> tuple[int, int] | None:
+    if head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR" or len(head) < 24:
+        return None
+    return struct.unpack(">II", head[16:24])
+
+
+def _jpeg_size(f) -> tuple[int, int] | None:
+    """Walk the JPEG's marker segments up to its start-of-frame (a few hundred bytes, never the data)."""
+    f.seek(2)
+    for _ in range(10_000):
+        b = f.read(1)
+        while b == b"\xff":
+            b = f.read(1)
+        if not b:
+            return None
+        marker = b[0]
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            continue
+        seg = f.read(2)
+        if len(seg) < 2:
+            return None
+        length = struct.unpack(">H", seg)[0]
+        if marker in _JPEG_SOF:
+            body = f.read(5)
+            if len(body) < 5:
+                return None
+            h, w = struct.unpack(">HH", body[1:5])
+            return w, h
+        f.seek(length - 2, 1)
+    return None
+
+
 def _header_size(fp, source) -> tuple[int, int]:
-    from PIL import Image, UnidentifiedImageError
+    """``(width, height)`` from the header: PNG and JPEG parsed here (exact, any size); other
+    formats through Pillow, whose ``Image.open`` reads the header only."""
+    opened = open(fp, "rb") if not hasattr(fp, "read") else fp
+    try:
+        head = opened.read(32)
+        size = _png_size(head) if head.startswith(_PNG_SIGNATURE) else \
+            _jpeg_size(opened) if head[:2] == b"\xff\xd8" else None
+        if size is not None:
+            return int(size[0]), int(size[1])
+        if head.startswith(_PNG_SIGNATURE) or head[:2] == b"\xff\xd8":
+            raise DataError(f"{source}: not a readable image (its PNG/JPEG header is damaged)")
+        opened.seek(0)
+        return _pillow_size(opened, source)
+    except OSError as e:
+        raise DataError(f"{source}: not a readable image ({e})") from None
+    finally:
+        if opened is not fp:
+            opened.close()
+
+
+def _pillow_size(fp, source) -> tuple[int, int]:
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:
+        raise DataError(f"{source}: reading this format's header needs Pillow (pip install pillow)") from None
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)

@@ -261,6 +261,19 @@ def _norm_cfg(d: dict) -> dict:
     return {k: list(v) if isinstance(v, (tuple, list)) else v for k, v in d.items()}
 
 
+def _resume_state(ckpt_path: Path, cfg: TeacherTrainConfig) -> dict:
+    """The checkpoint to resume from: plain data only (``weights_only``; anything else is refused
+    unexecuted) and written by this configuration."""
+    from panoedge.models.checkpoint import load_plain
+
+    state = load_plain(ckpt_path, "teacher-training checkpoint")
+    if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
+        raise DataError(f"{ckpt_path}: not a teacher-training checkpoint (no config)")
+    if _norm_cfg(state["config"]) != _norm_cfg(asdict(cfg)):
+        raise UsageError(f"{ckpt_path} was written by another configuration; use another --out or no resume")
+    return state
+
+
 def train_teacher(cfg: TeacherTrainConfig, out_dir: str | Path, progress: bool = True, resume: bool = True,
                   stop_at: int | None = None) -> dict:
     """Train the teacher of ``cfg`` into ``out_dir`` and evaluate it; returns the report dict.
@@ -278,18 +291,14 @@ def train_teacher(cfg: TeacherTrainConfig, out_dir: str | Path, progress: bool =
     if out.exists() and any(out.iterdir()) and not ckpt_path.is_file():
         raise UsageError(f"{out} exists and holds no {CKPT}; choose an empty or new folder")
     classes = class_names(cfg.family)
+    state = _resume_state(ckpt_path, cfg) if resume and ckpt_path.is_file() else None  # refused before any work
     train_views = load_views(cfg, "train", progress)
     torch.manual_seed(cfg.seed)
     model = create_teacher_net(ARCH, len(classes), width_mult=cfg.width_mult, max_depth_m=cfg.max_depth_m)
     model = model.to(memory_format=torch.channels_last)  # oneDNN's convolutions run 11-14% faster so on CPU
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, curve = 0, []
-    if resume and ckpt_path.is_file():
-        from panoedge.models.checkpoint import load_plain
-
-        state = load_plain(ckpt_path, "teacher-training checkpoint")
-        if _norm_cfg(state["config"]) != _norm_cfg(asdict(cfg)):
-            raise UsageError(f"{ckpt_path} was written by another configuration; use another --out or no resume")
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
