@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from panoedge.errors import UsageError
+from tests.test_live_pipeline import SYNTH, home, shared_home  # noqa: F401  (fixtures: one synthetic loop cache)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -371,3 +372,14 @@ def test_zmq_beyond_loopback_needs_curve_and_refuses_unknown_clients(tmp_path):
             s.close()
     finally:
         pub.close()
+
+
+def test_soak_runs_under_hostile_clients_and_reports_them(home):
+    """The benchmark's soak, very short (its figures are for `panoedge bench soak`, not asserted here)."""
+    from panoedge.live.soak import soak
+    from tests.test_live_pipeline import fake_model
+
+    rep = soak(fake_model(), duration_s=1.0, warmup_s=0.3, frames_from=SYNTH)
+    h, frames = rep["hostile"], rep["cases"]["soak"]["frames"]
+    assert h["rebinding_requests"] > 0 and h["rebinding_served"] == 0 and h["head_bodies"] == 0
+    assert frames["delivered"] > 0 and frames["out_of_order"] == 0 and frames["corrupt"] > 0

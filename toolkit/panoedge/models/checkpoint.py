@@ -67,9 +67,13 @@ def load_plain(path: str | Path, what: str, map_location="cpu"):
     try:
         return torch.load(p, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DataError(f"{p}: refused: not a plain {what} (it holds objects panoedge never writes, which could "
-                        f"run code: {first}); delete it to start over") from None
+        text = str(e)
+        detail = text[text.find("WeightsUnpickler error:"):].split("\n\n")[0] if "WeightsUnpickler" in text else text
+        detail = " ".join(detail.replace("WeightsUnpickler error:", "").split())[:200]
+        if "global" in detail.lower() or "class" in detail.lower():
+            raise DataError(f"{p}: refused: not a plain {what}: it asks to build objects panoedge never writes "
+                            f"({detail}), which could run code; nothing was executed. Delete it to start over") from None
+        raise DataError(f"{p}: not a readable {what} (corrupt, or not written by panoedge: {detail})") from None
     except Exception as e:  # torch raises many types for a corrupt or foreign file
         raise DataError(f"{p}: not a readable {what} ({type(e).__name__}: {e})") from None
 
