@@ -214,6 +214,8 @@ def test_planted_pickles_are_refused_unexecuted(tmp_path):
     _plant(run / "ckpt.pt", marker)
     with pytest.raises(DataError, match="refused: not a plain resume checkpoint"):
         trainer.load_ckpt(run / "ckpt.pt", DistillConfig(), None, None, None, None)
+    with pytest.raises(DataError, match="refused: not a plain resume checkpoint"):  # before any label is computed
+        trainer.distill(DistillConfig(teacher="builtin:nowhere", device="cpu"), run, progress=False)
     _plant(run / "labels" / "gen001.pt", marker)
     cfg = DistillConfig(teacher="x", rlcc=True)
     with pytest.raises(DataError, match="refused: not a plain label shard"):

@@ -564,6 +564,10 @@ def _check_out(out: Path, cfg: DistillConfig) -> None:
         raise UsageError(f"{out} exists and holds no {CKPT}; choose an empty or new folder")
     if (out / CONFIG).is_file() and _semantic(load_run_config(out / CONFIG)) != _semantic(cfg):
         raise UsageError(f"{out / CONFIG} was written by another configuration; use another --out or the same config")
+    if (out / CKPT).is_file():  # a checkpoint that is not plain data, or another config's, is refused before any work
+        state = load_plain(out / CKPT, "resume checkpoint")
+        if not isinstance(state, dict) or state.get("config") != _semantic(cfg):
+            raise UsageError(f"{out / CKPT} was written by another configuration; use another --out or the same config")
 
 
 def _amp(cfg: DistillConfig, device: torch.device) -> tuple[torch.dtype | None, bool]:
