@@ -21,7 +21,6 @@ gives the ground-truth ERP colour image for the offline comparison.
 
 from __future__ import annotations
 
-import json
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -184,7 +183,9 @@ class SynthSource(Source):
         return read_rgb(self.cache_path / f"erp_{i:05d}.png")
 
     def meta(self) -> dict:
-        return json.loads((self.cache_path / "meta.json").read_text())
+        from panoedge.safe_load import load_json
+
+        return load_json(self.cache_path / "meta.json")
 
     # -- Source ---------------------------------------------------------------------------------
 
