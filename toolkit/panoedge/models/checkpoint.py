@@ -69,7 +69,7 @@ def load_plain(path: str | Path, what: str, map_location="cpu"):
     except pickle.UnpicklingError as e:
         text = str(e)
         detail = text[text.find("WeightsUnpickler error:"):].split("\n\n")[0] if "WeightsUnpickler" in text else text
-        detail = " ".join(detail.replace("WeightsUnpickler error:", "").split())[:200]
+        detail = " ".join(detail.replace("WeightsUnpickler error:", "").split()).split(". Please")[0][:200]  # not torch's advice to allow it
         if "global" in detail.lower() or "class" in detail.lower():
             raise DataError(f"{p}: refused: not a plain {what}: it asks to build objects panoedge never writes "
                             f"({detail}), which could run code; nothing was executed. Delete it to start over") from None
