@@ -132,6 +132,27 @@ def test_ctrl_c_during_distillation_saves_and_says_how_to_resume(tmp_path, monke
     assert (tmp_path / "run" / "student.pt").is_file() and res.report["train"]["steps"] == 4
 
 
+def test_ctrl_c_during_teacher_training_saves_and_says_how_to_resume(tmp_path, monkeypatch):
+    import torch
+
+    from panoedge.distill import teacher_train
+    from panoedge.errors import Interrupted
+    from tests.test_teacher_train import _cfg
+
+    real, calls = teacher_train._loss, []
+
+    def loss_then_ctrl_c(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(*a, **k)
+
+    monkeypatch.setattr(teacher_train, "_loss", loss_then_ctrl_c)
+    with pytest.raises(Interrupted, match=r"SIGINT at step 2 of 6: checkpoint saved to .*ckpt.pt"):
+        teacher_train.train_teacher(_cfg(ckpt_every=100, n_views=2), tmp_path / "t", progress=False)
+    assert torch.load(tmp_path / "t" / "ckpt.pt", weights_only=True)["step"] == 2
+
+
 def test_stale_partial_folders_are_removed_on_the_next_write(tmp_path):
     from panoedge.home import atomic_dir
 
