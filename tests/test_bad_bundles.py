@@ -202,3 +202,12 @@ def test_signing_needs_the_extra_named_early(monkeypatch, bundle, tmp_path):
     monkeypatch.setattr(builtins, "__import__", no_crypto)
     with pytest.raises(UsageError, match=r"pip install 'panoedge\[sign\]'"):
         verify_bundle(bundle, trusted_key=tmp_path / "k.pub")
+
+
+def test_build_with_a_bad_signing_key_fails_before_any_work(tmp_path):
+    from panoedge.deploy.bundle import build_bundle
+
+    (tmp_path / "not-a-key.pem").write_text("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+    with pytest.raises(DataError, match="not a readable unencrypted PEM private key"):
+        build_bundle(tmp_path / "missing-model.onnx", "cpu", None, tmp_path / "out", sign=tmp_path / "not-a-key.pem")
+    assert not (tmp_path / "out").exists()

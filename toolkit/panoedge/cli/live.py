@@ -136,7 +136,7 @@ def bench_soak_cmd(
     from panoedge.live.soak import soak
 
     on_event, _ = _printer(True)
-    rep = soak(bundle, duration, warmup, backend, None, threads, on_event=on_event)
+    rep = soak(bundle, duration_s=duration, warmup_s=warmup, backend=backend, threads=threads, on_event=on_event)
     c, h = rep["cases"]["soak"], rep["hostile"]
     typer.echo(f"{rep['machine']['cpu']}, {rep['machine']['cores']} cores; {rep['model']['name']} "
                f"{rep['model']['backend']}; {duration:g} s after {warmup:g} s warm-up")
