@@ -250,6 +250,24 @@ def test_damaged_video_is_an_error_not_an_end(tmp_path):
         frames(f"file://{path}?fps=0")
 
 
+def test_video_declaring_frames_above_the_pixel_budget_is_refused(tmp_path, monkeypatch):
+    import cv2
+
+    from panoedge.live.pipeline import Pipeline
+    from panoedge.live.sources import SourceFailed
+    from tests.test_live_pipeline import fake_model, small_rig
+
+    path = tmp_path / "v.avi"
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (256, 128))
+    for _ in range(3):
+        w.write(np.zeros((128, 256, 3), np.uint8))
+    w.release()
+    monkeypatch.setenv("PANOEDGE_MAX_IMAGE_PIXELS", "1000")
+    with Pipeline(f"file://{path}?fps=0", fake_model(), rig=small_rig()) as pipe:
+        with pytest.raises(SourceFailed, match="256x128 pixels .* above the pixel budget"):
+            pipe.run(duration_s=30)
+
+
 def test_fifo_and_non_device_paths_are_refused(tmp_path):
     from panoedge.live.sources import open_source
 

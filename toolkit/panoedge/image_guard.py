@@ -35,8 +35,8 @@ def max_pixels() -> int:
 
 
 def _too_big(source, w: int, h: int) -> DataError:
-    return DataError(f"{source}: {w}x{h} pixels ({w * h / 1e6:.0f} MP) is above the pixel budget of "
-                     f"{max_pixels() / 1e6:.0f} MP; refusing to decode it (${ENV_MAX_PIXELS} raises the budget)")
+    return DataError(f"{source}: {w}x{h} pixels ({w * h / 1e6:.3g} MP) is above the pixel budget of "
+                     f"{max_pixels() / 1e6:.3g} MP; refusing to decode it (${ENV_MAX_PIXELS} raises the budget)")
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

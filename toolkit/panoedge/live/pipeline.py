@@ -237,7 +237,7 @@ class Pipeline:
         while not self._stop.is_set():
             try:
                 self.source.open()
-            except UsageError:
+            except (UsageError, SourceFailed):
                 raise
             except Exception as e:  # a device that is not there now: SourceError, OSError, cv2.error
                 attempt += 1

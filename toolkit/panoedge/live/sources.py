@@ -311,6 +311,13 @@ class CvSource(Source):
             if self.fps:
                 cap.set(cv2.CAP_PROP_FPS, self.fps)
             cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the newest frame, not a backlog
+        from panoedge.image_guard import check_frame_size
+
+        try:  # the frame size the device or container declares, against the pixel budget, before decoding
+            check_frame_size(cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT), self.uri)
+        except PanoedgeError as e:
+            cap.release()
+            raise SourceFailed(str(e)) from None
         if self.scheme == "file":
             if self._fps_option is None:
                 self.fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
