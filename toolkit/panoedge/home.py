@@ -108,7 +108,9 @@ def _json_default(o):
 def atomic_dir(final: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temp folder beside ``final``; on success it replaces ``final`` in one rename.
 
-    On error the temp folder is removed and ``final`` is untouched.
+    On error (Ctrl-C and, in the CLI, SIGTERM included) the temp folder is removed and ``final``
+    is untouched. A process killed outright leaves its ``.NAME.<pid>-XXXX.partial`` folder; the
+    next write of the same ``final`` removes it (:func:`remove_stale_partials`).
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
