@@ -143,6 +143,8 @@ class _Hostile:
         socks = []
         while not self.stop.is_set():
             for _ in range(FLOOD_SOCKETS):
+                if self.stop.is_set():
+                    break
                 try:
                     s = socket.create_connection(("127.0.0.1", self.web_port), timeout=2)
                     s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # slowloris: headers never finish
@@ -152,7 +154,9 @@ class _Hostile:
                 except OSError:
                     pass
             for s in socks:
-                s.settimeout(0.05)
+                if self.stop.is_set():
+                    break
+                s.settimeout(0.02)
                 try:
                     if s.recv(64).startswith(b"HTTP/1.1 503"):
                         self.counts["flood_refused_503"] += 1
