@@ -224,6 +224,16 @@ class Pipeline:
             self._stitcher.close()
         self._opened = False
 
+    @property
+    def delivered_any(self) -> bool:
+        """Whether the source delivered at least one frame in the last :meth:`run`."""
+        return self._got_frame
+
+    @property
+    def last_source_problem(self) -> str | None:
+        """The last reason the source could not be opened or was lost (None: none)."""
+        return self._last_problem
+
     def stop(self) -> None:
         """Ask every stage to stop (thread-safe; :meth:`run` returns soon after)."""
         self._stop.set()

@@ -87,9 +87,9 @@ def run_live(model, source: str = "synth://indoor", sinks=(), duration_s: float 
                     accuracy["offline"] = off
                     accuracy["miou_area_delta"] = live_acc["miou_area"] - off["miou_area"]
                     accuracy["miou_delta"] = live_acc["miou"] - off["miou"]
-    if not case["interrupted"] and not pipe._got_frame:
+    if not case["interrupted"] and not pipe.delivered_any:
         from panoedge.live.sources import SourceFailed
 
-        raise SourceFailed(f"{pipe.source.uri}: the run delivered no frame"
-                           + (f" ({pipe._last_problem})" if pipe._last_problem else ""))
+        why = pipe.last_source_problem
+        raise SourceFailed(f"{pipe.source.uri}: the run delivered no frame" + (f" ({why})" if why else ""))
     return make_report(SCHEMA, pipe, {"concurrent": case}, {}, accuracy)
