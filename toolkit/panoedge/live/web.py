@@ -6,10 +6,11 @@ bound beyond loopback without one gets a random token, printed in its URL), ``fp
 most JPEGs per second and view it encodes), ``quality=80`` (JPEG quality), ``clients=128``
 (connections served at once; more get ``503``).
 
-Requests whose ``Host`` header does not name the bound address are refused with ``421``: a
-loopback viewer answers only ``localhost``/``127.0.0.1``/``[::1]``, so a web page on another
-site cannot reach it by re-pointing its own DNS name at 127.0.0.1 (DNS rebinding). ``HEAD``
-gets the headers without a body.
+A viewer without a token (loopback by default) refuses with ``421`` every request whose
+``Host`` header does not name its bound address (only ``localhost``/``127.0.0.1``/``[::1]`` for
+loopback), so a web page on another site cannot reach it by re-pointing its own DNS name at
+127.0.0.1 (DNS rebinding); with a token the token is what keeps such pages out, and any host
+name (``robot.local``) works. ``HEAD`` gets the headers without a body.
 
 The page (``web_page.html``) shows the ERP with the segmentation overlay (or the plain camera
 view or the class colours), the depth colour map, a legend and the live stats. Endpoints:
@@ -320,7 +321,7 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         query = dict(parse_qsl(url.query))
         try:
-            if not host_allowed(self.headers.get("Host"), sink.host):
+            if not sink.token and not host_allowed(self.headers.get("Host"), sink.host):
                 self._send(421, b"panoedge: this viewer answers only requests addressed to its own host\n",
                            "text/plain; charset=utf-8")
                 return
