@@ -43,3 +43,9 @@ class DataError(PanoedgeError):
 def unknown_name(kind: str, name: str, valid) -> UsageError:
     """The error for a name missing from a registry, listing the valid ones."""
     return UsageError(f"unknown {kind} {name!r}; valid: {', '.join(sorted(valid))}")
+
+
+class Interrupted(PanoedgeError):
+    """Ctrl-C or SIGTERM stopped a long job cleanly (state saved); the message says how to resume."""
+
+    exit_code = 130

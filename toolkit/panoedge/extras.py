@@ -34,6 +34,7 @@ EXTRAS: dict[str, Extra] = {e.name: e for e in (
     Extra("hf", "the Hugging Face extras", ("transformers",)),
     Extra("live", "the live extras", ("zmq",)),
     Extra("tensorrt", "the TensorRT extras", ("tensorrt",)),
+    Extra("sign", "the signing extras", ("cryptography",)),
 )}
 """Every optional extra (pyproject.toml's ``[project.optional-dependencies]`` minus ``dev``/``all``)."""
 

@@ -88,9 +88,31 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def finite_or_none(obj):
+    """``obj`` with every NaN or infinity replaced by ``None`` (and NumPy values made plain), so it
+    can be written as strict JSON: a missing number is ``null``, never ``NaN`` (not JSON)."""
+    import math
+
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_or_none(v) for v in obj]
+    if type(obj).__module__ == "numpy":
+        return finite_or_none(_json_default(obj))
+    return obj
+
+
+def dumps_json(obj, **kw) -> str:
+    """Strict JSON text of ``obj`` (:func:`finite_or_none` first; ``allow_nan=False``)."""
+    return json.dumps(finite_or_none(obj), allow_nan=False, default=_json_default, **kw)
+
+
 def write_json(path: str | Path, obj) -> Path:
-    """Atomically write pretty JSON (machine-written records carry their own ``schema``)."""
-    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    """Atomically write pretty, strict JSON (non-finite numbers become ``null``; machine-written
+    records carry their own ``schema``)."""
+    return atomic_write_text(path, dumps_json(obj, indent=2, sort_keys=False) + "\n")
 
 
 def _json_default(o):
@@ -109,11 +131,14 @@ def _json_default(o):
 def atomic_dir(final: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temp folder beside ``final``; on success it replaces ``final`` in one rename.
 
-    On error the temp folder is removed and ``final`` is untouched.
+    On error (Ctrl-C and, in the CLI, SIGTERM included) the temp folder is removed and ``final``
+    is untouched. A process killed outright leaves its ``.NAME.<pid>-XXXX.partial`` folder; the
+    next write of the same ``final`` removes it (:func:`remove_stale_partials`).
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent))
+    remove_stale_partials(final)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.{os.getpid()}-", suffix=".partial", dir=final.parent))
     shareable(tmp, is_dir=True)
     try:
         yield tmp
@@ -130,6 +155,50 @@ def atomic_dir(final: str | Path, overwrite: bool = False) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+STALE_PARTIAL_S = 3600.0
+"""A ``.partial`` folder without a live owner's pid in its name counts as abandoned after this long."""
+
+
+def _owner_alive(name: str, prefix: str) -> bool | None:
+    """Whether the pid in ``.NAME.<pid>-XXXX.partial`` is a live process (``None``: no pid in the name)."""
+    pid = name[len(prefix):].split("-", 1)[0]
+    if not pid.isdigit() or "-" not in name[len(prefix):]:
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_partials(final: str | Path) -> list[Path]:
+    """Remove what interrupted writes of ``final`` left beside it: ``.partial`` folders whose
+    process is gone (or, for names without a pid, older than :data:`STALE_PARTIAL_S`) and the
+    ``.old`` folder of an interrupted replacement. Returns what was removed."""
+    import time
+
+    final = Path(final)
+    prefix = f".{final.name}."
+    removed = []
+    if not final.parent.is_dir():
+        return removed
+    for p in final.parent.iterdir():
+        if not (p.name.startswith(prefix) and p.name.endswith(".partial")) or p.is_symlink() or not p.is_dir():
+            continue
+        alive = _owner_alive(p.name[: -len(".partial")], prefix)
+        with contextlib.suppress(OSError):
+            if alive is False or (alive is None and time.time() - p.stat().st_mtime > STALE_PARTIAL_S):
+                shutil.rmtree(p)
+                removed.append(p)
+    old = final.with_name(f".{final.name}.old")
+    if old.is_dir() and not old.is_symlink() and final.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        removed.append(old)
+    return removed
 
 
 def _tree_size(path: Path) -> tuple[int, int]:

@@ -16,6 +16,7 @@ import numpy as np
 
 from panoedge.errors import DataError
 from panoedge.home import atomic_write_bytes
+from panoedge.image_guard import check_image_file
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 IGNORE = 255
@@ -26,6 +27,7 @@ def read_rgb(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such image file")
+    check_image_file(path)  # dimensions from the header, refused above the pixel budget before decoding
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
         raise DataError(f"{path}: not a readable image (corrupt, or not PNG/JPEG)")
@@ -76,6 +78,7 @@ def read_depth(path: str | Path) -> np.ndarray:
             raise DataError(f"{path}: not a readable .npy depth file ({e})") from None
         d = np.asarray(d, dtype=np.float32)
         return np.where(np.isfinite(d) & (d > 0), d, 0.0).astype(np.float32)
+    check_image_file(path)
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise DataError(f"{path}: not a readable depth image")
@@ -95,6 +98,7 @@ def read_labels(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such label file")
+    check_image_file(path)
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise DataError(f"{path}: not a readable label image")

@@ -40,8 +40,10 @@ def _command(argv: list[str] | None) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point."""
     from panoedge.parallel import allow_processes
+    from panoedge.signals import terminate_as_interrupt
 
     allow_processes()  # the console script and ``python -m panoedge.cli`` guard their main module
+    terminate_as_interrupt()  # SIGTERM cleans up (worker pools, .partial folders) like Ctrl-C
     try:
         from panoedge.cli.app import click_command
 

@@ -142,6 +142,7 @@ def build(
         None, "--budget-absrel", help=f"Max relative AbsRel increase (default {_Q.budget_absrel})."),
     no_eval: bool = typer.Option(False, "--no-eval", help="Skip the held-out accuracy budget."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
+    sign: Optional[Path] = typer.Option(None, "--sign", help="Sign the bundle with this Ed25519 private key (PEM; `panoedge bundle keygen`)."),
     json_path: Optional[Path] = JsonOpt,
 ) -> None:
     """Build a self-contained bundle for a target: FP32 + INT8 ONNX, calibration cache, manifest with hashes."""
@@ -153,7 +154,7 @@ def build(
     from panoedge.deploy.lint import format_lint
 
     qcfg = _qcfg(method, n, n_eval, budget_miou, budget_absrel, None, no_eval, None)
-    m = build_bundle(model, target, calib, out, _hw(size), rig, qcfg, overwrite=overwrite)
+    m = build_bundle(model, target, calib, out, _hw(size), rig, qcfg, overwrite=overwrite, sign=sign)
     import json
 
     size_from = {"trained": "the size the student was trained at", "--size": "--size",
@@ -225,17 +226,42 @@ def targets(json_path: Optional[Path] = JsonOpt) -> None:
     emit_json(json_path, {"schema": "panoedge.targets/1", "targets": [t.to_dict() for t in rows]})
 
 
+TrustedKeyOpt = typer.Option(None, "--trusted-key", envvar="PANOEDGE_TRUSTED_KEY", dir_okay=False,
+                             help="Ed25519 public key (PEM) the bundle's signature must verify against.")
+
+
 @bundle_app.command("verify")
-def bundle_verify(bundle: Path = typer.Argument(..., help="Bundle folder."), json_path: Optional[Path] = JsonOpt) -> None:
-    """Check the sha256 of every file against the manifest; a changed bundle fails."""
+def bundle_verify(bundle: Path = typer.Argument(..., help="Bundle folder."),
+                  trusted_key: Optional[Path] = TrustedKeyOpt, json_path: Optional[Path] = JsonOpt) -> None:
+    """Check the manifest, its paths and the sha256 of every file (and the signature); a changed bundle fails."""
     from panoedge.errors import DataError
     from panoedge.runtime.bundle import verify_bundle
 
-    rep = verify_bundle(bundle)
+    rep = verify_bundle(bundle, trusted_key=trusted_key)
     emit_json(json_path, {"schema": "panoedge.bundle_verify/1", **rep})
     if not rep["ok"]:
         raise DataError(f"{bundle}: {len(rep['problems'])} problem(s): " + "; ".join(rep["problems"]))
-    typer.echo(f"{bundle}: ok ({rep['n_files']} files match the manifest)")
+    typer.echo(f"{bundle}: ok ({rep['n_files']} files match the manifest; signature {rep['signature']})")
+
+
+@bundle_app.command("keygen")
+def bundle_keygen(out: Path = typer.Option(..., "--out", help="Folder for panoedge-signing.key and .pub."),
+                  overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing pair.")) -> None:
+    """Make an Ed25519 key pair for signing bundles (keep the .key private; give robots the .pub)."""
+    from panoedge.runtime.signing import generate_keypair
+
+    priv, pub = generate_keypair(out, overwrite=overwrite)
+    typer.echo(f"wrote {priv} (private, mode 0600) and {pub} (give this to `panoedge run --trusted-key`)")
+
+
+@bundle_app.command("sign")
+def bundle_sign(bundle: Path = typer.Argument(..., help="Bundle folder."),
+                key: Path = typer.Option(..., "--key", help="Ed25519 private key (PEM).")) -> None:
+    """Sign an existing bundle after checking it (writes manifest.sig)."""
+    from panoedge.runtime.bundle import sign_bundle
+
+    kid = sign_bundle(bundle, key)
+    typer.echo(f"{bundle}: signed with key {kid}")
 
 
 @bundle_app.command("info")

@@ -89,6 +89,8 @@ def run_cmd(
     accuracy: bool = typer.Option(True, "--accuracy/--no-accuracy", help="Score frames that carry ground truth (synth://)."),
     antialias: bool = AntialiasOpt,
     quiet: bool = typer.Option(False, "--quiet", help="No live status line."),
+    trusted_key: Optional[Path] = typer.Option(None, "--trusted-key", envvar="PANOEDGE_TRUSTED_KEY", dir_okay=False,
+                                               help="Run only a bundle signed by this Ed25519 public key (PEM)."),
     json_path: Optional[Path] = JsonOpt,
 ) -> None:
     """Run live: SOURCE -> stitch -> BUNDLE -> sinks, with fps, latency and drops reported live and at the end."""
@@ -99,7 +101,8 @@ def run_cmd(
 
     on_event, on_status = _printer(quiet)
     rep = run_live(bundle, source, sink or [], duration, warmup, rig, backend, precision, threads,
-                   _config(queue, stitch_device, accuracy, antialias), on_event=on_event, on_status=on_status)
+                   _config(queue, stitch_device, accuracy, antialias), on_event=on_event, on_status=on_status,
+                   trusted_key=trusted_key)
     if sys.stderr.isatty() and not quiet:
         typer.echo("", err=True)
     c = rep["cases"]["concurrent"]
@@ -142,4 +145,31 @@ def bench_pipeline_cmd(
                f"ORT threads {mod.get('threads') or 'default'}; ERP {rep['erp_hw'][0]}x{rep['erp_hw'][1]} from "
                f"{rep['source']['uri']}; warm-up {warmup:g} s, {duration:g} s per case")
     typer.echo(format_report(rep))
+    emit_json(json_path, rep)
+
+
+@bench_app.command("soak")
+def bench_soak_cmd(
+    bundle: Path = typer.Argument(..., help="A bundle folder (panoedge build) or a panoedge .onnx file."),
+    duration: float = typer.Option(20.0, "--duration", help="Measured seconds."),
+    warmup: float = typer.Option(2.0, "--warmup", help="Warm-up seconds."),
+    backend: Optional[str] = typer.Option(None, "--backend", help="ort-cpu, ort-cuda, ort-trt, trt (default: the bundle's)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="ONNX Runtime intra-op threads."),
+    json_path: Optional[Path] = JsonOpt,
+) -> None:
+    """A short soak: the live pipeline on a changing folder with corrupt and bomb frames, while hostile
+    web clients (DNS rebinding, floods, slowloris, HEAD) and an idle ZeroMQ subscriber misbehave."""
+    from panoedge.live.report import format_report
+    from panoedge.live.soak import soak
+
+    on_event, _ = _printer(True)
+    rep = soak(bundle, duration_s=duration, warmup_s=warmup, backend=backend, threads=threads, on_event=on_event)
+    c, h = rep["cases"]["soak"], rep["hostile"]
+    typer.echo(f"{rep['machine']['cpu']}, {rep['machine']['cores']} cores; {rep['model']['name']} "
+               f"{rep['model']['backend']}; {duration:g} s after {warmup:g} s warm-up")
+    typer.echo(format_report(rep))
+    typer.echo(f"hostile: {h['rebinding_requests']} rebinding requests ({h['rebinding_served']} served), "
+               f"{h['head_requests']} HEAD ({h['head_bodies']} with a body), {h['flood_connections']} flood/slowloris "
+               f"connections ({h['flood_refused_503']} refused with 503), {h['files_deleted']} frames deleted mid-run; "
+               f"out of order {c['frames']['out_of_order']}, corrupt frames skipped {c['frames']['corrupt']}")
     emit_json(json_path, rep)

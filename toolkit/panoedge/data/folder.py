@@ -8,7 +8,6 @@ A missing sub-folder means that modality is absent, never an error by itself.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -19,6 +18,7 @@ from panoedge import CONVENTIONS_VERSION
 from panoedge.errors import DataError
 from panoedge.home import write_json
 from panoedge.io import IMAGE_EXTS, read_depth, read_labels, read_rgb
+from panoedge.safe_load import load_json
 
 META_SCHEMA = "panoedge.dataset/1"
 MODALITIES = ("rgb", "depth", "semantic", "fisheye")
@@ -43,10 +43,7 @@ def read_meta(root: str | Path) -> dict:
     path = Path(root) / "meta.json"
     if not path.is_file():
         raise DataError(f"{path}: missing; a dataset folder needs a meta.json (see CONVENTIONS.md)")
-    try:
-        meta = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}: not valid JSON ({e})") from None
+    meta = load_json(path)
     classes = meta.get("classes")
     if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes) or not classes:
         raise DataError(f"{path}: classes: expected a non-empty list of class names")

@@ -21,7 +21,6 @@ and ``panoedge engine --dla-core 0`` still tries the DLA on request.
 
 from __future__ import annotations
 
-import json
 import platform
 import shutil
 import time
@@ -34,7 +33,7 @@ from panoedge.deploy.quantize import QuantizeConfig, quantize_model
 from panoedge.deploy.targets import Target, load_target
 from panoedge.errors import DataError, UsageError
 from panoedge.home import atomic_dir, sha256_file, write_json
-from panoedge.runtime.bundle import MANIFEST, SCHEMA, bundle_files, read_manifest, verify_bundle
+from panoedge.runtime.bundle import MANIFEST, SCHEMA, SIGNATURE, bundle_files, read_manifest, verify_bundle
 
 FP32, INT8 = "model.fp32.onnx", "model.int8.onnx"
 
@@ -116,7 +115,8 @@ def target_quantize_config(target: Target, quantize: QuantizeConfig | None = Non
 
 def build_bundle(model: str | Path, target: str, data: str | Path | None, out: str | Path,
                  size: tuple[int, int] | None = None, rig: str | Path | None = None,
-                 quantize: QuantizeConfig | None = None, overwrite: bool = False, progress: bool = True) -> dict:
+                 quantize: QuantizeConfig | None = None, overwrite: bool = False, progress: bool = True,
+                 sign: str | Path | None = None) -> dict:
     """Build the bundle ``out`` for ``target`` from ``model`` (student.pt, run folder or panoedge ONNX).
 
     ``size`` defaults to the size the student was trained at (an ONNX file's own size), else the
@@ -124,11 +124,18 @@ def build_bundle(model: str | Path, target: str, data: str | Path | None, out: s
     costs accuracy that a silent default would hide. The manifest's ``input_size`` says which size
     was used and why, and ``warnings`` says when it differs from the trained size. ``data`` (a
     dataset folder or ``synth:FAMILY``) calibrates INT8 and measures its accuracy at the bundle's
-    size. Returns the manifest.
+    size.
+    ``sign``: a PEM Ed25519 private key; the bundle then carries ``manifest.sig``
+    (:mod:`panoedge.runtime.signing`). Returns the manifest.
     """
     from panoedge.deploy.lint import format_lint
     from panoedge.geometry import check_erp_size
 
+    if sign is not None:
+        from panoedge.runtime.signing import load_private_key, require_crypto
+
+        require_crypto("--sign")
+        load_private_key(sign)  # a bad key fails before the build, not after it
     tgt = load_target(target)
     model, out = Path(model), Path(out)
     if not model.exists():
@@ -206,4 +213,8 @@ def build_bundle(model: str | Path, target: str, data: str | Path | None, out: s
                              for rel in bundle_files(tmp)}
         manifest["build_seconds"] = round(time.perf_counter() - t0, 1)
         write_json(tmp / MANIFEST, manifest)
-    return json.loads((out / MANIFEST).read_text())
+        if sign is not None:
+            from panoedge.runtime.signing import sign_manifest
+
+            sign_manifest(tmp / MANIFEST, sign, tmp / SIGNATURE)
+    return read_manifest(out)

@@ -95,6 +95,9 @@ def load_rgb(folder: DatasetFolder, stem: str) -> tuple[np.ndarray, bytes]:
     if path is None:
         raise DataError(f"{folder.root}/rgb: no image for {stem!r}")
     blob = path.read_bytes()
+    from panoedge.image_guard import check_image_bytes
+
+    check_image_bytes(blob, path)
     bgr = cv2.imdecode(np.frombuffer(blob, np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:
         raise DataError(f"{path}: not a readable image (corrupt, or not PNG/JPEG)")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from panoedge.errors import DataError
@@ -56,9 +55,17 @@ def model_info(proto, path: str | Path = "<model>") -> dict:
     h, w = inputs[0]["shape"][2:]
     if not h or not w:
         raise DataError(f"{path}: input {inputs[0]['name']} has a dynamic height/width; export with a static size")
-    return {"inputs": inputs, "outputs": outputs, "hw": (int(h), int(w)),
-            "preprocess": json.loads(meta["panoedge.preprocess"]), "config": json.loads(meta["panoedge.config"]),
-            "export": json.loads(meta.get("panoedge.export", "{}"))}
+    from panoedge.errors import ConfigError
+    from panoedge.safe_load import loads_json
+
+    try:
+        parsed = {key: loads_json(meta.get(f"panoedge.{key}", "{}"), f"{path}: metadata panoedge.{key}")
+                  for key in ("preprocess", "config", "export")}
+    except ConfigError as e:
+        raise DataError(str(e)) from None
+    if not all(isinstance(v, dict) for v in parsed.values()):
+        raise DataError(f"{path}: panoedge.* metadata must be JSON objects")
+    return {"inputs": inputs, "outputs": outputs, "hw": (int(h), int(w)), **parsed}
 
 
 def tensor_names(proto) -> set[str]:

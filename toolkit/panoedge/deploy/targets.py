@@ -109,23 +109,23 @@ def list_targets() -> list[str]:
     return sorted(_profile_files())
 
 
-def _read(path: Path) -> dict:
-    text = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix.lower() == ".toml":
-            try:
-                import tomllib
-            except ModuleNotFoundError:  # Python 3.10
-                import tomli as tomllib
-            data = tomllib.loads(text)
-        else:
-            import yaml
+TOP_KEYS = ("schema", "name", "description", "kind", "backend", "precision", "input_size", "int8_activations",
+            "model_match", "modules", "gpu", "software", "sources")
+GPU_KEYS = ("compute_capability", "dla_cores", "memory_gb", "min_compute_capability")
+SOFTWARE_KEYS = ("jetpack", "tensorrt", "jetpack_tensorrt")
 
-            data = yaml.safe_load(text)
-    except Exception as e:  # tomllib/yaml raise their own decode errors
-        raise ConfigError(path, "(file)", f"not valid {path.suffix[1:].upper()}: {e}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(path, "(file)", "expected a table of keys")
+
+def _read(path: Path) -> dict:
+    """A profile file through :mod:`panoedge.safe_load` (bounded, no NaN, unknown keys refused)."""
+    from panoedge.safe_load import check_keys, load_file
+
+    data = load_file(path)
+    check_keys(data, TOP_KEYS, path)
+    for table, keys in (("gpu", GPU_KEYS), ("software", SOFTWARE_KEYS)):
+        sub = data.get(table, {})
+        if not isinstance(sub, dict):
+            raise ConfigError(path, table, f"{sub!r}: expected a table")
+        check_keys(sub, keys, path, f"{table}.")
     return data
 
 
@@ -162,10 +162,10 @@ def parse_target(data: dict, path: str | Path = "<dict>") -> Target:
         raise ConfigError(path, "input_size", f"{data.get('input_size')!r}: {e} (HxW, W = 2H, H a multiple of 32)") from None
     gpu, sw = data.get("gpu") or {}, data.get("software") or {}
     dla = gpu.get("dla_cores", 0)
-    if not isinstance(dla, int) or not 0 <= dla <= 2:
+    if isinstance(dla, bool) or not isinstance(dla, int) or not 0 <= dla <= 2:
         raise ConfigError(path, "gpu.dla_cores", f"{dla!r}: expected an integer in [0, 2]")
     mem = gpu.get("memory_gb", [])
-    if not isinstance(mem, list) or not all(isinstance(m, (int, float)) and m > 0 for m in mem):
+    if not isinstance(mem, list) or not all(isinstance(m, (int, float)) and not isinstance(m, bool) and m > 0 for m in mem):
         raise ConfigError(path, "gpu.memory_gb", f"{mem!r}: expected a list of positive numbers")
     jt = sw.get("jetpack_tensorrt", {}) or {}
     for jp, trt in jt.items():

@@ -11,7 +11,6 @@ its ``teacher`` key is the teacher spec actually used. Importable without torch.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -128,8 +127,12 @@ class DistillConfig:
 
     def validate(self, path: str | Path | None = None) -> "DistillConfig":
         """Check every field (errors name ``path``, the key and the allowed range); returns a normalised copy."""
+        from panoedge.safe_load import check_fields
+
         def bad(key, problem):
             return ConfigError(path, key, problem)
+
+        check_fields({f: getattr(self, f) for f in FIELDS}, DistillConfig, path, lenient=_SIZE_LENIENT)
 
         for key, lo, hi in _RANGES:
             v = getattr(self, key)
@@ -197,30 +200,23 @@ def _pair(v, key: str, path) -> tuple[int, int]:
     return h, w
 
 
+_SIZE_LENIENT = {"erp_hw": tuple[int, int] | str, "synth_hw": tuple[int, int] | str,
+                 "patch_hw": tuple[int, int] | str | None, "pseudo_hw": tuple[int, int] | str | None}
+"""Sizes may also be written ``"HxW"`` in a file."""
+
+
 def read_config_file(path: str | Path) -> dict:
-    """The mapping in a YAML or JSON config file; unknown keys are a ``ConfigError`` listing valid ones."""
+    """The mapping in a YAML or JSON config file, read through :mod:`panoedge.safe_load`: unknown
+    keys are a ``ConfigError`` naming the nearest valid one, values must have their field's type
+    (booleans ``true``/``false`` only, finite numbers)."""
+    from panoedge.safe_load import check_fields, load_file
+
     path = Path(path)
     if not path.is_file():
         raise ConfigError(path, "(file)", "no such config file")
-    text = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
-            import yaml
-
-            data = yaml.safe_load(text)
-    except Exception as e:  # yaml and json raise their own types
-        raise ConfigError(path, "(file)", f"not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: {e}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(path, "(top level)", "expected a mapping of config keys")
+    data = load_file(path)
     data = {k: v for k, v in data.items() if k != "schema"}
-    unknown = sorted(set(data) - set(FIELDS))
-    if unknown:
-        raise ConfigError(path, unknown[0], f"unknown key; valid keys: {', '.join(FIELDS)}")
-    return data
+    return check_fields(data, DistillConfig, path, lenient=_SIZE_LENIENT)
 
 
 def resolve_config(file: str | Path | None = None, **flags) -> DistillConfig:
@@ -250,11 +246,11 @@ def load_run_config(path: str | Path) -> DistillConfig:
     """The :class:`DistillConfig` of a run folder's ``config.json`` (extra keys ignored)."""
     p = Path(path)
     p = p / "config.json" if p.is_dir() else p
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise ConfigError(p, "(file)", f"unreadable run config: {e}") from None
-    return replace(DistillConfig(), **{k: v for k, v in data.items() if k in FIELDS}).validate(p)
+    from panoedge.safe_load import check_fields, load_json
+
+    data = load_json(p)
+    known = check_fields({k: v for k, v in data.items() if k in FIELDS}, DistillConfig, p, lenient=_SIZE_LENIENT)
+    return replace(DistillConfig(), **known).validate(p)
 
 
 def lr_at(cfg, step: int) -> float:

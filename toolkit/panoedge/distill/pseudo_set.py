@@ -7,13 +7,13 @@ each read on its own from the zip), ``index.json`` and the ``complete`` marker.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
 from panoedge.errors import DataError
+from panoedge.safe_load import load_json
 
 SCHEMA = "panoedge.pseudo/1"
 
@@ -31,7 +31,7 @@ class PseudoLabelSet:
         path = self.root / "meta.json"
         if not path.is_file():
             raise DataError(f"{self.root}: not a pseudo-label folder (no meta.json)")
-        self.meta = json.loads(path.read_text(encoding="utf-8"))
+        self.meta = load_json(path)
         self.stems: list[str] = list(self.meta["stems"])
         self.classes = tuple(self.meta["classes"]) if self.meta["classes"] is not None else None
         self.depth_kind: str | None = self.meta["depth_kind"]

@@ -37,9 +37,10 @@ from panoedge.progress import tqdm
 
 from panoedge.distill.config import lr_at
 from panoedge.distill.teacher_config import TeacherTrainConfig
-from panoedge.errors import DataError, UsageError
+from panoedge.errors import DataError, Interrupted, UsageError
 from panoedge.eval import metrics
 from panoedge.home import atomic_write_bytes, cache_dir, content_key, write_json
+from panoedge.signals import deferred_interrupt
 from panoedge.synth.world import FAMILIES, class_names
 
 REPORT_SCHEMA = "panoedge.teacher_report/1"
@@ -260,6 +261,19 @@ def _norm_cfg(d: dict) -> dict:
     return {k: list(v) if isinstance(v, (tuple, list)) else v for k, v in d.items()}
 
 
+def _resume_state(ckpt_path: Path, cfg: TeacherTrainConfig) -> dict:
+    """The checkpoint to resume from: plain data only (``weights_only``; anything else is refused
+    unexecuted) and written by this configuration."""
+    from panoedge.models.checkpoint import load_plain
+
+    state = load_plain(ckpt_path, "teacher-training checkpoint")
+    if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
+        raise DataError(f"{ckpt_path}: not a teacher-training checkpoint (no config)")
+    if _norm_cfg(state["config"]) != _norm_cfg(asdict(cfg)):
+        raise UsageError(f"{ckpt_path} was written by another configuration; use another --out or no resume")
+    return state
+
+
 def train_teacher(cfg: TeacherTrainConfig, out_dir: str | Path, progress: bool = True, resume: bool = True,
                   stop_at: int | None = None) -> dict:
     """Train the teacher of ``cfg`` into ``out_dir`` and evaluate it; returns the report dict.
@@ -277,16 +291,14 @@ def train_teacher(cfg: TeacherTrainConfig, out_dir: str | Path, progress: bool =
     if out.exists() and any(out.iterdir()) and not ckpt_path.is_file():
         raise UsageError(f"{out} exists and holds no {CKPT}; choose an empty or new folder")
     classes = class_names(cfg.family)
+    state = _resume_state(ckpt_path, cfg) if resume and ckpt_path.is_file() else None  # refused before any work
     train_views = load_views(cfg, "train", progress)
     torch.manual_seed(cfg.seed)
     model = create_teacher_net(ARCH, len(classes), width_mult=cfg.width_mult, max_depth_m=cfg.max_depth_m)
     model = model.to(memory_format=torch.channels_last)  # oneDNN's convolutions run 11-14% faster so on CPU
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, curve = 0, []
-    if resume and ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        if _norm_cfg(state["config"]) != _norm_cfg(asdict(cfg)):
-            raise UsageError(f"{ckpt_path} was written by another configuration; use another --out or no resume")
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
@@ -295,19 +307,24 @@ def train_teacher(cfg: TeacherTrainConfig, out_dir: str | Path, progress: bool =
     model.train()
     t0, t_steps = time.perf_counter(), 0
     bar = tqdm(range(step, end), desc="teacher train", unit="step", initial=step, total=end, disable=not progress)
-    for step in bar:
-        for g in opt.param_groups:
-            g["lr"] = lr_at(cfg, step)
-        x, depth, labels = _batch(cfg, train_views, step)
-        loss, ce, dl = _loss(cfg, model, x, depth, labels)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        t_steps += 1
-        curve.append([step + 1, round(float(loss.detach()), 5), round(ce, 5), round(dl, 5)])
-        bar.set_postfix(loss=f"{float(loss.detach()):.3f}", ce=f"{ce:.3f}", depth=f"{dl:.3f}")
-        if (step + 1) % cfg.ckpt_every == 0 or step + 1 == end:
-            _save_ckpt(ckpt_path, cfg, model, opt, step + 1, curve)
+    with deferred_interrupt() as stop:
+        for step in bar:
+            for g in opt.param_groups:
+                g["lr"] = lr_at(cfg, step)
+            x, depth, labels = _batch(cfg, train_views, step)
+            loss, ce, dl = _loss(cfg, model, x, depth, labels)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            t_steps += 1
+            curve.append([step + 1, round(float(loss.detach()), 5), round(ce, 5), round(dl, 5)])
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", ce=f"{ce:.3f}", depth=f"{dl:.3f}")
+            if (step + 1) % cfg.ckpt_every == 0 or step + 1 == end:
+                _save_ckpt(ckpt_path, cfg, model, opt, step + 1, curve)
+            if stop.requested and step + 1 < end:
+                _save_ckpt(ckpt_path, cfg, model, opt, step + 1, curve)
+                raise Interrupted(f"{stop.name} at step {step + 1} of {cfg.steps}: checkpoint saved to {ckpt_path}; "
+                                  f"run the same command again (same --out and options) to resume from there")
     s_per_step = (time.perf_counter() - t0) / t_steps if t_steps else None
     if end < cfg.steps:
         return {"stopped_at": end, "s_per_step": s_per_step, "curve": curve}

@@ -51,8 +51,10 @@ from panoedge.distill.consistency import consistency_loss, random_transforms
 from panoedge.distill.depthg import depthg_loss
 from panoedge.distill.losses import depth_loss, pixel_weights, soft_ce
 from panoedge.distill.pixl import downsample_labels, pixl_loss
-from panoedge.errors import DataError, UsageError
+from panoedge.errors import DataError, Interrupted, UsageError
 from panoedge.home import atomic_write_bytes, write_json
+from panoedge.models.checkpoint import load_plain
+from panoedge.signals import deferred_interrupt
 
 CKPT, LABELS, CONFIG, STUDENT, REPORT, LOG = "ckpt.pt", "labels", "config.json", "student.pt", "report.json", "log.csv"
 REPORT_SCHEMA = "panoedge.distill_report/1"
@@ -444,7 +446,7 @@ def advance(ts: TrainingSet, g: int, ema, cfg: DistillConfig, folder: Path, rank
         return folder / f"gen{i:03d}.pt"
 
     def load(i: int) -> dict:
-        state = torch.load(path(i), map_location="cpu", weights_only=False)
+        state = load_plain(path(i), "label shard")
         ts.probs, ts.weight, ts.generation = state["probs"], state["weight"], i
         return state["stats"]
 
@@ -483,14 +485,25 @@ def save_ckpt(path: Path, cfg, model, ema, opt, scaler, step: int, generation: i
     buf = io.BytesIO()
     torch.save({"config": _semantic(cfg), "step": step, "generation": generation, "model": model.state_dict(),
                 "ema": ema.state_dict(), "optimizer": opt.state_dict(), "scaler": scaler.state_dict(),
-                "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+                "rng": {"torch": torch.get_rng_state(), "numpy": _numpy_rng_state(), "python": random.getstate(),
                         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}}, buf)
     atomic_write_bytes(path, buf.getvalue())
 
 
+def _numpy_rng_state() -> dict:
+    """NumPy's global RNG state as plain data (tensors and numbers), so checkpoints load with ``weights_only``."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
+
+
+def _set_numpy_rng_state(s: dict) -> None:
+    np.random.set_state((s["name"], s["keys"].numpy().astype(np.uint32), s["pos"], s["has_gauss"], s["cached_gaussian"]))
+
+
 def load_ckpt(path: Path, cfg, model, ema, opt, scaler) -> tuple[int, int]:
     """Restore :func:`save_ckpt`'s state for the same config; returns ``(step, generation)``."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = load_plain(path, "resume checkpoint")
     if state["config"] != _semantic(cfg):
         diff = sorted(k for k in state["config"] if state["config"].get(k) != _semantic(cfg).get(k))
         raise UsageError(f"{path} was written by another configuration (differs in {', '.join(diff)}); "
@@ -500,7 +513,7 @@ def load_ckpt(path: Path, cfg, model, ema, opt, scaler) -> tuple[int, int]:
     opt.load_state_dict(state["optimizer"])
     scaler.load_state_dict(state["scaler"])
     torch.set_rng_state(state["rng"]["torch"])
-    np.random.set_state(state["rng"]["numpy"])
+    _set_numpy_rng_state(state["rng"]["numpy"])
     random.setstate(state["rng"]["python"])
     if state["rng"].get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["rng"]["cuda"])
@@ -551,6 +564,10 @@ def _check_out(out: Path, cfg: DistillConfig) -> None:
         raise UsageError(f"{out} exists and holds no {CKPT}; choose an empty or new folder")
     if (out / CONFIG).is_file() and _semantic(load_run_config(out / CONFIG)) != _semantic(cfg):
         raise UsageError(f"{out / CONFIG} was written by another configuration; use another --out or the same config")
+    if (out / CKPT).is_file():  # a checkpoint that is not plain data, or another config's, is refused before any work
+        state = load_plain(out / CKPT, "resume checkpoint")
+        if not isinstance(state, dict) or state.get("config") != _semantic(cfg):
+            raise UsageError(f"{out / CKPT} was written by another configuration; use another --out or the same config")
 
 
 def _amp(cfg: DistillConfig, device: torch.device) -> tuple[torch.dtype | None, bool]:
@@ -616,28 +633,35 @@ def distill(cfg: DistillConfig, out: str | Path, progress: bool = True, stop_at:
     t0, n_steps, parts = time.perf_counter(), 0, {}
     bar = tqdm(range(step, end), desc="distill", unit="step", initial=step, total=cfg.steps,
                disable=not (progress and rank == 0))
-    for step in bar:
-        g = step // spg
-        if g != ts.generation:
-            gen_stats.append(advance(ts, g, ema, cfg, out / LABELS, rank, world, device))
-        for group in opt.param_groups:
-            group["lr"] = lr_at(cfg, step)
-        batch = make_batch(ts, cfg, step, rank, world, model.config, device)
-        with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
-            loss, parts = step_loss(net, model, batch, cfg, ts.depth_kind)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
-        ema_update(ema, model, cfg.ema_decay, step)
-        n_steps += 1
-        if (step + 1) % cfg.log_every == 0 or step + 1 == end:
-            log.write(step + 1, g, lr_at(cfg, step), parts)
-            bar.set_postfix(loss=f"{parts['loss']:.3f}", gen=g)
-        if (step + 1) % cfg.ckpt_every == 0 or step + 1 == end:
-            if rank == 0:
-                save_ckpt(out / CKPT, cfg, model, ema, opt, scaler, step + 1, g)
-            barrier(world)
+    with deferred_interrupt() as stop:
+        for step in bar:
+            g = step // spg
+            if g != ts.generation:
+                gen_stats.append(advance(ts, g, ema, cfg, out / LABELS, rank, world, device))
+            for group in opt.param_groups:
+                group["lr"] = lr_at(cfg, step)
+            batch = make_batch(ts, cfg, step, rank, world, model.config, device)
+            with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
+                loss, parts = step_loss(net, model, batch, cfg, ts.depth_kind)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            ema_update(ema, model, cfg.ema_decay, step)
+            n_steps += 1
+            if (step + 1) % cfg.log_every == 0 or step + 1 == end:
+                log.write(step + 1, g, lr_at(cfg, step), parts)
+                bar.set_postfix(loss=f"{parts['loss']:.3f}", gen=g)
+            if (step + 1) % cfg.ckpt_every == 0 or step + 1 == end:
+                if rank == 0:
+                    save_ckpt(out / CKPT, cfg, model, ema, opt, scaler, step + 1, g)
+                barrier(world)
+            if stop.requested and step + 1 < end:
+                if rank == 0:
+                    save_ckpt(out / CKPT, cfg, model, ema, opt, scaler, step + 1, g)
+                log.close()
+                raise Interrupted(f"{stop.name} at step {step + 1} of {cfg.steps}: checkpoint saved to {out / CKPT}; "
+                                  f"run the same command again (same --out and config) to resume from there")
     log.close()
     s_per_step = (time.perf_counter() - t0) / n_steps if n_steps else None
     if end < cfg.steps:

@@ -20,7 +20,6 @@ reads its z-depth output as range as-is: the naive use whose error the tangent m
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -82,6 +81,17 @@ class Predictor(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, classes={self.num_classes}, depth_kind={self.depth_kind!r})"
+
+
+def _meta_json(meta: dict, key: str, path):
+    """One ``panoedge.*`` ONNX metadata value through the strict JSON loader (a ``DataError`` naming it)."""
+    from panoedge.errors import ConfigError
+    from panoedge.safe_load import loads_json
+
+    try:
+        return loads_json(meta[key], f"{path}: metadata {key}")
+    except ConfigError as e:
+        raise DataError(str(e)) from None
 
 
 def _student_hw(h: int) -> tuple[int, int]:
@@ -153,13 +163,13 @@ class OnnxPredictor(Predictor):
         if missing:
             raise DataError(f"{path}: not a panoedge student export (metadata {', '.join(missing)} missing); "
                             "for another ONNX model use the teacher spec onnx:FILE with its YAML sidecar")
-        pre, cfg, exp = (json.loads(meta[k]) for k in ("panoedge.preprocess", "panoedge.config", "panoedge.export"))
+        pre, cfg, exp = (_meta_json(meta, k, path) for k in ("panoedge.preprocess", "panoedge.config", "panoedge.export"))
         self.mean, self.std, self.scale = np.float32(pre["mean"]), np.float32(pre["std"]), np.float32(pre["scale"])
         self.hw = tuple(int(v) for v in exp["hw"])
         self.heads = tuple(cfg["heads"])
         self.name, self.num_classes = str(path), int(cfg["num_classes"])
-        self.classes = tuple(json.loads(meta["panoedge.classes"])) if "panoedge.classes" in meta else None
-        self.colors = np.asarray(json.loads(meta["panoedge.colors"]), np.uint8) if "panoedge.colors" in meta else None
+        self.classes = tuple(_meta_json(meta, "panoedge.classes", path)) if "panoedge.classes" in meta else None
+        self.colors = np.asarray(_meta_json(meta, "panoedge.colors", path), np.uint8) if "panoedge.colors" in meta else None
         self.depth_kind = "metric" if "depth" in self.heads else None
         self.input = self.session.get_inputs()[0].name
 

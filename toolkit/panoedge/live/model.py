@@ -13,14 +13,14 @@ ids and depth (:meth:`~LiveModel.postprocess`). The pipeline stitches straight t
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from panoedge.errors import DataError
+from panoedge.errors import ConfigError, DataError
+from panoedge.safe_load import loads_json
 
 __all__ = ["LiveModel", "default_threads", "load_model", "palette"]
 
@@ -80,11 +80,12 @@ class LiveModel:
 
     @classmethod
     def from_bundle(cls, path: str | Path, backend: str | None = None, precision: str | None = None,
-                    threads: int | None = None) -> "LiveModel":
-        """A bundle folder on ``backend``/``precision`` (defaults: the bundle target's)."""
+                    threads: int | None = None, trusted_key: str | Path | None = None) -> "LiveModel":
+        """A bundle folder on ``backend``/``precision`` (defaults: the bundle target's), verified
+        (and, with ``trusted_key``, its signature checked) by :func:`panoedge.runtime.load_bundle`."""
         from panoedge.runtime import load_bundle
 
-        b = load_bundle(path)
+        b = load_bundle(path, trusted_key=trusted_key)
         runner = b.runner(backend, precision, threads=threads)
         target = b.manifest.get("target", {})
         used_precision = precision or ("int8" if target.get("precision") == "int8" else "fp32")
@@ -105,9 +106,11 @@ class LiveModel:
         runner = OrtRunner(path, backend, threads=threads)
         meta = runner.metadata()
         try:
-            spec = check_preprocess(json.loads(meta["panoedge.preprocess"]))
-            config = json.loads(meta.get("panoedge.config", "{}"))
-        except (KeyError, json.JSONDecodeError) as e:
+            spec = check_preprocess(loads_json(meta["panoedge.preprocess"], f"{path}: panoedge.preprocess"))
+            config = loads_json(meta.get("panoedge.config", "{}"), f"{path}: panoedge.config")
+            if not isinstance(config, dict):
+                raise ConfigError(path, "panoedge.config", "expected a JSON object")
+        except (KeyError, ConfigError) as e:
             raise DataError(f"{path}: not a panoedge ONNX (metadata panoedge.preprocess missing or bad: {e})") from None
         inp = runner.inputs[0]
         if len(inp.shape) != 4 or inp.shape[2] is None or inp.shape[3] is None:
@@ -124,7 +127,7 @@ class LiveModel:
 
 
 def load_model(spec: str | Path, backend: str | None = None, precision: str | None = None,
-               threads: int | None = None) -> LiveModel:
+               threads: int | None = None, trusted_key: str | Path | None = None) -> LiveModel:
     """A bundle folder (has ``manifest.json``) or a panoedge ``.onnx`` file as a :class:`LiveModel`.
 
     ``threads``: ONNX Runtime intra-op threads (default :func:`default_threads`).
@@ -132,7 +135,9 @@ def load_model(spec: str | Path, backend: str | None = None, precision: str | No
     threads = default_threads() if threads is None else threads
     p = Path(spec)
     if p.is_dir():
-        return LiveModel.from_bundle(p, backend, precision, threads)
+        return LiveModel.from_bundle(p, backend, precision, threads, trusted_key=trusted_key)
+    if trusted_key is not None:
+        raise DataError(f"{spec}: --trusted-key checks a signed bundle folder; a bare .onnx file carries no signature")
     if p.is_file() and p.suffix.lower() == ".onnx":
         return LiveModel.from_onnx(p, backend or "ort-cpu", threads)
     raise DataError(f"{spec}: expected a bundle folder (panoedge build) or a panoedge .onnx file")

@@ -41,7 +41,7 @@ from panoedge.errors import UsageError
 from panoedge.live.queues import Closed, StageQueue
 from panoedge.live.report import PipelineStats, format_live
 from panoedge.live.sinks import Result, Sink, StreamInfo, open_sink
-from panoedge.live.sources import CorruptFrame, Source, SourceEnded, open_source
+from panoedge.live.sources import CorruptFrame, Source, SourceEnded, SourceFailed, open_source
 
 log = logging.getLogger("panoedge.live")
 
@@ -155,6 +155,8 @@ class Pipeline:
         self._connected = False
         self._was_lost = False
         self._opened = False
+        self._got_frame = False
+        self._last_problem: str | None = None
         self._seq = 0
         self.ended = False
 
@@ -222,6 +224,16 @@ class Pipeline:
             self._stitcher.close()
         self._opened = False
 
+    @property
+    def delivered_any(self) -> bool:
+        """Whether the source delivered at least one frame in the last :meth:`run`."""
+        return self._got_frame
+
+    @property
+    def last_source_problem(self) -> str | None:
+        """The last reason the source could not be opened or was lost (None: none)."""
+        return self._last_problem
+
     def stop(self) -> None:
         """Ask every stage to stop (thread-safe; :meth:`run` returns soon after)."""
         self._stop.set()
@@ -235,10 +247,11 @@ class Pipeline:
         while not self._stop.is_set():
             try:
                 self.source.open()
-            except UsageError:
+            except (UsageError, SourceFailed):
                 raise
             except Exception as e:  # a device that is not there now: SourceError, OSError, cv2.error
                 attempt += 1
+                self._last_problem = f"cannot open: {e}"
                 self.events(f"source {self.source.uri}: cannot open ({e}); retry {attempt} in {delay:.1f} s")
                 self._stop.wait(delay)
                 delay = min(delay * 2.0, self.config.backoff_max_s)
@@ -253,6 +266,7 @@ class Pipeline:
 
     def _lost(self, why: str) -> None:
         self.stats.count("disconnects")
+        self._last_problem = f"lost: {why}"
         self.events(f"source {self.source.uri}: lost ({why}); reconnecting")
         self.source.close()
         self._connected = False
@@ -272,7 +286,7 @@ class Pipeline:
             self.stats.count("corrupt")
             self.events(f"corrupt frame skipped: {e}")
             return None
-        except UsageError:
+        except (UsageError, SourceFailed):
             raise
         except Exception as e:  # the device failed mid-stream
             self._lost(f"{type(e).__name__}: {e}")
@@ -290,6 +304,7 @@ class Pipeline:
             desc = f"{img.dtype} {img.shape}" if isinstance(img, np.ndarray) else type(img).__name__
             self.events(f"corrupt frame skipped: {desc}, the rig expects {self.rig.frame_hw[0]}x{self.rig.frame_hw[1]}x3 uint8")
             return None
+        self._got_frame = True
         frame = Frame(self._seq, got.t_capture, time.time() - (now - got.t_capture), img, got.index, got.truth)
         self._seq += 1
         self.stats.count("captured")
@@ -493,7 +508,9 @@ class Pipeline:
         if self.accuracy is not None:
             self.accuracy.reset()
         interrupted = False
-        t_start = time.perf_counter()
+        t_start = t_begin = time.perf_counter()
+        self._got_frame = False
+        no_frame_s = getattr(self.source, "first_frame_timeout_s", None)
         measuring = warmup_s <= 0
         if concurrent:
             self._start_threads()
@@ -510,6 +527,10 @@ class Pipeline:
                     measuring = True
                     t_start = now
                 elif measuring and duration_s is not None and now - t_start >= duration_s:
+                    break
+                if no_frame_s and not self._got_frame and now - t_begin > no_frame_s and self._error is None:
+                    self._error = SourceFailed(f"{self.source.uri}: no frame in {no_frame_s:g} s "
+                                               f"({self._last_problem or 'the source delivered nothing'})")
                     break
                 if concurrent:
                     self._stop.wait(0.05)

@@ -6,6 +6,17 @@ socket on this machine). Options: ``depth=f16`` (default, float16 metres) or ``d
 (uint16 millimetres), ``rgb=1`` to add the ERP as JPEG, ``hwm=2`` (messages queued per slow
 subscriber before ZeroMQ drops for it). Needs ``pyzmq`` (``pip install pyzmq``).
 
+Beyond loopback (any TCP host but ``127.0.0.1``/``localhost``/``::1``) the publisher requires
+ZeroMQ CURVE: ``curve=SERVER.key_secret`` (the publisher's certificate) and ``clients=DIR`` (the
+public certificates of the subscribers allowed in; every other peer is refused by ZeroMQ's
+authenticator), so frames are encrypted and only known robots' software receives them. Make
+certificates with pyzmq::
+
+    python -c "import zmq.auth as a; a.create_certificates('keys', 'server'); a.create_certificates('keys', 'client')"
+
+then ``zmq://0.0.0.0:5555?curve=keys/server.key_secret&clients=DIR_WITH_client.key`` and
+``Subscriber(uri, server_key="keys/server.key", client_key="keys/client.key_secret")``.
+
 Message format ``panoedge.live.frame/1``: one ZeroMQ multipart message per frame.
 
 =====  ===============================================================================
@@ -39,8 +50,8 @@ to the right. :func:`decode_message` turns the parts back into arrays;
 
 from __future__ import annotations
 
-import json
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -50,6 +61,7 @@ from panoedge.live.sources import check_params, param_bool, param_float, split_u
 
 SCHEMA = "panoedge.live.frame/1"
 DEPTH_FORMATS = {"f16": ("float16", "m"), "mm": ("uint16", "mm")}
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 __all__ = ["SCHEMA", "Subscriber", "ZmqPublisher", "decode_message", "encode_message", "zmq_endpoint"]
 
@@ -99,7 +111,9 @@ def encode_message(result: Result, classes: list[str], depth_format: str = "f16"
         "classes": list(classes), "erp": "panoedge/1",
     }
     labels = np.ascontiguousarray(result.labels, dtype=np.uint8).tobytes() if result.labels is not None else b""
-    parts = [json.dumps(header, separators=(",", ":")).encode(), labels, depth]
+    from panoedge.home import dumps_json
+
+    parts = [dumps_json(header, separators=(",", ":")).encode(), labels, depth]
     if jpeg is not None:
         parts.append(jpeg)
     return parts
@@ -109,8 +123,14 @@ def decode_message(parts: list[bytes]) -> dict:
     """A received multipart message -> ``{"header", "labels", "depth" (float32 m), "rgb" (JPEG bytes)}``."""
     if len(parts) < 3:
         raise DataError(f"panoedge frame message: {len(parts)} parts, expected at least 3")
-    header = json.loads(bytes(parts[0]).decode())
-    if header.get("schema") != SCHEMA:
+    from panoedge.errors import ConfigError
+    from panoedge.safe_load import loads_json
+
+    try:
+        header = loads_json(bytes(parts[0]), "panoedge frame message header")
+    except ConfigError as e:
+        raise DataError(str(e)) from None
+    if not isinstance(header, dict) or header.get("schema") != SCHEMA:
         raise DataError(f"panoedge frame message: schema {header.get('schema')!r}, expected {SCHEMA!r}")
     h, w = header["hw"]
     labels = np.frombuffer(parts[1], dtype=np.uint8).reshape(h, w) if header["labels"] else None
@@ -129,7 +149,7 @@ class ZmqPublisher(Sink):
 
     scheme = "zmq"
     queue_size = 2
-    KEYS = ("depth", "rgb", "hwm")
+    KEYS = ("depth", "rgb", "hwm", "curve", "clients")
 
     def __init__(self, uri: str):
         super().__init__(uri)
@@ -140,7 +160,21 @@ class ZmqPublisher(Sink):
             raise UsageError(f"{uri}: depth={self.depth_format!r}; valid: {', '.join(DEPTH_FORMATS)}")
         self.rgb = param_bool(uri, params, "rgb", False)
         self.hwm = int(param_float(uri, params, "hwm", 2, 1, 1000))
+        self.curve, self.clients = params.get("curve"), params.get("clients")
+        self.remote = self.endpoint.startswith("tcp://") and \
+            self.endpoint[len("tcp://"):].rpartition(":")[0] not in LOOPBACK_HOSTS
+        if self.remote and not (self.curve and self.clients):
+            raise UsageError(f"{uri}: publishing beyond loopback needs ZeroMQ CURVE keys: add "
+                             "?curve=SERVER.key_secret&clients=DIR (see `python -m pydoc panoedge.live.publisher`)")
+        if bool(self.curve) != bool(self.clients):
+            raise UsageError(f"{uri}: curve= and clients= go together (the publisher's secret certificate "
+                             "and the folder of allowed subscribers' public certificates)")
+        if self.curve and not Path(self.curve).is_file():
+            raise UsageError(f"{uri}: curve={self.curve!r}: no such certificate file")
+        if self.clients and not Path(self.clients).is_dir():
+            raise UsageError(f"{uri}: clients={self.clients!r}: no such folder of public certificates")
         self._sock = None
+        self._auth = None
         self._classes: list[str] = []
 
     def setup(self, info: StreamInfo) -> None:
@@ -149,13 +183,36 @@ class ZmqPublisher(Sink):
         sock = zmq.Context.instance().socket(zmq.PUB)
         sock.setsockopt(zmq.SNDHWM, self.hwm)
         sock.setsockopt(zmq.LINGER, 0)
+        if self.curve:
+            self._start_curve(zmq, sock)
         try:
             sock.bind(self.endpoint)
         except zmq.ZMQError as e:
             sock.close()
             raise UsageError(f"{self.uri}: cannot bind {self.endpoint}: {e}") from None
         self._sock = sock
-        info.log(f"publishing {SCHEMA} on {self.endpoint}")
+        info.log(f"publishing {SCHEMA} on {self.endpoint}" + (" (CURVE)" if self.curve else ""))
+
+    def _start_curve(self, zmq, sock) -> None:
+        """CURVE server keys on ``sock`` and a ZAP authenticator that admits only ``clients=``'s keys."""
+        import zmq.auth
+        from zmq.auth.thread import ThreadAuthenticator
+
+        if not zmq.has("curve"):
+            sock.close()
+            raise UsageError(f"{self.uri}: this libzmq has no CURVE support (install pyzmq's wheel)")
+        try:
+            public, secret = zmq.auth.load_certificate(self.curve)
+        except (OSError, ValueError) as e:
+            sock.close()
+            raise UsageError(f"{self.uri}: curve={self.curve!r}: not a readable certificate ({e})") from None
+        if secret is None:
+            sock.close()
+            raise UsageError(f"{self.uri}: curve={self.curve!r} holds no secret key (give the .key_secret file)")
+        self._auth = ThreadAuthenticator(zmq.Context.instance())
+        self._auth.start()
+        self._auth.configure_curve(domain="*", location=str(self.clients))
+        sock.curve_secretkey, sock.curve_publickey, sock.curve_server = secret, public, True
 
     def process(self, result: Result) -> None:
         jpeg = None
@@ -169,9 +226,12 @@ class ZmqPublisher(Sink):
         if self._sock is not None:
             self._sock.close(linger=0)
             self._sock = None
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None
 
     def describe(self) -> dict:
-        return {**super().describe(), "endpoint": self.endpoint}
+        return {**super().describe(), "endpoint": self.endpoint, "curve": bool(self.curve)}
 
 
 class Subscriber:
@@ -182,11 +242,19 @@ class Subscriber:
     not work with multipart messages, so a small queue stands in for "latest only").
     """
 
-    def __init__(self, uri: str, rcvhwm: int = 4):
+    def __init__(self, uri: str, rcvhwm: int = 4, server_key: str | Path | None = None,
+                 client_key: str | Path | None = None):
         zmq = _zmq()
         self.zmq = zmq
         endpoint = uri if uri.startswith(("tcp://", "ipc://")) else zmq_endpoint(uri)[0].replace("tcp://*", "tcp://127.0.0.1")
         self.sock = zmq.Context.instance().socket(zmq.SUB)
+        if server_key is not None or client_key is not None:
+            import zmq.auth
+
+            if server_key is None or client_key is None:
+                raise UsageError("a CURVE subscriber needs server_key (the publisher's .key) and client_key (its own .key_secret)")
+            self.sock.curve_serverkey = zmq.auth.load_certificate(server_key)[0]
+            self.sock.curve_publickey, self.sock.curve_secretkey = zmq.auth.load_certificate(client_key)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.RCVHWM, int(rcvhwm))
         self.sock.setsockopt(zmq.SUBSCRIBE, b"")

@@ -44,13 +44,13 @@ def sigterm_as_interrupt() -> Iterator[None]:
 def build_pipeline(model, source: str, sinks=(), rig: str | Path | None = None, backend: str | None = None,
                    precision: str | None = None, threads: int | None = None, config: PipelineConfig | None = None,
                    on_event: Callable[[str], None] | None = None,
-                   on_status: Callable[[dict], None] | None = None) -> Pipeline:
+                   on_status: Callable[[dict], None] | None = None, trusted_key: str | Path | None = None) -> Pipeline:
     """A :class:`Pipeline` from a model path (bundle folder or ``.onnx``) or a loaded
     :class:`~panoedge.live.model.LiveModel`, a source URI, sink URIs and an optional rig file."""
     from panoedge.live.model import LiveModel, load_model
 
     if not isinstance(model, LiveModel):
-        model = load_model(model, backend, precision, threads)
+        model = load_model(model, backend, precision, threads, trusted_key=trusted_key)
     rig_obj = None
     if rig is not None:
         from panoedge.stitch.presets import resolve_rig
@@ -63,14 +63,16 @@ def run_live(model, source: str = "synth://indoor", sinks=(), duration_s: float 
              warmup_s: float = 1.0, rig: str | Path | None = None, backend: str | None = None,
              precision: str | None = None, threads: int | None = None, config: PipelineConfig | None = None,
              offline: bool = True, on_event: Callable[[str], None] | None = None,
-             on_status: Callable[[dict], None] | None = None) -> dict:
+             on_status: Callable[[dict], None] | None = None, trusted_key: str | Path | None = None) -> dict:
     """Run the live pipeline and return its report (see the module docstring).
 
     ``warmup_s``: seconds at the start that the figures leave out (first inferences, table
     builds). ``offline``: also evaluate the model on the ``synth://`` source's ground-truth
     ERPs, so the report gives ``accuracy.miou_area_delta`` (live minus offline, points).
+    ``trusted_key``: run the bundle only if it is signed by this Ed25519 public key (PEM).
     """
-    pipe = build_pipeline(model, source, sinks, rig, backend, precision, threads, config, on_event, on_status)
+    pipe = build_pipeline(model, source, sinks, rig, backend, precision, threads, config, on_event, on_status,
+                          trusted_key=trusted_key)
     with sigterm_as_interrupt():
         with pipe:
             case = pipe.run(duration_s, warmup_s=warmup_s, concurrent=True)
@@ -85,4 +87,9 @@ def run_live(model, source: str = "synth://indoor", sinks=(), duration_s: float 
                     accuracy["offline"] = off
                     accuracy["miou_area_delta"] = live_acc["miou_area"] - off["miou_area"]
                     accuracy["miou_delta"] = live_acc["miou"] - off["miou"]
+    if not case["interrupted"] and not pipe.delivered_any:
+        from panoedge.live.sources import SourceFailed
+
+        why = pipe.last_source_problem
+        raise SourceFailed(f"{pipe.source.uri}: the run delivered no frame" + (f" ({why})" if why else ""))
     return make_report(SCHEMA, pipe, {"concurrent": case}, {}, accuracy)

@@ -36,11 +36,25 @@ from panoedge.errors import PanoedgeError, UsageError, unknown_name
 from panoedge.io import IMAGE_EXTS
 
 __all__ = ["Captured", "CorruptFrame", "CvSource", "FolderSource", "Pacer", "SOURCES", "Source", "SourceEnded",
-           "SourceError", "open_source", "split_uri"]
+           "SourceError", "SourceFailed", "open_source", "split_uri"]
 
 
 class SourceError(PanoedgeError):
     """The device is not there (unplugged, stream down): the pipeline retries with back-off."""
+
+
+class SourceFailed(PanoedgeError):
+    """The source cannot go on (a damaged video, a device that never delivers): the run stops with this error."""
+
+
+NO_FRAME_TIMEOUT_S = 20.0
+"""A source that has delivered no frame this long after the pipeline started (after ``prepare``,
+where the synthetic source renders its loop) is an error: a FIFO without a writer, a camera node
+that never streams, a device that is not there. A source may set its own
+``first_frame_timeout_s`` (None: wait for ever)."""
+DAMAGED_TOLERANCE = 0.01
+"""A video that stops decoding more than this fraction (and 2 frames) before its declared frame
+count is damaged, not ended (containers' counts can be estimates, so the last few may be missing)."""
 
 
 class SourceEnded(Exception):
@@ -174,6 +188,7 @@ class Source(ABC):
     live = True
     fps = 0.0
     rig = None
+    first_frame_timeout_s: float | None = NO_FRAME_TIMEOUT_S
 
     def __init__(self, uri: str):
         self.uri = str(uri)
@@ -197,6 +212,21 @@ class Source(ABC):
         return {"uri": self.uri, "kind": self.scheme, "live": self.live, "fps": self.fps}
 
 
+def _check_device_node(uri: str, target: str) -> None:
+    """A ``v4l2://`` path that exists must be a character device (a FIFO or a file would block or lie)."""
+    import os
+    import stat
+
+    if target.isdigit():
+        return
+    try:
+        mode = os.stat(target).st_mode
+    except OSError:
+        return  # not there now: opening it fails and the pipeline retries, then times out
+    if not stat.S_ISCHR(mode):
+        raise UsageError(f"{uri}: {target!r} is not a camera device (a character device such as /dev/video0)")
+
+
 class CvSource(Source):
     """``v4l2://``, ``gst://`` and ``file://video`` through ``cv2.VideoCapture``."""
 
@@ -218,6 +248,7 @@ class CvSource(Source):
             check_params(uri, params, self.V4L2_KEYS)
             if not self.target:
                 raise UsageError(f"{uri}: expected v4l2:///dev/videoN")
+            _check_device_node(uri, self.target)
             if "size" in params:
                 from panoedge.geometry import parse_hw
 
@@ -232,7 +263,9 @@ class CvSource(Source):
         elif self.scheme == "file":
             check_params(uri, params, self.FILE_KEYS)
             if not Path(self.target).is_file():
-                raise UsageError(f"{uri}: no such video file {self.target!r}")
+                what = "not a regular file (a FIFO or device? cameras are v4l2:// or gst://)" \
+                    if Path(self.target).exists() else "no such video file"
+                raise UsageError(f"{uri}: {what}: {self.target!r}")
             self.live = True
             self.loop = param_bool(uri, params, "loop", False)
             self._fps_option = param_float(uri, params, "fps", -1.0, -1.0, 1000.0) if "fps" in params else None
@@ -278,6 +311,13 @@ class CvSource(Source):
             if self.fps:
                 cap.set(cv2.CAP_PROP_FPS, self.fps)
             cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the newest frame, not a backlog
+        from panoedge.image_guard import check_frame_size
+
+        try:  # the frame size the device or container declares, against the pixel budget, before decoding
+            check_frame_size(cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT), self.uri)
+        except PanoedgeError as e:
+            cap.release()
+            raise SourceFailed(str(e)) from None
         if self.scheme == "file":
             if self._fps_option is None:
                 self.fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
@@ -295,6 +335,10 @@ class CvSource(Source):
             tick, _, missed = self._pacer.wait(self.stop_event)
         ok, bgr = self._cap.read()
         if not ok and self.scheme == "file":
+            pos, total = self._cap.get(cv2.CAP_PROP_POS_FRAMES), self._cap.get(cv2.CAP_PROP_FRAME_COUNT)
+            if total > 0 and pos < total - max(2.0, DAMAGED_TOLERANCE * total):
+                raise SourceFailed(f"{self.uri}: the video is damaged: decoding stopped at frame {int(pos)} "
+                                   f"of the {int(total)} it declares")
             if not self.loop:
                 raise SourceEnded(self.uri)
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
@@ -312,7 +356,12 @@ class CvSource(Source):
 
 
 class FolderSource(Source):
-    """A folder of frames in name order; unreadable files are :class:`CorruptFrame`."""
+    """A folder of frames in name order; unreadable files are :class:`CorruptFrame`.
+
+    The folder is scanned again at the end of each pass, so frames added during a run are
+    delivered and deleted ones are skipped (never reported as corrupt); a looping source whose
+    folder became empty is a :class:`SourceFailed`.
+    """
 
     scheme = "folder"
     KEYS = ("fps", "loop")
@@ -329,30 +378,59 @@ class FolderSource(Source):
         self.loop = param_bool(uri, params, "loop", False)
         self.files: list[Path] = []
         self._i = 0
+        self._n = 0
+        self._done: set[str] = set()
         self._pacer = Pacer(self.fps) if self.fps > 0 else None
 
+    def _scan(self) -> list[Path]:
+        return sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+
     def open(self) -> None:
-        self.files = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+        self.files = self._scan()
+        self._i, self._done = 0, set()
         if not self.files:
             raise UsageError(f"{self.uri}: no image files ({', '.join(IMAGE_EXTS)}) in {self.folder}")
+
+    def _next_path(self) -> Path:
+        """The next file still there; at the end of a pass the folder is scanned again."""
+        while True:
+            while self._i < len(self.files):
+                path = self.files[self._i]
+                self._i += 1
+                if path.is_file():  # skip files deleted since the scan
+                    return path
+            fresh = self._scan()
+            if self.loop:
+                if not fresh:
+                    raise SourceFailed(f"{self.uri}: no image files left in {self.folder}")
+                self.files, self._i = fresh, 0
+                continue
+            self.files, self._i = [p for p in fresh if p.name not in self._done], 0  # frames added meanwhile
+            if not self.files:
+                raise SourceEnded(self.uri)
 
     def read(self) -> Captured | None:
         import cv2
 
-        if self._i >= len(self.files):
-            if not self.loop:
-                raise SourceEnded(self.uri)
-            self._i = 0
+        from panoedge.image_guard import check_image_file
+
         tick, missed = None, 0
         if self._pacer is not None:
             tick, _, missed = self._pacer.wait(self.stop_event)
-        i = self._i
-        self._i += 1
-        bgr = cv2.imread(str(self.files[i]), cv2.IMREAD_COLOR)
+        path = self._next_path()
+        self._done.add(path.name)
+        index, self._n = self._n, self._n + 1
+        try:
+            check_image_file(path)  # the pixel budget, from the header, before decoding
+        except PanoedgeError as e:
+            raise CorruptFrame(str(e)) from None
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if bgr is None:
-            raise CorruptFrame(f"{self.files[i]}: not a readable image")
+            if not path.is_file():
+                return self.read()  # deleted while we read it: not a corrupt frame
+            raise CorruptFrame(f"{path}: not a readable image")
         t = time.perf_counter() if tick is None else tick
-        return Captured(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), t, i, None, missed)
+        return Captured(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), t, index, None, missed)
 
 
 def _file_source(uri: str) -> Source:

@@ -21,11 +21,8 @@ gives the ground-truth ERP colour image for the offline comparison.
 
 from __future__ import annotations
 
-import json
 import os
-from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -148,8 +145,10 @@ class SynthSource(Source):
 
             desc = f"render synth://{self.family} ({self.n} frames {self.frame_hw[0]}x{self.frame_hw[1]})"
             if self.workers > 1:
-                with ProcessPoolExecutor(self.workers, mp_context=get_context("spawn")) as pool:
-                    for i, r in enumerate(tqdm(pool.map(_render_one, jobs), total=self.n, desc=desc, leave=False)):
+                from panoedge.parallel import pool_map, process_pool
+
+                with process_pool(self.workers) as pool:
+                    for i, r in enumerate(tqdm(pool_map(pool, _render_one, jobs), total=self.n, desc=desc, leave=False)):
                         write(i, r)
             else:
                 for i, job in enumerate(tqdm(jobs, desc=desc, leave=False)):
@@ -184,7 +183,9 @@ class SynthSource(Source):
         return read_rgb(self.cache_path / f"erp_{i:05d}.png")
 
     def meta(self) -> dict:
-        return json.loads((self.cache_path / "meta.json").read_text())
+        from panoedge.safe_load import load_json
+
+        return load_json(self.cache_path / "meta.json")
 
     # -- Source ---------------------------------------------------------------------------------
 

@@ -3,7 +3,14 @@
 ``web://127.0.0.1:8080`` (default host loopback; ``web://0.0.0.0:8080`` for a phone on the
 robot's network). Options: ``token=SECRET`` (required from every request when given; a server
 bound beyond loopback without one gets a random token, printed in its URL), ``fps=15`` (the
-most JPEGs per second and view it encodes), ``quality=80`` (JPEG quality).
+most JPEGs per second and view it encodes), ``quality=80`` (JPEG quality), ``clients=128``
+(connections served at once; more get ``503``).
+
+A viewer without a token (loopback by default) refuses with ``421`` every request whose
+``Host`` header does not name its bound address (only ``localhost``/``127.0.0.1``/``[::1]`` for
+loopback), so a web page on another site cannot reach it by re-pointing its own DNS name at
+127.0.0.1 (DNS rebinding); with a token the token is what keeps such pages out, and any host
+name (``robot.local``) works. ``HEAD`` gets the headers without a body.
 
 The page (``web_page.html``) shows the ERP with the segmentation overlay (or the plain camera
 view or the class colours), the depth colour map, a legend and the live stats. Endpoints:
@@ -27,7 +34,7 @@ every client, so an unwatched viewer costs the pipeline nothing.
 from __future__ import annotations
 
 import hmac
-import json
+import ipaddress
 import secrets
 import threading
 import time
@@ -45,6 +52,35 @@ __all__ = ["VIEWS", "WebSink", "parse_host_port"]
 VIEWS = ("overlay", "rgb", "labels", "depth")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 WAIT_S = 2.0
+MAX_CLIENTS = 128
+"""Connections served at once by default: a thread each (keep-alive polling holds one per viewer);
+bounded so a flood of sockets cannot exhaust threads or memory. ``clients=`` changes it."""
+
+
+def host_allowed(header: str | None, bound: str) -> bool:
+    """Whether a request's ``Host`` header names the address the server is bound to.
+
+    Loopback binding: only loopback names. A specific address: that address. All interfaces
+    (``0.0.0.0``/``::``): any IP literal or ``localhost`` (a name could be a rebinding attacker's;
+    such servers require a token anyway)."""
+    if not header:
+        return False
+    host = header.strip().lower()
+    if host.startswith("["):
+        host = host[1:host.find("]")] if "]" in host else host
+    elif host.count(":") == 1:
+        host = host.rsplit(":", 1)[0]
+    bound = bound.lower()
+    if bound in LOOPBACK:
+        return host in LOOPBACK
+    try:
+        ipaddress.ip_address(host)
+        literal = True
+    except ValueError:
+        literal = False
+    if bound in ("0.0.0.0", "::", ""):
+        return literal or host == "localhost"
+    return host == bound
 
 
 def parse_host_port(uri: str, rest: str, default_port: int = 8080) -> tuple[str, int]:
@@ -62,7 +98,7 @@ class WebSink(Sink):
 
     scheme = "web"
     queue_size = 1
-    KEYS = ("token", "fps", "quality")
+    KEYS = ("token", "fps", "quality", "clients")
 
     def __init__(self, uri: str):
         super().__init__(uri)
@@ -77,6 +113,8 @@ class WebSink(Sink):
             self.generated_token = True
         self.max_fps = param_float(uri, params, "fps", 15.0, 0.1, 240.0)
         self.quality = int(param_float(uri, params, "quality", 80, 10, 100))
+        self.max_clients = int(param_float(uri, params, "clients", MAX_CLIENTS, 1, 10000))
+        self.refused = 0
         self._cv = threading.Condition()
         self._latest: Result | None = None
         self._stopping = False
@@ -97,6 +135,7 @@ class WebSink(Sink):
         except OSError as e:
             raise UsageError(f"{self.uri}: cannot listen on {self.host}:{self.port}: {e}") from None
         server.sink = self
+        server.slots = threading.BoundedSemaphore(self.max_clients)
         self.server = server
         self.port = server.server_address[1]
         self._server_thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
@@ -128,7 +167,7 @@ class WebSink(Sink):
 
     def describe(self) -> dict:
         return {**super().describe(), "url": self.url.split("?")[0], "token": bool(self.token),
-                "jpegs_served": self.served}
+                "jpegs_served": self.served, "max_clients": self.max_clients, "refused_connections": self.refused}
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -215,6 +254,31 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     sink: WebSink
+    slots: threading.BoundedSemaphore
+
+    def process_request(self, request, client_address):
+        """A thread per connection while fewer than ``clients=`` are open; beyond, a quick ``503``."""
+        if not self.slots.acquire(blocking=False):
+            self.sink.refused += 1
+            try:
+                request.settimeout(1.0)
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n"
+                                b"Retry-After: 1\r\n\r\n")
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
 
 
 _PAGE: bytes | None = None
@@ -248,13 +312,19 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _json(self, obj) -> None:
-        self._send(200, json.dumps(obj, default=_json_default).encode(), "application/json")
+        from panoedge.home import dumps_json
+
+        self._send(200, dumps_json(obj).encode(), "application/json")
 
     def do_GET(self):  # noqa: N802 - the stdlib's name
         sink = self.server.sink
         url = urlsplit(self.path)
         query = dict(parse_qsl(url.query))
         try:
+            if not sink.token and not host_allowed(self.headers.get("Host"), sink.host):
+                self._send(421, b"panoedge: this viewer answers only requests addressed to its own host\n",
+                           "text/plain; charset=utf-8")
+                return
             if not sink.authorized(self.headers, query):
                 self._send(401, b"panoedge: a valid token is required (?token=... or Authorization: Bearer ...)\n",
                            "text/plain; charset=utf-8", {"WWW-Authenticate": 'Bearer realm="panoedge"'})
@@ -310,6 +380,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-store")
         self.send_header("Connection", "close")
         self.end_headers()
+        if self.command == "HEAD":
+            return
         seq = -1
         while not sink.stopping:
             got = sink.frame(view, seq)
@@ -319,12 +391,3 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(f"--{boundary}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n"
                              f"X-Frame-Seq: {seq}\r\n\r\n".encode() + jpeg + b"\r\n")
 
-
-def _json_default(o):
-    import numpy as np
-
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)

@@ -54,6 +54,30 @@ def save_student(path: str | Path, model: nn.Module, classes, colors=None, famil
     return atomic_write_bytes(path, buf.getvalue())
 
 
+def load_plain(path: str | Path, what: str, map_location="cpu"):
+    """``torch.load`` with ``weights_only=True``: tensors, numbers, strings, lists and dicts only.
+
+    Every checkpoint panoedge writes (student, resume checkpoints, label shards) is plain data, so
+    a file that needs anything else was not written by panoedge and may run code if unpickled:
+    it is refused with a ``DataError`` naming the file, and nothing in it is executed.
+    """
+    import pickle
+
+    p = Path(path)
+    try:
+        return torch.load(p, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        text = str(e)
+        detail = text[text.find("WeightsUnpickler error:"):].split("\n\n")[0] if "WeightsUnpickler" in text else text
+        detail = " ".join(detail.replace("WeightsUnpickler error:", "").split()).split(". Please")[0][:200]  # not torch's advice to allow it
+        if "global" in detail.lower() or "class" in detail.lower():
+            raise DataError(f"{p}: refused: not a plain {what}: it asks to build objects panoedge never writes "
+                            f"({detail}), which could run code; nothing was executed. Delete it to start over") from None
+        raise DataError(f"{p}: not a readable {what} (corrupt, or not written by panoedge: {detail})") from None
+    except Exception as e:  # torch raises many types for a corrupt or foreign file
+        raise DataError(f"{p}: not a readable {what} ({type(e).__name__}: {e})") from None
+
+
 def resolve_student_path(path: str | Path) -> Path:
     """``student.pt`` itself, or the one inside a run folder."""
     p = Path(path)
@@ -81,10 +105,7 @@ def load_student(path: str | Path, map_location="cpu") -> tuple[nn.Module, dict]
     ``info`` holds everything in the file except the weights (classes, colours, family, meta).
     """
     p = resolve_student_path(path)
-    try:
-        blob = torch.load(p, map_location=map_location, weights_only=True)
-    except Exception as e:  # torch raises many types for a corrupt or foreign file
-        raise DataError(f"{p}: not a readable student checkpoint ({type(e).__name__}: {e})") from None
+    blob = load_plain(p, "student checkpoint", map_location)
     if not isinstance(blob, dict) or blob.get("schema") != SCHEMA:
         raise DataError(f"{p}: schema: expected {SCHEMA!r}, got {blob.get('schema') if isinstance(blob, dict) else type(blob).__name__}")
     kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in blob["kwargs"].items()}

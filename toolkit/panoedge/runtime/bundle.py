@@ -19,72 +19,18 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from panoedge.errors import DataError, UsageError
+from panoedge.errors import ConfigError, DataError, UsageError
+from panoedge.runtime.manifest import (MANIFEST, SCHEMA, SIGNATURE, UNHASHED_DIRS, bundle_files, member,
+                                       read_manifest, verify_bundle)
 from panoedge.runtime.processing import check_preprocess, postprocess, preprocess
 
-SCHEMA = "panoedge.bundle/1"
-MANIFEST = "manifest.json"
-UNHASHED_DIRS = ("engines",)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def read_manifest(bundle: str | Path) -> dict:
-    """The bundle's ``manifest.json``; a missing or foreign manifest is a ``DataError``."""
-    path = Path(bundle) / MANIFEST
-    if not path.is_file():
-        raise DataError(f"{bundle}: not a panoedge bundle (no {MANIFEST})")
-    try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA:
-        got = manifest.get("schema") if isinstance(manifest, dict) else None
-        raise DataError(f"{path}: schema: expected {SCHEMA!r}, got {got!r}")
-    return manifest
-
-
-def bundle_files(bundle: Path) -> list[str]:
-    """Relative paths of every file the manifest must hash (all but itself and ``engines/``)."""
-    out = []
-    for p in sorted(bundle.rglob("*")):
-        rel = p.relative_to(bundle).as_posix()
-        if p.is_file() and rel != MANIFEST and rel.split("/")[0] not in UNHASHED_DIRS:
-            out.append(rel)
-    return out
-
-
-def verify_bundle(bundle: str | Path) -> dict:
-    """Check every hash: ``{"ok", "n_files", "problems": [...]}``; changed, missing and unlisted files are problems."""
-    bundle = Path(bundle)
-    manifest = read_manifest(bundle)
-    listed = manifest.get("files", {})
-    problems = []
-    for rel, entry in listed.items():
-        p = bundle / rel
-        if not p.is_file():
-            problems.append(f"{rel}: missing")
-        elif p.stat().st_size != entry.get("bytes"):
-            problems.append(f"{rel}: size {p.stat().st_size} != {entry.get('bytes')} in the manifest")
-        elif _sha256(p) != entry.get("sha256"):
-            problems.append(f"{rel}: sha256 differs from the manifest (the file was changed)")
-    for rel in bundle_files(bundle):
-        if rel not in listed:
-            problems.append(f"{rel}: not listed in the manifest (added after the build)")
-    return {"bundle": str(bundle), "ok": not problems, "n_files": len(listed), "problems": problems}
+__all__ = ["MANIFEST", "SCHEMA", "SIGNATURE", "UNHASHED_DIRS", "Bundle", "bundle_files", "load_bundle",
+           "read_manifest", "verify_bundle"]
 
 
 @dataclass
@@ -112,11 +58,14 @@ class Bundle:
         models = self.manifest["models"]
         if precision not in models:
             raise UsageError(f"{self.path}: no {precision!r} model; the bundle has {', '.join(models)}")
-        return self.path / models[precision]
+        return member(self.path, models[precision], f"models.{precision}")
 
     def engines(self) -> list[Path]:
         """TensorRT engines built for this bundle (``engines/*.engine``)."""
-        return sorted((self.path / "engines").glob("*.engine"))
+        folder = self.path / "engines"
+        if folder.is_symlink():
+            return []
+        return sorted(p for p in folder.glob("*.engine") if p.is_file() and not p.is_symlink())
 
     def runner(self, backend: str | None = None, precision: str | None = None, threads: int | None = None):
         """A runner for this bundle: ``backend`` (default: the target's, else ``ort-cpu`` where that is
@@ -156,21 +105,41 @@ def _usable(backend: str) -> bool:
     return False
 
 
-def load_bundle(path: str | Path, verify: bool = True) -> Bundle:
-    """Load a bundle folder; with ``verify`` (default) a changed file is a ``DataError``."""
+def load_bundle(path: str | Path, verify: bool = True, trusted_key: str | Path | None = None) -> Bundle:
+    """Load a bundle folder. With ``verify`` (default) it goes through :func:`verify_bundle` first
+    (the same check as ``panoedge bundle verify``) and any problem is a ``DataError``; with
+    ``trusted_key`` the bundle must also carry a valid signature by that key."""
+    from panoedge.safe_load import load_json
+
     path = Path(path)
-    manifest = read_manifest(path)
     checked = {}
-    if verify:
-        checked = verify_bundle(path)
+    if verify or trusted_key is not None:
+        checked = verify_bundle(path, trusted_key=trusted_key)
         if not checked["ok"]:
-            raise DataError(f"{path}: bundle was changed after it was built: {'; '.join(checked['problems'][:5])}")
+            raise DataError(f"{path}: refusing the bundle: {'; '.join(checked['problems'][:5])}")
+    manifest = read_manifest(path)
     try:
-        classes = json.loads((path / manifest["classes"]).read_text())
-        pre = check_preprocess(json.loads((path / manifest["preprocess"]).read_text()))
-    except (OSError, json.JSONDecodeError, KeyError) as e:
+        classes = load_json(member(path, manifest["classes"], "classes"))
+        pre = check_preprocess(load_json(member(path, manifest["preprocess"], "preprocess")))
+    except ConfigError as e:
         raise DataError(f"{path}: unreadable classes or preprocessing ({e})") from None
+    names, colors = classes.get("classes"), classes.get("colors")
+    if not isinstance(names, list) or not all(isinstance(c, str) for c in names) or not isinstance(colors, list) \
+            or np.shape(colors) != (len(names), 3):
+        raise DataError(f"{path}: {manifest['classes']}: expected {{classes: [names], colors: [[r, g, b] per class]}}")
     inp = manifest["input"]
-    return Bundle(path=path, manifest=manifest, classes=list(classes["classes"]),
-                  colors=np.asarray(classes["colors"], dtype=np.uint8), preprocess_spec=pre,
+    return Bundle(path=path, manifest=manifest, classes=list(names),
+                  colors=np.asarray(colors, dtype=np.uint8), preprocess_spec=pre,
                   input_name=inp["name"], hw=(int(inp["shape"][2]), int(inp["shape"][3])), verified=checked)
+
+
+def sign_bundle(path: str | Path, private_key: str | Path) -> str:
+    """Sign an existing bundle (``manifest.sig``) after :func:`verify_bundle` found nothing wrong; returns the key id."""
+    from panoedge.runtime.signing import require_crypto, sign_manifest
+
+    require_crypto("bundle sign")
+    path = Path(path)
+    checked = verify_bundle(path)
+    if not checked["ok"]:
+        raise DataError(f"{path}: refusing to sign a bundle with problems: {'; '.join(checked['problems'][:5])}")
+    return sign_manifest(path / MANIFEST, private_key, path / SIGNATURE)

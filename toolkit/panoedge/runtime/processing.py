@@ -32,8 +32,14 @@ def check_preprocess(spec: dict | None) -> dict:
     if spec.get("layout", "NCHW") != "NCHW" or spec.get("color", "RGB") != "RGB":
         raise DataError(f"preprocessing: layout {spec.get('layout')!r} / color {spec.get('color')!r}: "
                         "only NCHW RGB is supported")
-    if len(spec["mean"]) != 3 or len(spec["std"]) != 3 or min(spec["std"]) <= 0:
-        raise DataError("preprocessing: mean and std need three values each, std positive")
+    def numbers(v, n):
+        return isinstance(v, (list, tuple)) and len(v) == n and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x) for x in v)
+
+    if not numbers(spec["mean"], 3) or not numbers(spec["std"], 3) or min(spec["std"]) <= 0:
+        raise DataError("preprocessing: mean and std need three finite numbers each, std positive")
+    if not numbers([spec["scale"]], 1) or spec["scale"] <= 0:
+        raise DataError(f"preprocessing: scale {spec['scale']!r}: expected a positive number")
     return spec
 
 

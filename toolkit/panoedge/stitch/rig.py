@@ -39,10 +39,16 @@ import numpy as np
 import yaml
 
 from panoedge.errors import ConfigError
+from panoedge.safe_load import check_keys, load_file
 from panoedge.geometry import LENS_MODELS, FisheyeCamera, get_lens_model, rotation_from_ypr_deg
 
 SCHEMA = "panoedge.rig/1"
 LAYOUTS = ("side_by_side", "stacked", "separate")
+RIG_KEYS = ("schema", "name", "layout", "image_width_px", "image_height_px", "lenses", "output_yaw_deg",
+            "output_pitch_deg", "output_roll_deg", "notes", "provenance", "calibration")
+"""Top-level keys of a rig file (``provenance`` and ``calibration`` are written by ``stitch calibrate``)."""
+LENS_KEYS = ("name", "model", "fov_deg", "center_x_px", "center_y_px", "radius_px", "yaw_deg", "pitch_deg",
+             "roll_deg", "coeffs", "translation_m", "vignetting")
 
 
 @dataclass(frozen=True)
@@ -199,6 +205,8 @@ def _list(d: dict, key: str, path, n_max: int, where: str, exact: int | None = N
     name = f"{where}{key}"
     if not isinstance(v, (list, tuple)) or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
         raise ConfigError(path, name, f"{v!r}: expected a list of numbers")
+    if not all(np.isfinite(x) for x in v):
+        raise ConfigError(path, name, f"{list(v)!r}: expected finite numbers (no NaN or infinity)")
     if exact is not None and len(v) not in (0, exact):
         raise ConfigError(path, name, f"expected {exact} numbers, got {len(v)}")
     if len(v) > n_max:
@@ -210,6 +218,10 @@ def rig_from_dict(d: dict, path=None) -> Rig:
     """Validate a rig mapping (as read from YAML) into a :class:`Rig`."""
     if not isinstance(d, dict):
         raise ConfigError(path, "(top level)", "expected a mapping of rig fields")
+    check_keys(d, RIG_KEYS, path)
+    for key in ("name", "notes"):
+        if key in d and not isinstance(d[key], str):
+            raise ConfigError(path, key, f"{d[key]!r}: expected a string")
     schema = d.get("schema", SCHEMA)
     if schema != SCHEMA:
         raise ConfigError(path, "schema", f"{schema!r}: expected {SCHEMA!r}")
@@ -226,6 +238,9 @@ def rig_from_dict(d: dict, path=None) -> Rig:
         where = f"lenses[{i}]."
         if not isinstance(ld, dict):
             raise ConfigError(path, f"lenses[{i}]", "expected a mapping of lens fields")
+        check_keys(ld, LENS_KEYS, path, where)
+        if "name" in ld and not isinstance(ld["name"], str):
+            raise ConfigError(path, f"{where}name", f"{ld['name']!r}: expected a string")
         model = ld.get("model")
         if model not in LENS_MODELS:
             raise ConfigError(path, f"{where}model", f"{model!r}: expected one of {', '.join(sorted(LENS_MODELS))}")
@@ -248,8 +263,7 @@ def rig_from_dict(d: dict, path=None) -> Rig:
             raise ConfigError(path, f"{where}fov_deg", f"{lens.fov_deg} is beyond what the {model} model maps; "
                               f"expected at most {lim:.1f}")
         lenses.append(lens)
-    known = {"schema", "name", "layout", "image_width_px", "image_height_px", "lenses", "output_yaw_deg",
-             "output_pitch_deg", "output_roll_deg", "notes"}
+    known = set(RIG_KEYS) - {"provenance", "calibration"}
     return Rig(
         name=str(d.get("name", Path(path).stem if path else "rig")),
         layout=layout,
@@ -269,11 +283,7 @@ def load_rig(path: str | Path) -> Rig:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(path, "(file)", "no such rig file")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(path, "(file)", f"not valid YAML: {e}") from None
-    return rig_from_dict(data, path)
+    return rig_from_dict(load_file(path, expect=None), path)
 
 
 def save_rig(rig: Rig, path: str | Path) -> Path:

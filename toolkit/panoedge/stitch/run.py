@@ -65,7 +65,10 @@ def first_frame_hw(inputs: list[Path]) -> tuple[int, int]:
     """Height and width of the first frame of the input (for the generic rig)."""
     kind = input_kind(inputs)
     if kind == "video":
+        from panoedge.image_guard import check_frame_size
+
         cap = cv2.VideoCapture(str(inputs[0]))
+        check_frame_size(cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT), inputs[0])
         ok, img = cap.read()
         cap.release()
         if not ok:
@@ -74,10 +77,10 @@ def first_frame_hw(inputs: list[Path]) -> tuple[int, int]:
     path = inputs[0] if kind != "folder" else next(iter(_folder_items(inputs[0], None)), [None])[0]
     if path is None:
         raise DataError(f"{inputs[0]}: no images in this folder")
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise DataError(f"{path}: not a readable image (corrupt, or not PNG/JPEG)")
-    return img.shape[:2]
+    from panoedge.image_guard import check_image_file
+
+    w, h = check_image_file(path)
+    return h, w
 
 
 def _folder_items(folder: Path, rig: Rig | None) -> list[list[Path]]:
@@ -110,6 +113,9 @@ def iter_video(path: Path) -> Iterator[np.ndarray | None]:
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise DataError(f"{path}: not a readable video")
+    from panoedge.image_guard import check_frame_size
+
+    check_frame_size(cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT), path)
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or 0
     index, misses = 0, 0
     try:

@@ -154,7 +154,13 @@ def generate_dataset(out: str | Path, spec: SynthSpec, overwrite: bool = False, 
     params = {"schema": "panoedge.synth/1", **asdict(spec)}
     params_file = partial / ".params.json"
     if partial.exists():
-        old = json.loads(params_file.read_text()) if params_file.is_file() else None
+        from panoedge.errors import ConfigError
+        from panoedge.safe_load import load_json
+
+        try:
+            old = load_json(params_file) if params_file.is_file() else None
+        except ConfigError:  # damaged by an interrupted write: start again
+            old = None
         if old != json.loads(json.dumps(params)):
             shutil.rmtree(partial)  # a different request: start again
     partial.mkdir(parents=True, exist_ok=True)

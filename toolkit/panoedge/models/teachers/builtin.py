@@ -18,7 +18,6 @@ Folder format (schema ``panoedge.teacher/1``)::
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -27,6 +26,7 @@ from panoedge.errors import ConfigError, DataError, UsageError
 from panoedge.home import atomic_dir, write_json
 from panoedge.models.teacher_net import STRIDE, TeacherNet, create_teacher_net
 from panoedge.models.teachers.base import DEPTH_KINDS, ModelTeacher, register_teacher_kind
+from panoedge.safe_load import load_json
 
 SCHEMA = "panoedge.teacher/1"
 WEIGHTS, META = "teacher.pt", "teacher.json"
@@ -64,10 +64,7 @@ def read_teacher_meta(folder: str | Path) -> dict:
     path = folder / META
     if not path.is_file():
         raise DataError(f"{path}: missing; a builtin teacher folder holds {WEIGHTS} and {META}")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path}: not valid JSON: {err}") from None
+    meta = load_json(path, expect=None)
     _check_meta(path, meta)
     return meta
 

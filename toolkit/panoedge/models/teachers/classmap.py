@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 from panoedge.errors import ConfigError, DataError, UsageError, unknown_name
+from panoedge.safe_load import check_keys, load_file
 
 SCHEMA = "panoedge.classmap/1"
 IGNORE = "ignore"
@@ -139,15 +139,10 @@ def load_class_map(path_or_name: str | Path, source_classes, target_classes) -> 
     """
     source, target = _names(source_classes, "source"), _names(target_classes, "target")
     path = _resolve(path_or_name)
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise DataError(f"{path}: not valid YAML: {err}") from None
+    doc = load_file(path, expect=None)
     if not isinstance(doc, dict):
         raise ConfigError(path, "(top level)", "expected a mapping with schema, target_family and map")
-    unknown = sorted(str(k) for k in doc if k not in KEYS)
-    if unknown:
-        raise ConfigError(path, unknown[0], f"unknown key; valid: {', '.join(KEYS)}")
+    check_keys(doc, KEYS, path)
     if doc.get("schema") != SCHEMA:
         raise ConfigError(path, "schema", f"{doc.get('schema')!r}: expected {SCHEMA!r}")
     family = doc.get("target_family")

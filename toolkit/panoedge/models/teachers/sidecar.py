@@ -24,10 +24,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 
 from panoedge.errors import ConfigError, DataError
 from panoedge.models.teachers.base import DEPTH_KINDS
+from panoedge.safe_load import check_keys, load_file
 
 ROLES = ("seg", "depth", "features")
 LAYOUTS = ("NCHW", "NHWC")
@@ -69,15 +69,10 @@ def read_sidecar(model_path: str | Path, allow_input_name: bool = True, index_ou
     if not path.is_file():
         raise DataError(f"{path}: no sidecar beside {Path(model_path).name} (a YAML file giving "
                         "input_hw, mean, std, outputs, classes and/or depth_kind)")
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise DataError(f"{path}: not valid YAML: {err}") from None
+    doc = load_file(path, expect=None)
     if not isinstance(doc, dict):
         raise ConfigError(path, "(top level)", "expected a mapping of keys such as input_hw, mean, std, outputs")
-    unknown = sorted(str(k) for k in doc if k not in KEYS)
-    if unknown:
-        raise ConfigError(path, unknown[0], f"unknown key; valid: {', '.join(KEYS)}")
+    check_keys(doc, KEYS, path)
     if "input_name" in doc and not allow_input_name:
         raise ConfigError(path, "input_name", "this backend takes its input by position; remove the key")
 
