@@ -182,3 +182,14 @@ def real_seam_table(real_dir: str | Path, calibrate_rigs: bool = True, out_h: in
                      "relative_ypr_deg": [float(v) for v in np.rad2deg(ypr_from_rotation(cal.relative_rotation()))],
                      "fov_deg": cal.lenses[0].fov_deg})
     return rows
+
+
+def clipped_fraction(erp: np.ndarray, valid: np.ndarray | None = None, level: int | None = None) -> float:
+    """Area-weighted percentage of ``valid`` ERP pixels with any channel at or above ``level``
+    (default: the exposure compensator's :data:`~panoedge.stitch.exposure.CLIPPED_LEVEL`)."""
+    from panoedge.stitch.exposure import CLIPPED_LEVEL
+
+    level = CLIPPED_LEVEL if level is None else level
+    valid = np.ones(erp.shape[:2], dtype=bool) if valid is None else valid
+    w = erp_area_weights(*erp.shape[:2]) * valid
+    return float(100.0 * (w * (erp >= level).any(axis=-1)).sum() / max(w.sum(), 1e-12))

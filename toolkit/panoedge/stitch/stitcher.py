@@ -25,7 +25,7 @@ import numpy as np
 from panoedge.errors import UsageError, unknown_name
 from panoedge.geometry import rodrigues_from_rotation, rotation_aligning, rotation_from_rodrigues, rotation_from_ypr_deg
 from panoedge.stitch.blend import BLENDS
-from panoedge.stitch.exposure import ExposureCompensator
+from panoedge.stitch.exposure import HIGHLIGHT_QUANTILE, ExposureCompensator
 from panoedge.stitch.frames import as_canvas_input
 from panoedge.stitch.rig import Rig
 from panoedge.stitch.tables import StitchTables
@@ -57,6 +57,27 @@ def gain_matrix(gains: np.ndarray) -> np.ndarray:
     m = np.ones((3, 3), dtype=np.float32)
     m[:, 0], m[:, 1] = gains[0], gains[1]
     return m
+
+
+HIGHLIGHT_GRID = 96
+"""Samples across each lens circle's diameter for the highlight quantile (~7000 pixels a lens)."""
+
+
+def circle_samples(rig: Rig, n: int = HIGHLIGHT_GRID) -> list[np.ndarray]:
+    """Per lens, flat canvas indices of a regular grid of pixels inside its image circle and region."""
+    hc, wc = rig.canvas_hw
+    out = []
+    for i, lens in enumerate(rig.lenses):
+        dx, dy = rig.lens_offset(i)
+        x0, y0, x1, y1 = rig.lens_region(i)
+        step = np.linspace(-1.0, 1.0, n)
+        gx, gy = np.meshgrid(step, step)
+        keep = gx ** 2 + gy ** 2 <= 0.95 ** 2
+        x = np.round(lens.center_x_px + dx + gx[keep] * lens.radius_px).astype(np.int64)
+        y = np.round(lens.center_y_px + dy + gy[keep] * lens.radius_px).astype(np.int64)
+        ok = (x >= max(x0, 0)) & (x < min(x1, wc)) & (y >= max(y0, 0)) & (y < min(y1, hc))
+        out.append(y[ok] * wc + x[ok])
+    return out
 
 
 def cuda_available() -> bool:
@@ -122,6 +143,7 @@ class Stitcher:
         self._gm_key = None
         ratio = rig.canvas_camera(0).f_px / (self.out_hw[0] / np.pi)
         self.antialias_sigma = 0.5 * float(np.sqrt(ratio ** 2 - 1.0)) if antialias and ratio > 1.5 else 0.0
+        self._hi_idx = circle_samples(rig)
         self.tables()  # build (or fetch) the fixed-orientation tables now
 
     # -- tables -------------------------------------------------------------------------------
@@ -227,8 +249,17 @@ class Stitcher:
         pairs = t.est_w.shape[2]
         a = rows[:, 0: 2 * pairs: 2].reshape(-1, 3)
         b = rows[:, 1: 2 * pairs: 2].reshape(-1, 3)
-        self.exposure.update(a, b, t.est_w[0].ravel(), t.est_w[1].ravel())
+        self.exposure.update(a, b, t.est_w[0].ravel(), t.est_w[1].ravel(), highs=self.lens_highlights(),
+                             area=t.est_area().ravel())
         return self.exposure.applied
+
+    def lens_highlights(self) -> np.ndarray | None:
+        """``(2,)`` the :data:`~panoedge.stitch.exposure.HIGHLIGHT_QUANTILE` of each lens's brightest
+        channel over its image circle, in the frame now loaded (None before any frame)."""
+        if self._canvas is None:
+            return None
+        src = self._canvas[: self.rig.canvas_hw[0]].reshape(-1, 3)
+        return np.array([np.percentile(src[idx].max(axis=1), HIGHLIGHT_QUANTILE) for idx in self._hi_idx])
 
     def _gain_images(self, t: StitchTables, gains: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(strip_gain, gm)`` uint8 ``one *`` (vignetting correction x lens gain), rebuilt on change."""

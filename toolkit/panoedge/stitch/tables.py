@@ -101,6 +101,15 @@ class StitchTables:
         m[self.band_idx] = True
         return m.reshape(self.out_hw)
 
+    def est_area(self) -> np.ndarray:
+        """``(r, P) float32`` solid-angle weight (cos latitude) of the exposure samples, 0 on padding."""
+        if "est_area" not in self._lens_maps:
+            rows, pairs = self.strip_rows, self.canvas_hw[1] // 2
+            area = np.zeros(rows * pairs, dtype=np.float32)
+            area[: self.n_band] = np.cos((0.5 - (self.band_idx // self.out_hw[1] + 0.5) / self.out_hw[0]) * np.pi)
+            self._lens_maps["est_area"] = area.reshape(rows, pairs)[self.est_rows]
+        return self._lens_maps["est_area"]
+
     def lens_maps(self, i: int):
         """``(map1, map2, valid, vig_corr)`` sampling lens ``i`` at every output pixel (multi-band)."""
         if i not in self._lens_maps:
