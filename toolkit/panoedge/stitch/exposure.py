@@ -1,12 +1,12 @@
 """Exposure and colour compensation between the two lenses, estimated from the overlap.
 
 Each frame, the band strips (both lenses sampled at the same output pixels, vignetting
-corrected) give per-lens, per-channel mean colours over a fixed subsample of the band,
-weighted by solid angle, ignoring clipped (>= ``CLIPPED_LEVEL``) and near-black (<= 4) pixels.
-The means are taken in *linearised* light (``v ** GAMMA``): a sensor's exposure and white
-balance scale linear light, and on encoded values an exposure step is then one multiplier
-``g ** (1 / GAMMA)`` per channel, which is what the stitcher applies. A pure power law
-(not the piecewise sRGB curve) keeps estimate and application exactly consistent.
+corrected) give per channel the area- and brightness-weighted median log ratio of the two lenses over a fixed
+subsample of the band, ignoring clipped (>= ``CLIPPED_LEVEL``) and near-black (<= 4) pixels.
+Exposure and white balance scale *linear* light; with the power-law linearisation
+``v ** GAMMA`` a linear gain ``g`` is exactly the encoded multiplier ``g ** (1 / GAMMA)``
+the stitcher applies, and the median log ratio is the same in either space (so nothing is
+lost by not decoding; a ratio of linear *means* would be dominated by a few bright pixels).
 
 The gains move both lenses to their geometric mean (per channel: white balance too) and are
 clamped to ``[1 / max_gain, max_gain]``; for video the log gains are smoothed over time with
@@ -31,7 +31,12 @@ CLIPPED_LEVEL = 250
 HIGHLIGHT_QUANTILE = 99.7
 """Percentile of a lens's brightest channel kept below ``CLIPPED_LEVEL`` by its gain: at most 0.3% of
 its pixels can newly clip (the issue's bound is 0.5 points of the panorama)."""
-_LINEAR = (np.arange(256, dtype=np.float64) / 255.0) ** GAMMA * 255.0
+
+
+def _weighted_median(x: np.ndarray, w: np.ndarray) -> float:
+    order = np.argsort(x)
+    cw = np.cumsum(w[order])
+    return float(x[order][np.searchsorted(cw, 0.5 * cw[-1])])
 
 
 def highlight_headroom(quantile_value: float) -> float:
@@ -67,28 +72,31 @@ class ExposureCompensator:
 
     @staticmethod
     def measure(a: np.ndarray, b: np.ndarray, vig_a: np.ndarray, vig_b: np.ndarray, area=None):
-        """Weighted linear-light colour sums ``(2, 3)`` of samples ``a, b (N, 3) uint8`` (their ratio is
-        what counts) and the number of samples used.
+        """Per-channel log ratio ``(3,)`` of lens ``b`` over lens ``a`` (encoded values; times
+        :data:`GAMMA` in linear light) and the number of samples used.
 
-        ``a[k]`` and ``b[k]`` are the two lenses at the same output pixel; ``vig_a``/``vig_b (N,)``
-        are each lens's vignetting correction (encoded) times the pixel's area weight ``area (N,)``
-        (0: ignore; ``None``: all areas 1).
+        ``a[k]`` and ``b[k]`` ``(N, 3) uint8`` are the two lenses at the same output pixel;
+        ``vig_a``/``vig_b (N,)`` each lens's vignetting correction times the pixel's area weight
+        ``area (N,)`` (0: ignore; ``None``: all areas 1). The ratio is the area- and brightness-weighted
+        *median* of the per-pixel log ratios: parallax, misregistration and moving things put a few band
+        pixels far off, and a mean (worse, a mean of linear light, which a few bright pixels
+        dominate) follows them.
         """
         area = np.ones(len(a)) if area is None else np.asarray(area, dtype=np.float64)
         safe = np.where(area > 0, area, 1.0)
-        vig_a = np.where(area > 0, np.asarray(vig_a, np.float64) / safe, 0.0)
-        vig_b = np.where(area > 0, np.asarray(vig_b, np.float64) / safe, 0.0)
         ab8 = np.concatenate([a, b], axis=1)
         # A sample counts where no channel of either lens is clipped or near black.
-        bad = ((ab8 >= CLIPPED_LEVEL) | (ab8 <= 4)).any(axis=1)
-        ab = _LINEAR[ab8]
-        wa = np.where(bad, 0.0, area * vig_a ** GAMMA)
-        wb = np.where(bad, 0.0, area * vig_b ** GAMMA)
-        n = int(np.count_nonzero(wa * wb))
+        ok = ~((ab8 >= CLIPPED_LEVEL) | (ab8 <= 4)).any(axis=1) & (area > 0) & (vig_a > 0) & (vig_b > 0)
+        n = int(np.count_nonzero(ok))
         if n == 0:
-            return np.ones((2, 3)), 0
-        sums = np.stack([wa, wb]) @ ab
-        return np.stack([sums[0, :3], sums[1, 3:]]).astype(np.float64), n
+            return np.zeros(3), 0
+        va = np.asarray(vig_a, np.float64)[ok] / safe[ok]
+        vb = np.asarray(vig_b, np.float64)[ok] / safe[ok]
+        lr = (np.log(b[ok].astype(np.float64) * vb[:, None]) - np.log(a[ok].astype(np.float64) * va[:, None]))
+        # Weighted by brightness too: |g a - b| = a |g - b / a|, so this median minimises the
+        # lenses' absolute disagreement, and dark pixels (coarse ratios of small integers) count less.
+        bright = a[ok].astype(np.float64) + b[ok]
+        return np.array([_weighted_median(lr[:, c], area[ok] * bright[:, c]) for c in range(3)]), n
 
     def update(self, a: np.ndarray, b: np.ndarray, vig_a: np.ndarray, vig_b: np.ndarray,
                highs=None, area=None) -> bool:
@@ -97,12 +105,12 @@ class ExposureCompensator:
         ``area``: see :meth:`measure`. ``highs``: optional ``(2,)`` high quantile (encoded) of each lens's brightest channel over
         its whole image circle, for highlight protection.
         """
-        means, n = self.measure(a, b, vig_a, vig_b, area)
+        log_ratio, n = self.measure(a, b, vig_a, vig_b, area)
         self.frames += 1
         if n < self.min_pixels:
             target = np.zeros((2, 3)) if self._log_gain is None else self._log_gain
         else:
-            half = 0.5 * (np.log(np.maximum(means[1], 1e-3)) - np.log(np.maximum(means[0], 1e-3))) / GAMMA
+            half = 0.5 * log_ratio
             lim = np.log(self.max_gain)
             half = np.clip(half, -lim, lim)
             target = np.stack([half, -half])

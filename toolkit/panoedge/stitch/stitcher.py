@@ -245,12 +245,9 @@ class Stitcher:
         """Fold this frame's band samples into the exposure estimate; the ``(2, 3)`` gains to apply."""
         if self.exposure is None:
             return np.ones((2, 3))
-        rows = strip[t.est_rows]
-        pairs = t.est_w.shape[2]
-        a = rows[:, 0: 2 * pairs: 2].reshape(-1, 3)
-        b = rows[:, 1: 2 * pairs: 2].reshape(-1, 3)
-        self.exposure.update(a, b, t.est_w[0].ravel(), t.est_w[1].ravel(), highs=self.lens_highlights(),
-                             area=t.est_area().ravel())
+        r, c = t.est_pairs()
+        self.exposure.update(strip[r, c], strip[r, c + 1], t.est_w[0], t.est_w[1], highs=self.lens_highlights(),
+                             area=t.est_area())
         return self.exposure.applied
 
     def lens_highlights(self) -> np.ndarray | None:
