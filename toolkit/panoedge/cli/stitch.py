@@ -15,15 +15,15 @@ app.add_typer(rig_app, name="rig")
 
 
 def _parse_level(text: Optional[str]):
-    if text is None:
-        return None
+    if text is None or text == "auto":
+        return text
     from panoedge.errors import UsageError
     from panoedge.stitch import level_from_ypr_deg
 
     try:
         y, p, r = (float(v) for v in text.split(","))
     except ValueError:
-        raise UsageError(f"--level {text!r}: expected YAW,PITCH,ROLL in degrees, e.g. 0,5,-2") from None
+        raise UsageError(f"--level {text!r}: expected auto, or YAW,PITCH,ROLL in degrees, e.g. 0,5,-2") from None
     return level_from_ypr_deg(y, p, r)
 
 
@@ -43,7 +43,8 @@ def stitch(
     blend: str = typer.Option("feather", "--blend", help="feather (fast) or multiband."),
     band_deg: float = typer.Option(5.0, "--band-deg", help="Width of the seam blending band, degrees."),
     no_exposure: bool = typer.Option(False, "--no-exposure", help="Skip exposure/colour compensation."),
-    level: Optional[str] = typer.Option(None, "--level", help="Rig attitude YAW,PITCH,ROLL (degrees) to level out."),
+    level: Optional[str] = typer.Option(None, "--level", help="auto (the frame's vertical from its lines) or the rig "
+                                        "attitude YAW,PITCH,ROLL (degrees) to level out."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda."),
     json_path: Optional[Path] = JsonOpt,
 ) -> None:
@@ -60,7 +61,31 @@ def stitch(
     typer.echo(f"stitched {res.frames} frame(s) with rig {r.name} -> {res.out}{skipped}{fps}")
     for why in res.reasons[:5]:
         typer.echo(f"  skipped: {why}")
+    for g in res.levels[:5]:
+        lines = f" ({g['inliers']} of {g['segments']} segments vertical)" if "inliers" in g else ""
+        typer.echo(f"  level: {g['source']} confidence {g['confidence']:.2f}, pitch {g['pitch_deg']:.2f}° roll "
+                   f"{g['roll_deg']:.2f}°{lines}")
     emit_json(json_path, {"schema": "panoedge.stitch/1", "rig": r.name, **res.to_dict()})
+
+
+@app.command("level")
+def level_cmd(
+    inputs: List[Path] = typer.Argument(..., help="ERP images (W = 2H) to level."),
+    out: Path = typer.Option(..., "--out", help="Folder for the levelled images (same names)."),
+    source: str = typer.Option("auto", "--source", help="auto (camera metadata where present, else the image), "
+                               "metadata (GPano XMP pose) or image (vertical lines)."),
+    min_confidence: Optional[float] = typer.Option(None, "--min-confidence", min=0.0, max=1.0,
+                                                   help="Below this an image estimate leaves the file as it is "
+                                                        "(default: panoedge.stitch.level.MIN_CONFIDENCE)."),
+    json_path: Optional[Path] = JsonOpt,
+) -> None:
+    """Level equirectangular panoramas: gravity from the camera's pose metadata or the scene's vertical lines."""
+    from panoedge.stitch.level import MIN_CONFIDENCE, level_files
+
+    res = level_files(inputs, out, source=source,
+                      min_confidence=MIN_CONFIDENCE if min_confidence is None else min_confidence)
+    typer.echo(res.format())
+    emit_json(json_path, res.to_dict())
 
 
 def _calibration_frames(paths: List[Path], rig):

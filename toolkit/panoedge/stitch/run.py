@@ -36,11 +36,12 @@ class StitchRun:
     skipped: int = 0
     reasons: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    levels: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "out": str(self.out), "frames": self.frames, "skipped": self.skipped,
                 "skipped_reasons": self.reasons[:20], "seconds": self.seconds,
-                "fps": self.frames / self.seconds if self.seconds > 0 else None}
+                "fps": self.frames / self.seconds if self.seconds > 0 else None, "level": self.levels}
 
 
 def input_kind(inputs: list[Path]) -> str:
@@ -134,7 +135,9 @@ def stitch_files(inputs, rig: Rig, out: Path, out_hw=None, blend: str = "feather
                  level=None, band_deg: float = 5.0, device: str = "auto", progress: bool = True) -> StitchRun:
     """Stitch ``inputs`` (see :func:`input_kind`) with ``rig`` into ``out`` (see the module docstring).
 
-    ``level``: an optional rig-to-world rotation applied to every frame (horizon levelling).
+    ``level``: an optional rig-to-world rotation applied to every frame (horizon levelling), or
+    ``"auto"``: each frame's vertical from its own lines (:class:`~panoedge.stitch.level.AutoLevel`;
+    once for a video, per image for a folder), reported in :attr:`StitchRun.levels`.
     """
     from tqdm import tqdm
 
@@ -145,11 +148,22 @@ def stitch_files(inputs, rig: Rig, out: Path, out_hw=None, blend: str = "feather
     st = Stitcher(rig, out_hw, blend=blend, band_deg=band_deg, exposure=exposure, device=device,
                   smoothing=0.8 if video else 0.0, disk_cache=True)
     run = StitchRun(kind, out)
+    auto = None
+    if isinstance(level, str):
+        if level != "auto":
+            raise UsageError(f"level {level!r}: expected 'auto' or a rotation matrix")
+        from panoedge.stitch.level import AutoLevel
+
+        auto = AutoLevel(per_frame=not video)
+
+    def stitch(frame):
+        return st.stitch(frame, auto.rotation(st, frame) if auto is not None else level)
+
     t0 = time.perf_counter()
     if kind in ("image", "pair"):
         if out.suffix.lower() not in IMAGE_EXTS:
             raise UsageError(f"{out}: the input is an image, so OUT must be an image file ({', '.join(IMAGE_EXTS)})")
-        write_rgb(out, st.stitch(read_frame(rig, inputs), level))
+        write_rgb(out, stitch(read_frame(rig, inputs)))
         run.frames = 1
     elif kind == "folder":
         if out.suffix.lower() in IMAGE_EXTS + VIDEO_EXTS:
@@ -159,7 +173,7 @@ def stitch_files(inputs, rig: Rig, out: Path, out_hw=None, blend: str = "feather
             raise DataError(f"{inputs[0]}: no {'front/back image pairs' if rig.layout == 'separate' else 'images'} found")
         for paths in tqdm(items, desc="stitch", unit="frame", disable=not progress):
             try:
-                erp = st.stitch(read_frame(rig, paths), level)
+                erp = stitch(read_frame(rig, paths))
             except (DataError, UsageError) as e:
                 run.skipped += 1
                 run.reasons.append(str(e))
@@ -167,13 +181,15 @@ def stitch_files(inputs, rig: Rig, out: Path, out_hw=None, blend: str = "feather
             write_rgb(out / f"{_out_stem(paths)}.png", erp)
             run.frames += 1
     else:
-        _stitch_video(st, inputs[0], out, level, run, progress)
+        _stitch_video(stitch, inputs[0], out, run, progress, st.out_hw)
     run.seconds = time.perf_counter() - t0
+    if auto is not None:
+        run.levels = [g.to_dict() for g in auto.estimates]
     st.close()
     return run
 
 
-def _stitch_video(st: Stitcher, src: Path, out: Path, level, run: StitchRun, progress: bool) -> None:
+def _stitch_video(stitch, src: Path, out: Path, run: StitchRun, progress: bool, out_hw) -> None:
     from tqdm import tqdm
 
     if out.suffix.lower() not in VIDEO_EXTS:
@@ -182,7 +198,7 @@ def _stitch_video(st: Stitcher, src: Path, out: Path, level, run: StitchRun, pro
     fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
     cap.release()
-    h, w = st.out_hw
+    h, w = out_hw
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.partial{out.suffix}")
     writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*_FOURCC.get(out.suffix.lower(), "mp4v")), fps, (w, h))
@@ -195,7 +211,7 @@ def _stitch_video(st: Stitcher, src: Path, out: Path, level, run: StitchRun, pro
                 run.reasons.append(f"frame {i}: could not be decoded")
                 continue
             try:
-                erp = st.stitch(frame, level)
+                erp = stitch(frame)
             except PanoedgeError as e:
                 run.skipped += 1
                 run.reasons.append(f"frame {i}: {e}")
