@@ -76,3 +76,15 @@ def test_gear360_circles_agree_with_the_published_crop():
     for c, lens in zip(detect_circles(rig, [frame]), rig.lenses):
         assert np.hypot(c.cx - lens.center_x_px, c.cy - lens.center_y_px) < 12.0
         assert abs(c.radius - lens.radius_px) < 12.0
+
+
+def test_one_rig_calibrated_on_both_insta360_frames_lowers_the_residual_on_each():
+    """``insta360_air_1920_selfcal`` was calibrated on the room and the outdoor frame together (frames
+    weighted equally): it beats the preset on both, and neither single-frame rig holds on the other scene."""
+    preset, joint = load_preset("insta360_air_1920"), load_preset("insta360_air_1920_selfcal")
+    assert joint.extra["calibration"]["frames"] == 2
+    for name in ("insta360air_still001_calibration_room_1920x960.png", "insta360air_still002_outdoor_1920x960.png"):
+        frame = read_frame(preset, real_file("dual_fisheye", name))
+        before, after = seam_figures(preset, frame), seam_figures(joint, frame)
+        assert after["feature_deg"] < 0.4 * before["feature_deg"] and after["feature_deg"] < 1.2, (name, after)
+        assert after["mad"] < before["mad"], (name, after)

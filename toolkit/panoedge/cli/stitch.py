@@ -88,32 +88,44 @@ def level_cmd(
     emit_json(json_path, res.to_dict())
 
 
-def _calibration_frames(paths: List[Path], rig):
+def _calibration_frames(paths: List[Path], rig, video_frames: int):
+    from panoedge.errors import UsageError
     from panoedge.stitch.frames import partner_path, read_frame
-    from panoedge.stitch.run import _folder_items
+    from panoedge.stitch.run import VIDEO_EXTS, _folder_items, sample_video_frames
 
-    items, seen = [], set()
+    items, labels, seen = [], [], set()
     for p in paths:
+        if p.suffix.lower() in VIDEO_EXTS:
+            if rig.layout == "separate":
+                raise UsageError(f"{p}: a separate-file rig ({rig.name}) takes front/back image pairs, not a video")
+            for label, frame in sample_video_frames(p, video_frames):
+                items.append(frame)
+                labels.append(label)
+            continue
         for group in (_folder_items(p, rig) if p.is_dir() else [[p]]):
             key = tuple(sorted(partner_path(group[0]) or group)) if rig.layout == "separate" else tuple(group)
             if key not in seen:
                 seen.add(key)
                 items.append(read_frame(rig, group))
-    return items
+                labels.append(Path(group[0]).name)
+    return items, labels
 
 
 @rig_app.command("calibrate")
 def rig_calibrate(
-    frames: List[Path] = typer.Argument(..., help="Frames (images, front/back files, or folders of them)."),
+    frames: List[Path] = typer.Argument(..., help="Frames from one or several scenes (images, front/back files, "
+                                        "folders of them, or videos)."),
     init: str = typer.Option(..., "--init", help="Start rig: file, preset name, or 'generic'."),
     out: Path = typer.Option(..., "--out", help="Where to write the calibrated rig YAML."),
     refine: str = typer.Option("rotation,fov", "--refine",
                                help="Comma list of rotation, fov (shared), fov_each, center, coeffs."),
     circles: str = typer.Option("auto", "--circles", help="Image circles: auto, yes (always re-fit) or no."),
     depth_m: Optional[float] = typer.Option(None, "--depth-m", help="Assumed scene distance for parallax (default: far)."),
+    video_frames: int = typer.Option(5, "--video-frames", min=1, max=100,
+                                     help="Frames sampled evenly from each video given."),
     json_path: Optional[Path] = JsonOpt,
 ) -> None:
-    """Self-calibrate a rig from a handful of ordinary frames: circles, rotation, field of view."""
+    """Self-calibrate one rig from ordinary frames of one or several scenes: circles, rotation, field of view."""
     import numpy as np
 
     from panoedge.errors import UsageError
@@ -125,9 +137,9 @@ def rig_calibrate(
     if circles not in modes:
         raise UsageError(f"--circles {circles!r}: expected one of {', '.join(modes)}")
     start = _rig_for(init, frames[:1])
-    imgs = _calibration_frames(frames, start)
+    imgs, labels = _calibration_frames(frames, start, video_frames)
     res = calibrate(imgs, start, refine=tuple(x.strip() for x in refine.split(",") if x.strip()),
-                    circles=modes[circles], depth_m=depth_m)
+                    circles=modes[circles], depth_m=depth_m, labels=labels)
     rig = res.annotated_rig(out.stem)
     save_rig(rig, out)
     d = res.to_dict()
@@ -144,6 +156,10 @@ def rig_calibrate(
     b, a = d["residual_before"], d["residual_after"]
     typer.echo(f"  residual (median angle between matched rays): {b['median_deg']:.3f} deg ({b['n']} matches) -> "
                f"{a['median_deg']:.3f} deg ({a['n']} matches)")
+    if len(d["per_frame"]) > 1:
+        for pf in d["per_frame"]:
+            b, a = pf["before"], pf["after"]
+            typer.echo(f"    {pf['label'][:48]:<48} {b['median_deg']:.3f} deg ({b['n']}) -> {a['median_deg']:.3f} deg ({a['n']})")
     para = ", ".join(f"{k} {v:.2f} deg" for k, v in d["parallax_deg"].items())
     typer.echo(f"  parallax floor of the baseline: {para}" if any(d["parallax_deg"].values()) else
                "  parallax floor: baseline unknown (no translation_m in the rig)")

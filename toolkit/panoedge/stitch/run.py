@@ -131,6 +131,32 @@ def iter_video(path: Path) -> Iterator[np.ndarray | None]:
         cap.release()
 
 
+def sample_video_frames(path: Path, n: int) -> list[tuple[str, np.ndarray]]:
+    """``n`` frames spread evenly over a video, as ``(label, RGB frame)`` (for calibration: scenes
+    a few seconds apart say more than neighbouring frames)."""
+    if n < 1:
+        raise UsageError(f"video frames {n}: expected at least 1")
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise DataError(f"{path}: not a readable video")
+    try:
+        total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or 0
+        wanted = sorted(set(np.linspace(0, max(total - 1, 0), n).round().astype(int).tolist())) if total else []
+        out = []
+        for i in wanted:
+            cap.set(cv2.CAP_PROP_POS_FRAMES, i)
+            ok, bgr = cap.read()
+            if ok:
+                out.append((f"{path.name}#{i}", cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
+    finally:
+        cap.release()
+    if not out:  # no frame count or no seeking: take the first n frames that decode
+        out = [(f"{path.name}#{i}", f) for i, f in enumerate(iter_video(path)) if f is not None][:n]
+    if not out:
+        raise DataError(f"{path}: no readable frame")
+    return out
+
+
 def stitch_files(inputs, rig: Rig, out: Path, out_hw=None, blend: str = "feather", exposure: bool = True,
                  level=None, band_deg: float = 5.0, device: str = "auto", progress: bool = True) -> StitchRun:
     """Stitch ``inputs`` (see :func:`input_kind`) with ``rig`` into ``out`` (see the module docstring).
