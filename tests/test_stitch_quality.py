@@ -138,3 +138,14 @@ def test_video_frames_are_sampled_evenly(tmp_path):
     got = sample_video_frames(path, 3)
     assert [label for label, _ in got] == ["v.avi#0", "v.avi#10", "v.avi#19"]
     assert got[0][1].shape == (32, 64, 3) and abs(int(got[1][1].mean()) - 100) <= 3
+
+
+def test_seam_visibility_on_a_parallax_free_synthetic_frame():
+    from panoedge.eval.stitch_quality import seam_visibility
+    from panoedge.synth.rig_render import synthetic_rig
+
+    rig = synthetic_rig(256, seed=0)
+    frame, _ = render_frames(lambda s: synthetic_rig(256 * s, seed=0), 1, "indoor", 0, effects=False)[0]
+    for blend in ("feather", "multiband"):
+        v = seam_visibility(rig, frame, blend, out_h=128)
+        assert v["lens_mad"] < 6.0 and 0.85 < v["band_sharpness"] < 1.1, v
