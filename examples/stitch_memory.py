@@ -1,6 +1,6 @@
 """Peak memory and time of a cold stitch (tables built from nothing, one frame stitched).
 
-Each case runs in a fresh Python process (peak resident memory is per process: ``ru_maxrss``)
+Each case runs in a fresh Python process (peak resident memory of its memory map: ``VmHWM``)
 and repeats ``--repeat`` times; the report gives the peak and the median build+stitch time.
 ``--baseline PATH`` also runs another checkout's ``toolkit`` folder (e.g. ``git worktree add
 /tmp/base main``) in the same run, for the ratio against today's code.
@@ -21,17 +21,25 @@ from pathlib import Path
 CHILD = r"""
 import resource, sys, time
 import numpy as np
+
+
+def peak_mb():  # VmHWM: this memory map's peak (ru_maxrss survives exec on Linux: a parent's peak)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 from panoedge.stitch import Stitcher
 from panoedge.stitch.presets import generic_rig
 h, w = {h}, {w}
 rig = generic_rig(w, h)  # a side-by-side frame of the output's size: H x 2H
 frame = np.random.default_rng(0).integers(0, 255, size=(h, w, 3), dtype=np.uint8)
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = peak_mb()
 t = time.perf_counter()
 out = Stitcher(rig, (h, w), device="cpu").stitch(frame)
 dt = time.perf_counter() - t
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(peak / 1024.0, base / 1024.0, dt)
+print(peak_mb(), base, dt)
 """
 
 
