@@ -111,3 +111,21 @@ def test_gravity_hook_turns_imu_samples_into_level_rotations():
     hook.update([0.0, 0.0, 0.0])  # a dropped sample keeps the attitude
     hook.update([np.nan, 1.0, 0.0])
     np.testing.assert_array_equal(hook.rotation(), before)
+
+
+def test_image_level_hook_estimates_in_the_background_and_composes_with_the_rotation_used():
+    from panoedge.stitch.level import ImageLevelHook
+
+    img = read_rgb(real_file("erp_plain", "mp3d_7y3sRwLe3Va_1410b021_1024x512.png"))
+    tilted, down = _tilted(img, 6.0, -4.0)
+    hook = ImageLevelHook(every_s=1000.0)
+    assert hook.rotation() is None
+    assert hook.offer(tilted) and not hook.offer(tilted)  # one estimate at a time, then every every_s
+    hook.wait()
+    R = hook.rotation()
+    np.testing.assert_allclose(R @ down, Y, atol=np.radians(0.5))
+    # The next ERP comes stitched with R already: a level one keeps R.
+    hook.every_s = 0.0
+    assert hook.offer(level_erp(tilted, hook.estimates[-1]), R)
+    hook.wait()
+    assert np.degrees(np.arccos(np.clip((np.trace(hook.rotation().T @ R) - 1) / 2, -1, 1))) < 0.5

@@ -134,8 +134,9 @@ class Pipeline:
                  on_event: Callable[[str], None] | None = None,
                  on_status: Callable[[dict], None] | None = None, gravity=None):
         self.config = config or PipelineConfig()
-        # Levelling from an IMU: a :class:`panoedge.stitch.level.GravityHook` the robot's IMU driver
-        # updates; each frame is stitched with its latest rotation (tables built in the background).
+        # Levelling: a :class:`panoedge.stitch.level.GravityHook` the robot's IMU driver updates, or an
+        # ImageLevelHook (``--level auto``) fed with the stitched frames; each frame is stitched with
+        # the latest rotation (tables built in the background).
         self.gravity = gravity
         self.source: Source = open_source(source)
         self.model = model
@@ -306,6 +307,8 @@ class Pipeline:
         try:
             level = self.gravity.rotation() if self.gravity is not None else None
             frame.erp = self._stitcher.stitch(frame.image, level)
+            if self.gravity is not None and hasattr(self.gravity, "offer"):
+                self.gravity.offer(frame.erp, level)
         except (UsageError, ValueError) as e:
             self.stats.count("corrupt")
             self.events(f"corrupt frame {frame.seq} skipped by the stitcher: {e}")

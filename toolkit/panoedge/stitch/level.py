@@ -362,6 +362,59 @@ class GravityHook:
             return self._R
 
 
+class ImageLevelHook(GravityHook):
+    """``run --level auto``: the live pipeline's levelling from the stream itself.
+
+    The pipeline offers each stitched ERP (:meth:`offer`); at most every ``every_s`` seconds one is
+    taken and its gravity estimated (:func:`gravity_from_image`, about a second) in a background
+    thread, so no frame waits. A confident estimate turns the current rotation by the found tilt
+    (the ERP was stitched with it); an unsure one keeps it. ``estimates`` keeps what was found.
+    """
+
+    def __init__(self, every_s: float = 10.0, min_confidence: float = MIN_CONFIDENCE):
+        super().__init__()
+        import threading
+
+        self.every_s = float(every_s)
+        self.min_confidence = min_confidence
+        self.estimates: list[Gravity] = []
+        self._busy = threading.Event()
+        self._last = -float("inf")
+
+    def offer(self, erp: np.ndarray, level_used=None) -> bool:
+        """Hand over a stitched ERP (and the rotation it was stitched with); True if an estimate started."""
+        import threading
+        import time
+
+        now = time.monotonic()
+        if self._busy.is_set() or now - self._last < self.every_s:
+            return False
+        self._busy.set()
+        self._last = now
+        base = np.eye(3) if level_used is None else np.asarray(level_used, dtype=np.float64)
+        threading.Thread(target=self._estimate, args=(np.array(erp), base), daemon=True,
+                         name="panoedge-level").start()
+        return True
+
+    def _estimate(self, erp: np.ndarray, base: np.ndarray) -> None:
+        try:
+            g = gravity_from_image(_for_estimate(erp))
+            self.estimates.append(g)
+            if g.confidence >= self.min_confidence:
+                with self._lock:
+                    self._R = g.rotation() @ base
+        finally:
+            self._busy.clear()
+
+    def wait(self, timeout_s: float = 30.0) -> None:
+        """Block until a running estimate has finished (tests, clean shutdown)."""
+        import time
+
+        end = time.monotonic() + timeout_s
+        while self._busy.is_set() and time.monotonic() < end:
+            time.sleep(0.01)
+
+
 @dataclass(frozen=True)
 class LevelResult:
     """What ``panoedge level`` did for each file."""
