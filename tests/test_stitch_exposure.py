@@ -70,3 +70,14 @@ def test_compensation_clips_no_more_than_half_a_point_beyond_the_raw_lenses_on_r
         st = Stitcher(rig, (128, 256), exposure=exposure, device="cpu")
         got[exposure] = clipped_fraction(st.stitch(frame), st.tables().own >= 0)
     assert got[True] <= got[False] + 0.5, got
+
+
+def test_clipped_channels_stay_white_under_a_mild_gain_only():
+    from panoedge.stitch.stitcher import scale_keeping_clipped
+
+    img = np.array([[[255, 200, 252], [100, 255, 0]]], dtype=np.uint8)
+    mild = np.full_like(img, 115)  # 0.9 x one (128)
+    out = scale_keeping_clipped(img.copy(), mild, 128)
+    np.testing.assert_array_equal(out, [[[255, 180, 255], [90, 255, 0]]])
+    strong = np.full_like(img, 64)  # 0.5: the other lens is far darker, its view is not clipped
+    np.testing.assert_array_equal(scale_keeping_clipped(img.copy(), strong, 128), [[[128, 100, 126], [50, 128, 0]]])

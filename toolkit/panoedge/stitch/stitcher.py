@@ -25,7 +25,7 @@ import numpy as np
 from panoedge.errors import UsageError, unknown_name
 from panoedge.geometry import rodrigues_from_rotation, rotation_aligning, rotation_from_rodrigues, rotation_from_ypr_deg
 from panoedge.stitch.blend import BLENDS
-from panoedge.stitch.exposure import HIGHLIGHT_QUANTILE, ExposureCompensator
+from panoedge.stitch.exposure import CLIPPED_LEVEL, HIGHLIGHT_QUANTILE, KEEP_CLIPPED_MIN_GAIN, ExposureCompensator
 from panoedge.stitch.frames import as_canvas_input
 from panoedge.stitch.rig import Rig
 from panoedge.stitch.tables import StitchTables
@@ -49,6 +49,21 @@ def level_from_gravity(gravity) -> np.ndarray:
     if not np.all(np.isfinite(g)) or np.linalg.norm(g) < 1e-9:
         raise UsageError(f"gravity vector {g.tolist()}: expected a finite, non-zero 3-vector")
     return rotation_aligning(g, np.array([0.0, 1.0, 0.0]))
+
+
+def scale_keeping_clipped(img: np.ndarray, gain: np.ndarray, one: int, all_mild: bool = False) -> np.ndarray:
+    """``img *= gain / one`` in place (uint8, rounded, saturated), except that a channel already
+    clipped (>= :data:`~panoedge.stitch.exposure.CLIPPED_LEVEL`) under a mild gain (>=
+    :data:`KEEP_CLIPPED_MIN_GAIN`) stays white: it only says "at least this bright", and the lenses
+    differ by a few percent, so a gain below 1 must not turn a sky grey in one lens while the
+    other lens's stays white (a step along the seam). ``all_mild``: the caller knows every gain is
+    mild (skips that mask)."""
+    _, clipped = cv2.threshold(img, CLIPPED_LEVEL - 1, 255, cv2.THRESH_BINARY)  # per channel: 255 where clipped
+    if not all_mild:
+        _, mild = cv2.threshold(gain, KEEP_CLIPPED_MIN_GAIN * one - 1, 255, cv2.THRESH_BINARY)
+        cv2.min(clipped, mild, dst=clipped)
+    cv2.multiply(img, gain, dst=img, scale=1.0 / one)
+    return cv2.max(img, clipped, dst=img)
 
 
 def gain_matrix(gains: np.ndarray) -> np.ndarray:
@@ -228,7 +243,7 @@ class Stitcher:
         strip = self.fill_strip(t, canvas)
         gains = self.gains_for(t, strip)
         strip_gain, _ = self._gain_images(t, gains)
-        cv2.multiply(strip, strip_gain, dst=strip, scale=1.0 / t.one)
+        scale_keeping_clipped(strip, strip_gain, t.one)
         pairs = t.canvas_hw[1] // 2
         flat = strip[:, : 2 * pairs].reshape(-1, 2, 3)[: t.n_band].astype(np.float32)
         lat = (0.5 - (t.band_idx // t.out_hw[1] + 0.5) / t.out_hw[0]) * np.pi
@@ -273,10 +288,11 @@ class Stitcher:
         correct = self.exposure is not None or t.has_vignetting
         if correct:
             strip_gain, gm = self._gain_images(t, gains)
-            cv2.multiply(strip, strip_gain, dst=strip, scale=1.0 / t.one)
+            mild = bool(np.min(gains) >= KEEP_CLIPPED_MIN_GAIN)  # vignetting corrections only raise gains
+            scale_keeping_clipped(strip, strip_gain, t.one, mild)
         out = cv2.remap(canvas, *t.main_maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         if correct:
-            cv2.multiply(out, gm, dst=out, scale=1.0 / t.one)
+            scale_keeping_clipped(out, gm, t.one, mild)
         return out
 
     def close(self) -> None:
