@@ -74,8 +74,8 @@ def gain_matrix(gains: np.ndarray) -> np.ndarray:
     return m
 
 
-HIGHLIGHT_GRID = 96
-"""Samples across each lens circle's diameter for the highlight quantile (~7000 pixels a lens)."""
+HIGHLIGHT_GRID = 64
+"""Samples across each lens circle's diameter for the highlight quantile (~3000 pixels a lens)."""
 
 
 def circle_samples(rig: Rig, n: int = HIGHLIGHT_GRID) -> list[np.ndarray]:

@@ -20,7 +20,7 @@ from panoedge.home import atomic_write_bytes, cache_dir, content_key
 from panoedge.stitch.rig import Rig
 from panoedge.stitch.tables import StitchTables, build_tables
 
-FORMAT = 2
+FORMAT = 3
 _ARRAYS = ("main_m1", "main_m2", "band_idx", "strip_m1", "strip_m2", "strip_basis", "gain_basis", "own",
            "seam_deg", "est_idx", "est_w", "r_out")
 

@@ -189,7 +189,7 @@ built in row blocks so the peak memory follows the block, not the panorama (issu
 1920 x 3840 stitch within 400 MB; `python examples/stitch_memory.py` measures it)."""
 
 
-def build_tables(rig: Rig, out_hw, band_deg: float = 5.0, r_out=None, est_pixels: int = 16384) -> StitchTables:
+def build_tables(rig: Rig, out_hw, band_deg: float = 5.0, r_out=None, est_pixels: int = 8192) -> StitchTables:
     """Build the tables for ``rig`` -> ERP of ``out_hw`` (``W == 2 H``).
 
     ``band_deg`` is the width of the feather band across the seam (degrees, > 0); ``r_out`` the
