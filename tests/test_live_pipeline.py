@@ -380,7 +380,7 @@ def test_live_imports_without_torch():
 
 def test_an_imu_gravity_hook_levels_the_live_stitch(home):
     from panoedge.geometry import rotation_angle
-    from panoedge.stitch.level import GravityHook
+    from panoedge.stitch.level_hooks import GravityHook
 
     hook = GravityHook()
     hook.update([0.0, 0.9848, 0.1736])  # the rig is pitched by 10 degrees

@@ -10,8 +10,9 @@ import pytest
 from panoedge.errors import DataError
 from panoedge.geometry import rotate_erp, rotation_from_ypr_deg
 from panoedge.io import read_rgb
-from panoedge.stitch.level import (GravityHook, estimate_gravity, gravity_from_image, gravity_from_pose,
-                                   gravity_from_sky, level_erp, level_files, read_gpano_pose)
+from panoedge.stitch.level import (estimate_gravity, gravity_from_image, gravity_from_pose, gravity_from_sky,
+                                   level_erp, level_files, read_gpano_pose)
+from panoedge.stitch.level_hooks import GravityHook
 
 from tests.conftest import real_file
 
@@ -114,7 +115,7 @@ def test_gravity_hook_turns_imu_samples_into_level_rotations():
 
 
 def test_image_level_hook_estimates_in_the_background_and_composes_with_the_rotation_used():
-    from panoedge.stitch.level import ImageLevelHook
+    from panoedge.stitch.level_hooks import ImageLevelHook
 
     img = read_rgb(real_file("erp_plain", "mp3d_7y3sRwLe3Va_1410b021_1024x512.png"))
     tilted, down = _tilted(img, 6.0, -4.0)

@@ -134,7 +134,7 @@ class Pipeline:
                  on_event: Callable[[str], None] | None = None,
                  on_status: Callable[[dict], None] | None = None, gravity=None):
         self.config = config or PipelineConfig()
-        # Levelling: a :class:`panoedge.stitch.level.GravityHook` the robot's IMU driver updates, or an
+        # Levelling: a :class:`panoedge.stitch.level_hooks.GravityHook` the robot's IMU driver updates, or an
         # ImageLevelHook (``--level auto``) fed with the stitched frames; each frame is stitched with
         # the latest rotation (tables built in the background).
         self.gravity = gravity

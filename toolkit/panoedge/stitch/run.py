@@ -178,7 +178,7 @@ def stitch_files(inputs, rig: Rig, out: Path, out_hw=None, blend: str = "feather
     if isinstance(level, str):
         if level != "auto":
             raise UsageError(f"level {level!r}: expected 'auto' or a rotation matrix")
-        from panoedge.stitch.level import AutoLevel
+        from panoedge.stitch.level_hooks import AutoLevel
 
         auto = AutoLevel(per_frame=not video)
 
