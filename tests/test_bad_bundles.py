@@ -187,20 +187,11 @@ def test_signed_bundle_verifies_and_any_change_is_refused(bundle, tmp_path):
 
 
 def test_signing_needs_the_extra_named_early(monkeypatch, bundle, tmp_path):
-    import builtins
-
-    from panoedge.errors import UsageError
+    from panoedge.extras import MissingExtraError
     from panoedge.runtime import verify_bundle
 
-    real = builtins.__import__
-
-    def no_crypto(name, *a, **k):
-        if name.startswith("cryptography"):
-            raise ImportError(name)
-        return real(name, *a, **k)
-
-    monkeypatch.setattr(builtins, "__import__", no_crypto)
-    with pytest.raises(UsageError, match=r"pip install 'panoedge\[sign\]'"):
+    monkeypatch.setitem(sys.modules, "cryptography", None)  # as if not installed
+    with pytest.raises(MissingExtraError, match=r'pip install "panoedge\[sign\]"'):
         verify_bundle(bundle, trusted_key=tmp_path / "k.pub")
 
 

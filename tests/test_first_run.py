@@ -128,9 +128,15 @@ def test_outputs_have_the_usual_permissions(tmp_path):
 @pytest.mark.slow
 def test_a_wheel_carries_every_preset_profile_class_map_and_page(tmp_path):
     pytest.importorskip("setuptools")
+    import shutil
+
+    src = tmp_path / "src"  # a copy: setuptools builds in SRC/build, which must not go stale in the checkout
+    shutil.copytree(TOOLKIT, src / "toolkit", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
     wheels = tmp_path / "wheels"
     res = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-                          "-q", "-w", str(wheels), str(ROOT)], capture_output=True, text=True, timeout=300)
+                          "-q", "-w", str(wheels), str(src)], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     (whl,) = wheels.glob("panoedge-*.whl")
     site = tmp_path / "site"

@@ -376,3 +376,15 @@ def test_live_imports_without_torch():
             "panoedge.live.publisher, panoedge.live.accuracy, panoedge.live.synth_source, panoedge.cli.live")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
+
+
+def test_an_imu_gravity_hook_levels_the_live_stitch(home):
+    from panoedge.geometry import rotation_angle
+    from panoedge.stitch.level_hooks import GravityHook
+
+    hook = GravityHook()
+    hook.update([0.0, 0.9848, 0.1736])  # the rig is pitched by 10 degrees
+    with Pipeline(f"{SYNTH}&fps=60", fake_model(), [Recorder()], gravity=hook) as pipe:
+        pipe.run(0.6, warmup_s=0.1)
+        r_out = pipe._stitcher.tables(hook.rotation()).r_out
+    assert abs(np.degrees(rotation_angle(r_out @ pipe.rig.output_rotation.T)) - 10.0) < 0.2

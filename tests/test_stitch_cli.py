@@ -163,3 +163,27 @@ def test_rig_recovery_prints_the_table_and_writes_json(tmp_path):
     rows = json.loads(out.read_text())["rows"]
     assert len(rows) == 1 and rows[0]["frames"] == 3 and rows[0]["start_rot_err_deg"] > 2.9
     assert rows[0]["rot_err_deg"] < rows[0]["start_rot_err_deg"]
+
+
+def test_stitch_level_auto_and_the_level_command(tmp_path):
+    from tests.conftest import real_file
+
+    from panoedge.stitch.level import gravity_from_image
+
+    frame = real_file("dual_fisheye", "theta_s_liveview_dualfisheye_1920x1080.jpg")
+    out = tmp_path / "ts.png"
+    res = CliRunner().invoke(app, ["stitch", str(frame), "--rig", "theta_s_liveview_1920x1080_selfcal", "--out",
+                                   str(out), "--size", "256x512", "--device", "cpu", "--level", "auto",
+                                   "--json", str(tmp_path / "s.json")])
+    assert res.exit_code == 0, res.output
+    assert "level: lines" in res.output
+    rep = json.loads((tmp_path / "s.json").read_text())
+    assert rep["level"][0]["confidence"] >= 0.3
+    res = CliRunner().invoke(app, ["level", str(out), "--out", str(tmp_path / "lv"), "--source", "image"])
+    assert res.exit_code == 0, res.output
+    assert gravity_from_image(cv2.cvtColor(cv2.imread(str(tmp_path / "lv" / "ts.png")), cv2.COLOR_BGR2RGB)).tilt_deg < 1.5
+    bad = CliRunner().invoke(app, ["level", str(out), "--out", str(tmp_path / "lv"), "--source", "gyro"])
+    assert bad.exit_code != 0 and "gyro" in str(bad.exception)
+    bad = CliRunner().invoke(app, ["stitch", str(frame), "--rig", "theta_s_liveview_1920x1080", "--out",
+                                   str(tmp_path / "x.png"), "--level", "sideways"])
+    assert bad.exit_code != 0 and "auto" in str(bad.exception)

@@ -112,3 +112,40 @@ def test_envelope_pull_and_fov_window():
     lo, hi = parallax_fov_window_deg(rig)
     assert hi == pytest.approx(np.rad2deg(0.03) * rig.lenses[0].fov_deg / 90.0) and lo == pytest.approx(-hi / 4)
     assert parallax_fov_window_deg(synthetic_rig(256, seed=3, baseline_m=0.0)) == (0.0, 0.0)
+
+
+def test_balanced_matches_weigh_every_frame_the_same():
+    from panoedge.stitch.features import Matches
+
+    a = Matches(np.zeros((30, 2)), np.zeros((30, 2)))
+    b = Matches(np.ones((10, 2)), np.ones((10, 2)))
+    m = Matches.concat([a, b, Matches(np.zeros((0, 2)), np.zeros((0, 2)))], balance=True)
+    assert len(m) == 40 and np.isclose(m.weight.mean(), 1.0)
+    assert np.isclose(m.weight[:30].sum(), m.weight[30:].sum())
+    assert Matches.concat([a, b]).weight is None
+
+
+def test_video_frames_are_sampled_evenly(tmp_path):
+    import cv2
+
+    from panoedge.stitch.run import sample_video_frames
+
+    path = tmp_path / "v.avi"
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 32))
+    for i in range(20):
+        vw.write(np.full((32, 64, 3), i * 10, np.uint8))
+    vw.release()
+    got = sample_video_frames(path, 3)
+    assert [label for label, _ in got] == ["v.avi#0", "v.avi#10", "v.avi#19"]
+    assert got[0][1].shape == (32, 64, 3) and abs(int(got[1][1].mean()) - 100) <= 3
+
+
+def test_seam_visibility_on_a_parallax_free_synthetic_frame():
+    from panoedge.eval.stitch_quality import seam_visibility
+    from panoedge.synth.rig_render import synthetic_rig
+
+    rig = synthetic_rig(256, seed=0)
+    frame, _ = render_frames(lambda s: synthetic_rig(256 * s, seed=0), 1, "indoor", 0, effects=False)[0]
+    for blend in ("feather", "multiband"):
+        v = seam_visibility(rig, frame, blend, out_h=128)
+        assert v["lens_mad"] < 6.0 and 0.85 < v["band_sharpness"] < 1.1, v

@@ -15,15 +15,15 @@ app.add_typer(rig_app, name="rig")
 
 
 def _parse_level(text: Optional[str]):
-    if text is None:
-        return None
+    if text is None or text == "auto":
+        return text
     from panoedge.errors import UsageError
     from panoedge.stitch import level_from_ypr_deg
 
     try:
         y, p, r = (float(v) for v in text.split(","))
     except ValueError:
-        raise UsageError(f"--level {text!r}: expected YAW,PITCH,ROLL in degrees, e.g. 0,5,-2") from None
+        raise UsageError(f"--level {text!r}: expected auto, or YAW,PITCH,ROLL in degrees, e.g. 0,5,-2") from None
     return level_from_ypr_deg(y, p, r)
 
 
@@ -43,7 +43,8 @@ def stitch(
     blend: str = typer.Option("feather", "--blend", help="feather (fast) or multiband."),
     band_deg: float = typer.Option(5.0, "--band-deg", help="Width of the seam blending band, degrees."),
     no_exposure: bool = typer.Option(False, "--no-exposure", help="Skip exposure/colour compensation."),
-    level: Optional[str] = typer.Option(None, "--level", help="Rig attitude YAW,PITCH,ROLL (degrees) to level out."),
+    level: Optional[str] = typer.Option(None, "--level", help="auto (the frame's vertical from its lines) or the rig "
+                                        "attitude YAW,PITCH,ROLL (degrees) to level out."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda."),
     json_path: Optional[Path] = JsonOpt,
 ) -> None:
@@ -64,35 +65,71 @@ def stitch(
     typer.echo(f"stitched {res.frames} frame(s) with rig {r.name} -> {res.out}{skipped}{fps}")
     for why in res.reasons[:5]:
         typer.echo(f"  skipped: {why}")
+    for g in res.levels[:5]:
+        lines = f" ({g['inliers']} of {g['segments']} segments vertical)" if "inliers" in g else ""
+        typer.echo(f"  level: {g['source']} confidence {g['confidence']:.2f}, pitch {g['pitch_deg']:.2f}° roll "
+                   f"{g['roll_deg']:.2f}°{lines}")
     emit_json(json_path, {"schema": "panoedge.stitch/1", "rig": r.name, **res.to_dict()})
 
 
-def _calibration_frames(paths: List[Path], rig):
-    from panoedge.stitch.frames import partner_path, read_frame
-    from panoedge.stitch.run import _folder_items
+@app.command("level")
+def level_cmd(
+    inputs: List[Path] = typer.Argument(..., help="ERP images (W = 2H) to level."),
+    out: Path = typer.Option(..., "--out", help="Folder for the levelled images (same names)."),
+    source: str = typer.Option("auto", "--source", help="auto (camera metadata where present, else the image), "
+                               "metadata (GPano XMP pose) or image (vertical lines)."),
+    min_confidence: Optional[float] = typer.Option(None, "--min-confidence", min=0.0, max=1.0,
+                                                   help="Below this an image estimate leaves the file as it is "
+                                                        "(default: panoedge.stitch.level.MIN_CONFIDENCE)."),
+    json_path: Optional[Path] = JsonOpt,
+) -> None:
+    """Level equirectangular panoramas: gravity from the camera's pose metadata or the scene's vertical lines."""
+    from panoedge.stitch.level import MIN_CONFIDENCE, level_files
 
-    items, seen = [], set()
+    res = level_files(inputs, out, source=source,
+                      min_confidence=MIN_CONFIDENCE if min_confidence is None else min_confidence)
+    typer.echo(res.format())
+    emit_json(json_path, res.to_dict())
+
+
+def _calibration_frames(paths: List[Path], rig, video_frames: int):
+    from panoedge.errors import UsageError
+    from panoedge.stitch.frames import partner_path, read_frame
+    from panoedge.stitch.run import VIDEO_EXTS, _folder_items, sample_video_frames
+
+    items, labels, seen = [], [], set()
     for p in paths:
+        if p.suffix.lower() in VIDEO_EXTS:
+            if rig.layout == "separate":
+                raise UsageError(f"{p}: a separate-file rig ({rig.name}) takes front/back image pairs, not a video")
+            for label, frame in sample_video_frames(p, video_frames):
+                items.append(frame)
+                labels.append(label)
+            continue
         for group in (_folder_items(p, rig) if p.is_dir() else [[p]]):
             key = tuple(sorted(partner_path(group[0]) or group)) if rig.layout == "separate" else tuple(group)
             if key not in seen:
                 seen.add(key)
                 items.append(read_frame(rig, group))
-    return items
+                labels.append(Path(group[0]).name)
+    return items, labels
 
 
 @rig_app.command("calibrate")
 def rig_calibrate(
-    frames: List[Path] = typer.Argument(..., help="Frames (images, front/back files, or folders of them)."),
+    frames: List[Path] = typer.Argument(..., help="Frames from one or several scenes (images, front/back files, "
+                                        "folders of them, or videos)."),
     init: str = typer.Option(..., "--init", help="Start rig: file, preset name, or 'generic'."),
     out: Path = typer.Option(..., "--out", help="Where to write the calibrated rig YAML."),
     refine: str = typer.Option("rotation,fov", "--refine",
                                help="Comma list of rotation, fov (shared), fov_each, center, coeffs."),
     circles: str = typer.Option("auto", "--circles", help="Image circles: auto, yes (always re-fit) or no."),
     depth_m: Optional[float] = typer.Option(None, "--depth-m", help="Assumed scene distance for parallax (default: far)."),
+    video_frames: int = typer.Option(5, "--video-frames", min=1, max=100,
+                                     help="Frames sampled evenly from each video given."),
     json_path: Optional[Path] = JsonOpt,
 ) -> None:
-    """Self-calibrate a rig from a handful of ordinary frames: circles, rotation, field of view."""
+    """Self-calibrate one rig from ordinary frames of one or several scenes: circles, rotation, field of view."""
     import numpy as np
 
     from panoedge.errors import UsageError
@@ -104,9 +141,9 @@ def rig_calibrate(
     if circles not in modes:
         raise UsageError(f"--circles {circles!r}: expected one of {', '.join(modes)}")
     start = _rig_for(init, frames[:1])
-    imgs = _calibration_frames(frames, start)
+    imgs, labels = _calibration_frames(frames, start, video_frames)
     res = calibrate(imgs, start, refine=tuple(x.strip() for x in refine.split(",") if x.strip()),
-                    circles=modes[circles], depth_m=depth_m)
+                    circles=modes[circles], depth_m=depth_m, labels=labels)
     rig = res.annotated_rig(out.stem)
     save_rig(rig, out)
     d = res.to_dict()
@@ -123,6 +160,10 @@ def rig_calibrate(
     b, a = d["residual_before"], d["residual_after"]
     typer.echo(f"  residual (median angle between matched rays): {b['median_deg']:.3f} deg ({b['n']} matches) -> "
                f"{a['median_deg']:.3f} deg ({a['n']} matches)")
+    if len(d["per_frame"]) > 1:
+        for pf in d["per_frame"]:
+            b, a = pf["before"], pf["after"]
+            typer.echo(f"    {pf['label'][:48]:<48} {b['median_deg']:.3f} deg ({b['n']}) -> {a['median_deg']:.3f} deg ({a['n']})")
     para = ", ".join(f"{k} {v:.2f} deg" for k, v in d["parallax_deg"].items())
     typer.echo(f"  parallax floor of the baseline: {para}" if any(d["parallax_deg"].values()) else
                "  parallax floor: baseline unknown (no translation_m in the rig)")

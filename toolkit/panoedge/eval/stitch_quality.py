@@ -182,3 +182,55 @@ def real_seam_table(real_dir: str | Path, calibrate_rigs: bool = True, out_h: in
                      "relative_ypr_deg": [float(v) for v in np.rad2deg(ypr_from_rotation(cal.relative_rotation()))],
                      "fov_deg": cal.lenses[0].fov_deg})
     return rows
+
+
+def clipped_fraction(erp: np.ndarray, valid: np.ndarray | None = None, level: int | None = None) -> float:
+    """Area-weighted percentage of ``valid`` ERP pixels with any channel at or above ``level``
+    (default: the exposure compensator's :data:`~panoedge.stitch.exposure.CLIPPED_LEVEL`)."""
+    from panoedge.stitch.exposure import CLIPPED_LEVEL
+
+    level = CLIPPED_LEVEL if level is None else level
+    valid = np.ones(erp.shape[:2], dtype=bool) if valid is None else valid
+    w = erp_area_weights(*erp.shape[:2]) * valid
+    return float(100.0 * (w * (erp >= level).any(axis=-1)).sum() / max(w.sum(), 1e-12))
+
+
+def _grad(img) -> np.ndarray:
+    import cv2
+
+    grey = cv2.cvtColor(np.clip(img, 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    pad = cv2.copyMakeBorder(grey, 1, 1, 1, 1, cv2.BORDER_WRAP)
+    return np.hypot(cv2.Sobel(pad, cv2.CV_32F, 1, 0), cv2.Sobel(pad, cv2.CV_32F, 0, 1))[1:-1, 1:-1]
+
+
+def seam_visibility(rig, frame, blend: str = "feather", out_h: int = 512, band_deg: float = 5.0) -> dict:
+    """How much the lenses disagree in the seam band, and how much of their detail the blend keeps there.
+
+    ``lens_mad``: area-weighted mean absolute difference of the two lenses over the band, after
+    vignetting and exposure correction (grey levels; :func:`panoedge.stitch.seam.seam_mad`, the
+    same for every blend). ``band_sharpness``: the output's mean gradient magnitude in the band
+    over the mean of the two lenses' own (each remapped alone, corrected the same way), area-weighted:
+    1 when the blend keeps the lenses' detail; averaging two misregistered images (ghosts, blur)
+    lowers it.
+    """
+    import cv2
+
+    from panoedge.stitch import Stitcher
+    from panoedge.stitch.seam import seam_mad
+
+    st = Stitcher(rig, (out_h, 2 * out_h), blend=blend, band_deg=band_deg, device="cpu")
+    out = st.stitch(frame)
+    t = st.tables()
+    gains = st.exposure.applied
+    src = st._canvas[: t.canvas_hw[0]]
+    lens_grads = []
+    for i in range(2):
+        m1, m2, _, corr = t.lens_maps(i)
+        img = cv2.remap(src, m1, m2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT).astype(np.float32)
+        lens_grads.append(_grad(img * (corr[..., None] * gains[i].astype(np.float32))))
+    band = t.band_mask()
+    w = erp_area_weights(*out.shape[:2])[band]
+    g_out = float((_grad(out)[band] * w).sum())
+    g_lens = float(((lens_grads[0][band] + lens_grads[1][band]) / 2.0 * w).sum())
+    return {"blend": blend, "lens_mad": seam_mad(rig, frame, out_h, band_deg),
+            "band_sharpness": g_out / max(g_lens, 1e-9)}

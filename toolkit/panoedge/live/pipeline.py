@@ -132,8 +132,12 @@ class Pipeline:
 
     def __init__(self, source, model, sinks=(), rig=None, config: PipelineConfig | None = None,
                  on_event: Callable[[str], None] | None = None,
-                 on_status: Callable[[dict], None] | None = None):
+                 on_status: Callable[[dict], None] | None = None, gravity=None):
         self.config = config or PipelineConfig()
+        # Levelling: a :class:`panoedge.stitch.level_hooks.GravityHook` the robot's IMU driver updates, or an
+        # ImageLevelHook (``--level auto``) fed with the stitched frames; each frame is stitched with
+        # the latest rotation (tables built in the background).
+        self.gravity = gravity
         self.source: Source = open_source(source)
         self.model = model
         self.rig = rig if rig is not None else self.source.rig
@@ -189,7 +193,8 @@ class Pipeline:
 
             cv2.setNumThreads(int(self.config.cv_threads))
         self._stitcher = Stitcher(self.rig, self.erp_hw, blend=self.config.blend, device=self.config.stitch_device,
-                                  smoothing=self.config.exposure_smoothing, antialias=self.config.antialias)
+                                  smoothing=self.config.exposure_smoothing, antialias=self.config.antialias,
+                                  async_tables=self.gravity is not None)
         if self.config.accuracy and callable(getattr(self.source, "meta", None)):
             from panoedge.live.accuracy import AccuracySink, comparable_classes
 
@@ -315,7 +320,10 @@ class Pipeline:
     def stitch_one(self, frame: Frame) -> bool:
         t0 = time.perf_counter()
         try:
-            frame.erp = self._stitcher.stitch(frame.image)
+            level = self.gravity.rotation() if self.gravity is not None else None
+            frame.erp = self._stitcher.stitch(frame.image, level)
+            if self.gravity is not None and hasattr(self.gravity, "offer"):
+                self.gravity.offer(frame.erp, level)
         except (UsageError, ValueError) as e:
             self.stats.count("corrupt")
             self.events(f"corrupt frame {frame.seq} skipped by the stitcher: {e}")

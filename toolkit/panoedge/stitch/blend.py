@@ -16,6 +16,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from panoedge.stitch.exposure import CLIPPED_LEVEL, KEEP_CLIPPED_MIN_GAIN
+
 
 def _blur_wrap(img: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian blur of an ERP-shaped float image that wraps horizontally."""
@@ -42,8 +44,10 @@ def multiband(stitcher, t, canvas: np.ndarray) -> np.ndarray:
     imgs, valid = [], []
     for i in range(2):
         m1, m2, ok, corr = t.lens_maps(i)
-        img = cv2.remap(src, m1, m2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT).astype(np.float32)
-        imgs.append(img * (corr[..., None] * gains[i].astype(np.float32)))
+        raw = cv2.remap(src, m1, m2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        img = raw.astype(np.float32) * (corr[..., None] * gains[i].astype(np.float32))
+        keep = (raw >= CLIPPED_LEVEL) & (corr[..., None] * gains[i] >= KEEP_CLIPPED_MIN_GAIN)
+        imgs.append(np.where(keep, np.float32(255.0), img))  # clipped stays white under a mild gain
         valid.append(ok)
     a = np.where(valid[0][..., None], imgs[0], imgs[1])
     b = np.where(valid[1][..., None], imgs[1], imgs[0])

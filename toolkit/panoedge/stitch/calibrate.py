@@ -287,11 +287,15 @@ def refine_rig(rig: Rig, m: Matches, refine=DEFAULT_REFINE, f_scale_deg: float =
     if epipolar and np.linalg.norm(baseline_m(rig)) < 1e-6:
         raise UsageError("epipolar refinement needs the lenses' translation_m (a baseline) in the rig")
 
+    sw = None if m.weight is None else np.sqrt(m.weight)
+
     def residuals(x):
         if epipolar:
-            return np.concatenate(parallax_residuals_deg(p.rig_at(x), m, pull))
+            parts = parallax_residuals_deg(p.rig_at(x), m, pull)
+            return np.concatenate([r * sw if sw is not None and r.shape == sw.shape else r for r in parts])
         r0, r1 = match_rays(p.rig_at(x), m, depth_m)
-        return np.rad2deg(r0 - r1).ravel()
+        d = np.rad2deg(r0 - r1)
+        return (d if sw is None else d * sw[:, None]).ravel()
 
     lo, hi = p.bounds()
     sol = least_squares(residuals, p.x0(), bounds=(lo, hi), loss="soft_l1", f_scale=f_scale_deg, x_scale=1.0)
@@ -414,6 +418,9 @@ class CalibrationResult:
     rounds: list = field(default_factory=list)
     parallax_deg: dict = field(default_factory=dict)
     refine: tuple = DEFAULT_REFINE
+    per_frame: list = field(default_factory=list)
+    """Per frame: ``before`` and ``after`` residual statistics (matches under the first gate), and
+    ``label`` (its file name, where the caller gave labels): one rig must hold for every scene."""
 
     def annotated_rig(self, name: str | None = None) -> Rig:
         """The result rig named ``name``, its provenance saying what this calibration estimated."""
@@ -444,12 +451,13 @@ class CalibrationResult:
             "relative_ypr_deg": [float(v) for v in np.rad2deg(ypr_from_rotation(rel))],
             "fov_deg": [lens.fov_deg for lens in self.rig.lenses],
             "parallax_deg": self.parallax_deg,
+            "per_frame": self.per_frame,
         }
 
 
 def calibrate(frames, init: Rig, refine=DEFAULT_REFINE, circles="auto", gates_deg=(6.0, 3.0, 1.5, 1.0),
               depth_m: float | None = None, strip_h: int | None = None,
-              epipolar: bool | None = None) -> CalibrationResult:
+              epipolar: bool | None = None, labels=None) -> CalibrationResult:
     """Self-calibrate ``init`` from ``frames`` (each a frame as :meth:`Stitcher.stitch` takes it).
 
     ``refine``: subset of :data:`REFINE` (``fov``: one field of view shared by both lenses, the
@@ -459,6 +467,8 @@ def calibrate(frames, init: Rig, refine=DEFAULT_REFINE, circles="auto", gates_de
     number of rounds); ``depth_m``: assumed scene distance for the parallax model (None: far);
     ``epipolar``: end with a solve on residuals no scene distance explains
     (:func:`refine_parallax_free`); ``None`` does so when the rig has a baseline and ``rotation`` is refined.
+    Frames from several scenes give one rig for all of them; :attr:`CalibrationResult.per_frame`
+    says how well it holds on each (``labels``: a name per frame for that report).
     """
     frames = list(frames)
     if not frames:
@@ -467,7 +477,10 @@ def calibrate(frames, init: Rig, refine=DEFAULT_REFINE, circles="auto", gates_de
         raise UsageError(f"circles {circles!r}: expected True, False or 'auto'")
     for f in frames:
         canvas_of(init, f)  # size and type checks, with clear errors
-    m0 = Matches.concat(match_overlap(init, f, gate_deg=gates_deg[0], strip_h=strip_h) for f in frames)
+    if labels is not None and len(labels) != len(frames):
+        raise UsageError(f"calibrate: {len(labels)} labels for {len(frames)} frames")
+    m0_each = [match_overlap(init, f, gate_deg=gates_deg[0], strip_h=strip_h) for f in frames]
+    m0 = Matches.concat(m0_each)
     before = residual_stats(init, m0)
     fits = detect_circles(init, frames) if circles else [None, None]
     rig = apply_circles(init, fits)
@@ -475,7 +488,7 @@ def calibrate(frames, init: Rig, refine=DEFAULT_REFINE, circles="auto", gates_de
         fits, rig = _choose_circles(init, fits, m0, depth_m)
     rounds, candidates = [], []
     for gate in gates_deg:
-        m = Matches.concat(match_overlap(rig, f, gate_deg=gate, strip_h=strip_h) for f in frames)
+        m = Matches.concat((match_overlap(rig, f, gate_deg=gate, strip_h=strip_h) for f in frames), balance=True)
         rig = refine_rig(rig, m, refine, depth_m=depth_m)
         rounds.append({"gate_deg": gate, **residual_stats(rig, m, depth_m)})
         candidates.append(rig)
@@ -498,4 +511,12 @@ def calibrate(frames, init: Rig, refine=DEFAULT_REFINE, circles="auto", gates_de
     k, after = choose_by_seam(start, candidates, frames, gates_deg[0], strip_h, rounds_seam)
     rig = candidates[k]
     para = {f"{d:g}m": parallax_deg(rig, d) for d in (0.5, 1.0, 3.0, 10.0)}
-    return CalibrationResult(rig, init, fits, len(frames), before, after, rounds, para, tuple(refine))
+    per_frame = []
+    if len(frames) > 1:
+        for i, (f, m_before) in enumerate(zip(frames, m0_each)):
+            per_frame.append({"label": str(labels[i]) if labels is not None else f"frame {i}",
+                              "before": residual_stats(init, m_before),
+                              "after": residual_stats(rig, match_overlap(rig, f, gate_deg=gates_deg[0], strip_h=strip_h))})
+    else:
+        per_frame.append({"label": str(labels[0]) if labels is not None else "frame 0", "before": before, "after": after})
+    return CalibrationResult(rig, init, fits, len(frames), before, after, rounds, para, tuple(refine), per_frame)

@@ -1,11 +1,21 @@
 """Exposure and colour compensation between the two lenses, estimated from the overlap.
 
 Each frame, the band strips (both lenses sampled at the same output pixels, vignetting
-corrected) give per-lens, per-channel mean colours ``m_0``, ``m_1`` over a fixed subsample
-of the band, weighted by solid angle, ignoring clipped (>= 250) and near-black (<= 4) pixels.
-The gains move both lenses to their geometric mean: ``g_0 = sqrt(m_1 / m_0)``, ``g_1 = 1 / g_0``,
-so the panorama's overall brightness is kept. For video the log gains are smoothed over time
-with an exponential moving average; gains are clamped to ``[1 / max_gain, max_gain]``.
+corrected) give per channel the area- and brightness-weighted median log ratio of the two lenses over a fixed
+subsample of the band, ignoring clipped (>= ``CLIPPED_LEVEL``) and near-black (<= 4) pixels.
+Exposure and white balance scale *linear* light; with the power-law linearisation
+``v ** GAMMA`` a linear gain ``g`` is exactly the encoded multiplier ``g ** (1 / GAMMA)``
+the stitcher applies, and the median log ratio is the same in either space (so nothing is
+lost by not decoding; a ratio of linear *means* would be dominated by a few bright pixels).
+
+The gains move both lenses to their geometric mean (per channel: white balance too) and are
+clamped to ``[1 / max_gain, max_gain]``; for video the log gains are smoothed over time with
+an exponential moving average. **Highlight protection** comes last: each lens reports a high
+quantile of its brightest channel (``HIGHLIGHT_QUANTILE`` of its image circle, sampled on a
+fixed grid); both lenses' gains are scaled down together (their ratio, which matches the
+seam, is kept) until no lens lifts that quantile past ``CLIPPED_LEVEL``, and a lens that is
+already clipped there gets no gain above 1. So compensation clips at most the pixels above
+the quantile that were not clipped before, and never blows out a sky to match a dark lens.
 """
 
 from __future__ import annotations
@@ -14,56 +24,111 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+GAMMA = 2.2
+"""Encoded -> linear light exponent (the sRGB curve's overall power): gains are estimated on ``v ** GAMMA``."""
+CLIPPED_LEVEL = 250
+"""Encoded value from which a channel counts as clipped (JPEG ringing puts saturated pixels at 250-255)."""
+HIGHLIGHT_QUANTILE = 99.7
+"""Percentile of a lens's brightest channel kept below ``CLIPPED_LEVEL`` by its gain: at most 0.3% of
+its pixels can newly clip (the issue's bound is 0.5 points of the panorama)."""
+
+KEEP_CLIPPED_MIN_GAIN = 0.85
+"""Down to this gain a clipped channel stays white when the gains are applied: it only says "at
+least this bright", and lenses a few percent apart would otherwise show a sky grey in one lens and
+white in the other (a step along the seam). Below it the lens is much brighter than the other,
+whose view of the same place is likely not clipped, so the clipped value is scaled like the rest."""
+
+
+MEDIAN_BINS = 2048
+"""Histogram bins of the weighted median of log ratios over [-LOG_RANGE, LOG_RANGE]: 0.0015 apart (0.15%
+of gain), a bincount instead of a sort of every sample each frame."""
+LOG_RANGE = 1.5
+
+
+def _weighted_medians(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Per column, the weighted median of ``x (N, C)`` (weights ``w (N, C)``) to a bin of
+    :data:`MEDIAN_BINS` (values beyond the range count at its ends); one bincount for all columns."""
+    step = 2.0 * LOG_RANGE / MEDIAN_BINS
+    c = x.shape[1]
+    idx = np.clip(((x + LOG_RANGE) / step).astype(np.int64), 0, MEDIAN_BINS - 1) + np.arange(c) * MEDIAN_BINS
+    hist = np.bincount(idx.ravel(), weights=w.ravel(), minlength=c * MEDIAN_BINS).reshape(c, MEDIAN_BINS)
+    cw = np.cumsum(hist, axis=1)
+    k = np.array([np.searchsorted(cw[j], 0.5 * cw[j, -1]) for j in range(c)])
+    return -LOG_RANGE + (k + 0.5) * step
+
+
+def highlight_headroom(quantile_value: float) -> float:
+    """Largest encoded gain that keeps a lens whose high quantile is ``quantile_value`` unclipped (>= 1)."""
+    return max(1.0, (CLIPPED_LEVEL - 1.0) / max(float(quantile_value), 1.0))
+
 
 @dataclass
 class ExposureCompensator:
-    """Per-lens RGB gains ``(2, 3)``, updated from each frame's band strips.
+    """Per-lens RGB gains ``(2, 3)`` on encoded values, updated from each frame's band strips.
 
     ``smoothing`` is the EMA weight of the past (0: every frame on its own; 0.8 suits video);
     the first frame is taken as is. ``tolerance`` is the relative gain change below which the
     applied gains are kept (the stitcher then skips rebuilding its gain image).
+    ``protect_highlights``: scale the gains down so no lens clips its highlights (module doc).
     """
 
     smoothing: float = 0.0
     max_gain: float = 1.6
     tolerance: float = 1.0 / 512.0
     min_pixels: int = 64
+    protect_highlights: bool = True
     _log_gain: np.ndarray | None = field(default=None, repr=False)
     applied: np.ndarray = field(default_factory=lambda: np.ones((2, 3)), repr=False)
     frames: int = 0
+    highlight_scale: float = 1.0
 
     def reset(self) -> None:
         self._log_gain = None
         self.applied = np.ones((2, 3))
         self.frames = 0
+        self.highlight_scale = 1.0
 
     @staticmethod
-    def measure(a: np.ndarray, b: np.ndarray, vig_a: np.ndarray, vig_b: np.ndarray):
-        """Weighted colour sums ``(2, 3)`` of samples ``a, b (N, 3) uint8`` (their ratio is what counts)
-        and the number of samples used.
+    def measure(a: np.ndarray, b: np.ndarray, vig_a: np.ndarray, vig_b: np.ndarray, area=None):
+        """Per-channel log ratio ``(3,)`` of lens ``b`` over lens ``a`` (encoded values; times
+        :data:`GAMMA` in linear light) and the number of samples used.
 
-        ``a[k]`` and ``b[k]`` are the two lenses at the same output pixel; ``vig_a``/``vig_b (N,)``
-        are each lens's vignetting correction times the pixel's area weight (0: ignore).
+        ``a[k]`` and ``b[k]`` ``(N, 3) uint8`` are the two lenses at the same output pixel;
+        ``vig_a``/``vig_b (N,)`` each lens's vignetting correction times the pixel's area weight
+        ``area (N,)`` (0: ignore; ``None``: all areas 1). The ratio is the area- and brightness-weighted
+        *median* of the per-pixel log ratios: parallax, misregistration and moving things put a few band
+        pixels far off, and a mean (worse, a mean of linear light, which a few bright pixels
+        dominate) follows them.
         """
-        ab = np.concatenate([a, b], axis=1).astype(np.float32)
+        area = np.ones(len(a), np.float32) if area is None else np.asarray(area, dtype=np.float32)
         # A sample counts where no channel of either lens is clipped or near black.
-        ok = (((ab >= 250) | (ab <= 4)).astype(np.float32) @ np.ones(6, dtype=np.float32)) == 0
-        wa = np.where(ok, vig_a, 0.0).astype(np.float32)
-        wb = np.where(ok, vig_b, 0.0).astype(np.float32)
-        n = int(np.count_nonzero(wa * wb))
+        ok = ((a < CLIPPED_LEVEL) & (a > 4) & (b < CLIPPED_LEVEL) & (b > 4)).all(axis=1)
+        ok &= (area > 0) & (np.asarray(vig_a) > 0) & (np.asarray(vig_b) > 0)
+        n = int(np.count_nonzero(ok))
         if n == 0:
-            return np.ones((2, 3)), 0
-        sums = np.stack([wa, wb]) @ ab
-        return np.stack([sums[0, :3], sums[1, 3:]]).astype(np.float64), n
+            return np.zeros(3), 0
+        ar = area[ok]
+        va = (np.asarray(vig_a, np.float32)[ok] / ar)[:, None]
+        vb = (np.asarray(vig_b, np.float32)[ok] / ar)[:, None]
+        a_, b_ = a[ok].astype(np.float32), b[ok].astype(np.float32)
+        lr = np.log((b_ * vb) / (a_ * va))
+        # Weighted by brightness too: |g a - b| = a |g - b / a|, so this median minimises the
+        # lenses' absolute disagreement, and dark pixels (coarse ratios of small integers) count less.
+        return _weighted_medians(lr, ar[:, None] * (a_ + b_)), n
 
-    def update(self, a: np.ndarray, b: np.ndarray, vig_a: np.ndarray, vig_b: np.ndarray) -> bool:
-        """Fold one frame's band samples in; True when the applied gains changed."""
-        means, n = self.measure(a, b, vig_a, vig_b)
+    def update(self, a: np.ndarray, b: np.ndarray, vig_a: np.ndarray, vig_b: np.ndarray,
+               highs=None, area=None) -> bool:
+        """Fold one frame's band samples in; True when the applied gains changed.
+
+        ``area``: see :meth:`measure`. ``highs``: optional ``(2,)`` high quantile (encoded) of each lens's brightest channel over
+        its whole image circle, for highlight protection.
+        """
+        log_ratio, n = self.measure(a, b, vig_a, vig_b, area)
         self.frames += 1
         if n < self.min_pixels:
             target = np.zeros((2, 3)) if self._log_gain is None else self._log_gain
         else:
-            half = 0.5 * (np.log(np.maximum(means[1], 1e-3)) - np.log(np.maximum(means[0], 1e-3)))
+            half = 0.5 * log_ratio
             lim = np.log(self.max_gain)
             half = np.clip(half, -lim, lim)
             target = np.stack([half, -half])
@@ -72,6 +137,14 @@ class ExposureCompensator:
         else:
             self._log_gain = self.smoothing * self._log_gain + (1.0 - self.smoothing) * target
         gains = np.exp(self._log_gain)
+        if self.protect_highlights and highs is not None:
+            room = np.array([highlight_headroom(h) for h in highs])
+            scale = float(min(1.0, np.min(room / gains.max(axis=1))))
+            # Smoothed like the gains, but never above this frame's limit (a video does not flicker
+            # and a sudden highlight is protected at once).
+            past = self.highlight_scale if self.frames > 1 else scale
+            self.highlight_scale = min(scale, self.smoothing * past + (1.0 - self.smoothing) * scale)
+            gains = gains * self.highlight_scale
         if np.max(np.abs(gains / self.applied - 1.0)) > self.tolerance:
             self.applied = gains
             return True

@@ -23,20 +23,31 @@ from panoedge.stitch.rig import Rig
 
 @dataclass
 class Matches:
-    """``uv0, uv1 (N, 2)``: matched pixel positions in lens 0 and lens 1 (canvas pixels)."""
+    """``uv0, uv1 (N, 2)``: matched pixel positions in lens 0 and lens 1 (canvas pixels);
+    ``weight (N,)``: optional weight of each match in a solve (None: all 1)."""
 
     uv0: np.ndarray
     uv1: np.ndarray
+    weight: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.uv0.shape[0])
 
     @staticmethod
-    def concat(items) -> "Matches":
+    def concat(items, balance: bool = False) -> "Matches":
+        """One set of matches from several frames. ``balance``: weight each frame's matches so every
+        frame counts the same in a solve (mean weight 1), so a frame rich in texture does not decide
+        the rig for a scene with fewer matches."""
         items = list(items)
         if not items:
             return Matches(np.zeros((0, 2)), np.zeros((0, 2)))
-        return Matches(np.concatenate([m.uv0 for m in items]), np.concatenate([m.uv1 for m in items]))
+        weight = None
+        if balance:
+            n = np.array([len(m) for m in items], dtype=np.float64)
+            k = max(int(np.count_nonzero(n)), 1)
+            weight = np.concatenate([np.full(len(m), n.sum() / (k * len(m))) for m in items if len(m)]) \
+                if n.sum() else np.zeros(0)
+        return Matches(np.concatenate([m.uv0 for m in items]), np.concatenate([m.uv1 for m in items]), weight)
 
 
 def seam_rotation(rig: Rig) -> np.ndarray:

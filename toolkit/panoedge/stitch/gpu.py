@@ -69,7 +69,11 @@ class TorchBackend:
         return self.torch.floor(out + 0.5 + _EPS).clamp_(0, 255)
 
     def _scale(self, img, gain, one: int):
-        return self.torch.round(img * gain / one).clamp_(0, 255)
+        from panoedge.stitch.exposure import CLIPPED_LEVEL, KEEP_CLIPPED_MIN_GAIN
+
+        out = self.torch.round(img * gain / one).clamp_(0, 255)
+        keep = (img >= CLIPPED_LEVEL) & (gain > KEEP_CLIPPED_MIN_GAIN * one - 1)
+        return out.masked_fill_(keep, 255.0)  # clipped stays white under a mild gain, as on the CPU
 
     def stitch(self, stitcher, t, canvas: np.ndarray) -> np.ndarray:
         """Stitch the frame already loaded in ``canvas`` (the CPU path's buffer) with tables ``t``."""

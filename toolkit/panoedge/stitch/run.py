@@ -36,11 +36,12 @@ class StitchRun:
     skipped: int = 0
     reasons: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    levels: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "out": str(self.out), "frames": self.frames, "skipped": self.skipped,
                 "skipped_reasons": self.reasons[:20], "seconds": self.seconds,
-                "fps": self.frames / self.seconds if self.seconds > 0 else None}
+                "fps": self.frames / self.seconds if self.seconds > 0 else None, "level": self.levels}
 
 
 def input_kind(inputs: list[Path]) -> str:
@@ -136,11 +137,39 @@ def iter_video(path: Path) -> Iterator[np.ndarray | None]:
         cap.release()
 
 
+def sample_video_frames(path: Path, n: int) -> list[tuple[str, np.ndarray]]:
+    """``n`` frames spread evenly over a video, as ``(label, RGB frame)`` (for calibration: scenes
+    a few seconds apart say more than neighbouring frames)."""
+    if n < 1:
+        raise UsageError(f"video frames {n}: expected at least 1")
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise DataError(f"{path}: not a readable video")
+    try:
+        total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or 0
+        wanted = sorted(set(np.linspace(0, max(total - 1, 0), n).round().astype(int).tolist())) if total else []
+        out = []
+        for i in wanted:
+            cap.set(cv2.CAP_PROP_POS_FRAMES, i)
+            ok, bgr = cap.read()
+            if ok:
+                out.append((f"{path.name}#{i}", cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
+    finally:
+        cap.release()
+    if not out:  # no frame count or no seeking: take the first n frames that decode
+        out = [(f"{path.name}#{i}", f) for i, f in enumerate(iter_video(path)) if f is not None][:n]
+    if not out:
+        raise DataError(f"{path}: no readable frame")
+    return out
+
+
 def stitch_files(inputs, rig: Rig, out: Path, out_hw=None, blend: str = "feather", exposure: bool = True,
                  level=None, band_deg: float = 5.0, device: str = "auto", progress: bool = True) -> StitchRun:
     """Stitch ``inputs`` (see :func:`input_kind`) with ``rig`` into ``out`` (see the module docstring).
 
-    ``level``: an optional rig-to-world rotation applied to every frame (horizon levelling).
+    ``level``: an optional rig-to-world rotation applied to every frame (horizon levelling), or
+    ``"auto"``: each frame's vertical from its own lines (:class:`~panoedge.stitch.level.AutoLevel`;
+    once for a video, per image for a folder), reported in :attr:`StitchRun.levels`.
     """
     from panoedge.progress import tqdm
 
@@ -151,11 +180,22 @@ def stitch_files(inputs, rig: Rig, out: Path, out_hw=None, blend: str = "feather
     st = Stitcher(rig, out_hw, blend=blend, band_deg=band_deg, exposure=exposure, device=device,
                   smoothing=0.8 if video else 0.0, disk_cache=True)
     run = StitchRun(kind, out)
+    auto = None
+    if isinstance(level, str):
+        if level != "auto":
+            raise UsageError(f"level {level!r}: expected 'auto' or a rotation matrix")
+        from panoedge.stitch.level_hooks import AutoLevel
+
+        auto = AutoLevel(per_frame=not video)
+
+    def stitch(frame):
+        return st.stitch(frame, auto.rotation(st, frame) if auto is not None else level)
+
     t0 = time.perf_counter()
     if kind in ("image", "pair"):
         if out.suffix.lower() not in IMAGE_EXTS:
             raise UsageError(f"{out}: the input is an image, so OUT must be an image file ({', '.join(IMAGE_EXTS)})")
-        write_rgb(out, st.stitch(read_frame(rig, inputs), level))
+        write_rgb(out, stitch(read_frame(rig, inputs)))
         run.frames = 1
     elif kind == "folder":
         if out.suffix.lower() in IMAGE_EXTS + VIDEO_EXTS:
@@ -165,7 +205,7 @@ def stitch_files(inputs, rig: Rig, out: Path, out_hw=None, blend: str = "feather
             raise DataError(f"{inputs[0]}: no {'front/back image pairs' if rig.layout == 'separate' else 'images'} found")
         for paths in tqdm(items, desc="stitch", unit="frame", disable=not progress):
             try:
-                erp = st.stitch(read_frame(rig, paths), level)
+                erp = stitch(read_frame(rig, paths))
             except (DataError, UsageError) as e:
                 run.skipped += 1
                 run.reasons.append(str(e))
@@ -173,13 +213,15 @@ def stitch_files(inputs, rig: Rig, out: Path, out_hw=None, blend: str = "feather
             write_rgb(out / f"{_out_stem(paths)}.png", erp)
             run.frames += 1
     else:
-        _stitch_video(st, inputs[0], out, level, run, progress)
+        _stitch_video(stitch, inputs[0], out, run, progress, st.out_hw)
     run.seconds = time.perf_counter() - t0
+    if auto is not None:
+        run.levels = [g.to_dict() for g in auto.estimates]
     st.close()
     return run
 
 
-def _stitch_video(st: Stitcher, src: Path, out: Path, level, run: StitchRun, progress: bool) -> None:
+def _stitch_video(stitch, src: Path, out: Path, run: StitchRun, progress: bool, out_hw) -> None:
     from panoedge.progress import tqdm
 
     if out.suffix.lower() not in VIDEO_EXTS:
@@ -188,7 +230,7 @@ def _stitch_video(st: Stitcher, src: Path, out: Path, level, run: StitchRun, pro
     fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
     cap.release()
-    h, w = st.out_hw
+    h, w = out_hw
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.partial{out.suffix}")
     writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*_FOURCC.get(out.suffix.lower(), "mp4v")), fps, (w, h))
@@ -201,7 +243,7 @@ def _stitch_video(st: Stitcher, src: Path, out: Path, level, run: StitchRun, pro
                 run.reasons.append(f"frame {i}: could not be decoded")
                 continue
             try:
-                erp = st.stitch(frame, level)
+                erp = stitch(frame)
             except PanoedgeError as e:
                 run.skipped += 1
                 run.reasons.append(f"frame {i}: {e}")

@@ -25,7 +25,7 @@ import numpy as np
 from panoedge.errors import UsageError, unknown_name
 from panoedge.geometry import rodrigues_from_rotation, rotation_aligning, rotation_from_rodrigues, rotation_from_ypr_deg
 from panoedge.stitch.blend import BLENDS
-from panoedge.stitch.exposure import ExposureCompensator
+from panoedge.stitch.exposure import CLIPPED_LEVEL, HIGHLIGHT_QUANTILE, KEEP_CLIPPED_MIN_GAIN, ExposureCompensator
 from panoedge.stitch.frames import as_canvas_input
 from panoedge.stitch.rig import Rig
 from panoedge.stitch.tables import StitchTables
@@ -51,12 +51,48 @@ def level_from_gravity(gravity) -> np.ndarray:
     return rotation_aligning(g, np.array([0.0, 1.0, 0.0]))
 
 
+def scale_keeping_clipped(img: np.ndarray, gain: np.ndarray, one: int, all_mild: bool = False) -> np.ndarray:
+    """``img *= gain / one`` in place (uint8, rounded, saturated), except that a channel already
+    clipped (>= :data:`~panoedge.stitch.exposure.CLIPPED_LEVEL`) under a mild gain (>=
+    :data:`KEEP_CLIPPED_MIN_GAIN`) stays white: it only says "at least this bright", and the lenses
+    differ by a few percent, so a gain below 1 must not turn a sky grey in one lens while the
+    other lens's stays white (a step along the seam). ``all_mild``: the caller knows every gain is
+    mild (skips that mask)."""
+    _, clipped = cv2.threshold(img, CLIPPED_LEVEL - 1, 255, cv2.THRESH_BINARY)  # per channel: 255 where clipped
+    if not all_mild:
+        _, mild = cv2.threshold(gain, KEEP_CLIPPED_MIN_GAIN * one - 1, 255, cv2.THRESH_BINARY)
+        cv2.min(clipped, mild, dst=clipped)
+    cv2.multiply(img, gain, dst=img, scale=1.0 / one)
+    return cv2.max(img, clipped, dst=img)
+
+
 def gain_matrix(gains: np.ndarray) -> np.ndarray:
     """The ``cv2.transform`` matrix turning a gain basis into per-channel gains: column ``i`` is lens
     ``i``'s RGB gain, column 2 passes the already-corrected band through."""
     m = np.ones((3, 3), dtype=np.float32)
     m[:, 0], m[:, 1] = gains[0], gains[1]
     return m
+
+
+HIGHLIGHT_GRID = 64
+"""Samples across each lens circle's diameter for the highlight quantile (~3000 pixels a lens)."""
+
+
+def circle_samples(rig: Rig, n: int = HIGHLIGHT_GRID) -> list[np.ndarray]:
+    """Per lens, flat canvas indices of a regular grid of pixels inside its image circle and region."""
+    hc, wc = rig.canvas_hw
+    out = []
+    for i, lens in enumerate(rig.lenses):
+        dx, dy = rig.lens_offset(i)
+        x0, y0, x1, y1 = rig.lens_region(i)
+        step = np.linspace(-1.0, 1.0, n)
+        gx, gy = np.meshgrid(step, step)
+        keep = gx ** 2 + gy ** 2 <= 0.95 ** 2
+        x = np.round(lens.center_x_px + dx + gx[keep] * lens.radius_px).astype(np.int64)
+        y = np.round(lens.center_y_px + dy + gy[keep] * lens.radius_px).astype(np.int64)
+        ok = (x >= max(x0, 0)) & (x < min(x1, wc)) & (y >= max(y0, 0)) & (y < min(y1, hc))
+        out.append(y[ok] * wc + x[ok])
+    return out
 
 
 def cuda_available() -> bool:
@@ -122,6 +158,7 @@ class Stitcher:
         self._gm_key = None
         ratio = rig.canvas_camera(0).f_px / (self.out_hw[0] / np.pi)
         self.antialias_sigma = 0.5 * float(np.sqrt(ratio ** 2 - 1.0)) if antialias and ratio > 1.5 else 0.0
+        self._hi_idx = circle_samples(rig)
         self.tables()  # build (or fetch) the fixed-orientation tables now
 
     # -- tables -------------------------------------------------------------------------------
@@ -206,7 +243,7 @@ class Stitcher:
         strip = self.fill_strip(t, canvas)
         gains = self.gains_for(t, strip)
         strip_gain, _ = self._gain_images(t, gains)
-        cv2.multiply(strip, strip_gain, dst=strip, scale=1.0 / t.one)
+        scale_keeping_clipped(strip, strip_gain, t.one)
         pairs = t.canvas_hw[1] // 2
         flat = strip[:, : 2 * pairs].reshape(-1, 2, 3)[: t.n_band].astype(np.float32)
         lat = (0.5 - (t.band_idx // t.out_hw[1] + 0.5) / t.out_hw[0]) * np.pi
@@ -223,12 +260,18 @@ class Stitcher:
         """Fold this frame's band samples into the exposure estimate; the ``(2, 3)`` gains to apply."""
         if self.exposure is None:
             return np.ones((2, 3))
-        rows = strip[t.est_rows]
-        pairs = t.est_w.shape[2]
-        a = rows[:, 0: 2 * pairs: 2].reshape(-1, 3)
-        b = rows[:, 1: 2 * pairs: 2].reshape(-1, 3)
-        self.exposure.update(a, b, t.est_w[0].ravel(), t.est_w[1].ravel())
+        r, c = t.est_pairs()
+        self.exposure.update(strip[r, c], strip[r, c + 1], t.est_w[0], t.est_w[1], highs=self.lens_highlights(),
+                             area=t.est_area())
         return self.exposure.applied
+
+    def lens_highlights(self) -> np.ndarray | None:
+        """``(2,)`` the :data:`~panoedge.stitch.exposure.HIGHLIGHT_QUANTILE` of each lens's brightest
+        channel over its image circle, in the frame now loaded (None before any frame)."""
+        if self._canvas is None:
+            return None
+        src = self._canvas[: self.rig.canvas_hw[0]].reshape(-1, 3)
+        return np.array([np.percentile(src[idx].max(axis=1), HIGHLIGHT_QUANTILE) for idx in self._hi_idx])
 
     def _gain_images(self, t: StitchTables, gains: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(strip_gain, gm)`` uint8 ``one *`` (vignetting correction x lens gain), rebuilt on change."""
@@ -245,10 +288,11 @@ class Stitcher:
         correct = self.exposure is not None or t.has_vignetting
         if correct:
             strip_gain, gm = self._gain_images(t, gains)
-            cv2.multiply(strip, strip_gain, dst=strip, scale=1.0 / t.one)
+            mild = bool(np.min(gains) >= KEEP_CLIPPED_MIN_GAIN)  # vignetting corrections only raise gains
+            scale_keeping_clipped(strip, strip_gain, t.one, mild)
         out = cv2.remap(canvas, *t.main_maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         if correct:
-            cv2.multiply(out, gm, dst=out, scale=1.0 / t.one)
+            scale_keeping_clipped(out, gm, t.one, mild)
         return out
 
     def close(self) -> None:

@@ -20,9 +20,9 @@ from panoedge.home import atomic_write_bytes, cache_dir, content_key
 from panoedge.stitch.rig import Rig
 from panoedge.stitch.tables import StitchTables, build_tables
 
-FORMAT = 1
+FORMAT = 3
 _ARRAYS = ("main_m1", "main_m2", "band_idx", "strip_m1", "strip_m2", "strip_basis", "gain_basis", "own",
-           "seam_deg", "est_rows", "est_w", "r_out")
+           "seam_deg", "est_idx", "est_w", "r_out")
 
 
 def tables_key(rig: Rig, out_hw, band_deg: float, r_out) -> str:
@@ -33,7 +33,7 @@ def tables_key(rig: Rig, out_hw, band_deg: float, r_out) -> str:
 
 def _to_npz(t: StitchTables) -> bytes:
     arrays = dict(zip(_ARRAYS, (*t.main_maps, t.band_idx, *t.strip_maps, t.strip_basis, t.gain_basis, t.own,
-                                t.seam_deg, t.est_rows, t.est_w, t.r_out)))
+                                t.seam_deg, t.est_idx, t.est_w, t.r_out)))
     meta = np.array([t.out_hw[0], t.out_hw[1], t.canvas_hw[0], t.canvas_hw[1], t.strip_rows, t.one,
                      int(t.has_vignetting)], dtype=np.int64)
     buf = io.BytesIO()
@@ -50,7 +50,7 @@ def _from_npz(path: Path, rig: Rig) -> StitchTables:
         rig=rig, out_hw=(int(meta[0]), int(meta[1])), band_deg=band_deg, r_out=a["r_out"],
         canvas_hw=(int(meta[2]), int(meta[3])), strip_rows=int(meta[4]), main_maps=(a["main_m1"], a["main_m2"]),
         band_idx=a["band_idx"], strip_maps=(a["strip_m1"], a["strip_m2"]), strip_basis=a["strip_basis"],
-        gain_basis=a["gain_basis"], one=int(meta[5]), own=a["own"], seam_deg=a["seam_deg"], est_rows=a["est_rows"],
+        gain_basis=a["gain_basis"], one=int(meta[5]), own=a["own"], seam_deg=a["seam_deg"], est_idx=a["est_idx"],
         est_w=a["est_w"], has_vignetting=bool(meta[6]),
     )
 
