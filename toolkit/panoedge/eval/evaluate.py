@@ -27,11 +27,45 @@ from panoedge.errors import DataError, UsageError
 from panoedge.eval import metrics
 from panoedge.eval.predictors import MODES, Predictor, check_erp_rgb, load_predictor
 
-__all__ = ["MODES", "Predictor", "evaluate", "load_predictor", "predict_images", "SCHEMA"]
+__all__ = ["MODES", "Predictor", "apply_class_map", "evaluate", "load_predictor", "predict_images", "SCHEMA"]
 
 SCHEMA = "panoedge.eval/1"
 BANDS = ("60N-90N", "30N-60N", "0-30N", "0-30S", "30S-60S", "60S-90S")
 SEAM_FRACTION = 0.05
+
+
+def apply_class_map(predictor: Predictor, data, class_map: str | None):
+    """``(predictor, data, side)`` with ``class_map`` applied where its source classes fit.
+
+    A published layout (``structured3d:`` ...) whose own classes the map is for is read through
+    it (``side="data"``: ground truth in the map's target classes); otherwise the map takes the
+    model's classes onto its targets (``side="model"``: a teacher's probabilities are summed,
+    a student's ids mapped), so an ADE20K teacher is scored on ``window`` for ``windowpane``.
+    Neither fitting is a ``UsageError`` naming both class lists.
+    """
+    if class_map is None:
+        return predictor, data, None
+    from panoedge.data.classmap import load_class_map, map_target_classes
+    from panoedge.data.layouts import LayoutDataset
+    from panoedge.errors import ConfigError
+    from panoedge.eval.predictors import with_class_map
+
+    target = map_target_classes(class_map)
+    if isinstance(data, LayoutDataset):
+        try:
+            load_class_map(class_map, data.layout.classes, target)
+            return predictor, LayoutDataset(data.root, layout=data.layout, class_map=class_map), "data"
+        except (ConfigError, UsageError):
+            pass
+    if predictor.classes is not None:
+        try:
+            return with_class_map(predictor, load_class_map(class_map, predictor.classes, target)), data, "model"
+        except (ConfigError, UsageError):
+            pass
+    native = getattr(getattr(data, "layout", None), "classes", None) or data.classes or ()
+    raise UsageError(f"class map {class_map!r} is for neither the model's classes "
+                     f"({', '.join(list(predictor.classes or ())[:8]) or 'unnamed'}) nor the data's "
+                     f"({', '.join(list(native)[:8]) or 'none'})")
 
 
 def _norm(name: str) -> str:
@@ -177,21 +211,24 @@ def evaluate(predictor: Predictor, data: DatasetFolder, max_images: int | None =
     return rep
 
 
-def _inputs(path: Path) -> list[Path]:
+def _inputs(path, rig: str | None = None, every: int = 1) -> list[tuple[str, Path]]:
+    """``(stem, file)`` of the panoramas to predict: one image file, or anything
+    :func:`panoedge.data.resolve_data` reads (a folder of panoramas found recursively, a dataset
+    folder's ``rgb/``, ``structured3d:PATH`` ..., a dual-fisheye recording with ``rig``)."""
+    from panoedge.data import resolve_data
     from panoedge.io import IMAGE_EXTS
 
-    if path.is_file():
-        return [path]
-    if not path.is_dir():
-        raise DataError(f"{path}: no such image or folder")
-    folder = path / "rgb" if (path / "rgb").is_dir() else path
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith("."))
-    if not files:
-        raise DataError(f"{folder}: no images ({', '.join(IMAGE_EXTS)})")
-    return files
+    p = Path(str(path)).expanduser()
+    if p.is_file() and rig is None:
+        if p.suffix.lower() not in IMAGE_EXTS:
+            raise DataError(f"{p}: not an image ({', '.join(IMAGE_EXTS)})")
+        return [(p.stem, p)]
+    ds = resolve_data(str(path), rig=rig, every=every)
+    return [(stem, ds.files["rgb"][stem]) for stem in ds.stems]
 
 
-def predict_images(predictor: Predictor, inputs: str | Path, out_dir: str | Path, progress: bool = True) -> list[str]:
+def predict_images(predictor: Predictor, inputs: str | Path, out_dir: str | Path, progress: bool = True,
+                   rig: str | None = None, every: int = 1) -> list[str]:
     """Run ``predictor`` on an image or a folder of ERP panoramas; returns the stems written.
 
     Per image ``STEM``: ``out/labels/STEM.png`` (uint8 class ids of the model's classes),
@@ -201,19 +238,19 @@ def predict_images(predictor: Predictor, inputs: str | Path, out_dir: str | Path
     """
     from panoedge.io import colorize_labels, read_rgb, write_depth, write_labels, write_rgb
 
-    files, out = _inputs(Path(inputs)), Path(out_dir)
+    files, out = _inputs(inputs, rig, every), Path(out_dir)
     colors = predictor.colors
     if colors is None and predictor.num_classes:
         colors = np.random.default_rng(12345).integers(40, 255, (predictor.num_classes, 3)).astype(np.uint8)
     stems = []
-    for f in tqdm(files, desc="predict", unit="img", disable=not progress):
+    for stem, f in tqdm(files, desc="predict", unit="img", disable=not progress):
         rgb = check_erp_rgb(read_rgb(f), str(f))
         labels, depth = predictor.predict(rgb)
         if labels is not None:
-            write_labels(out / "labels" / f"{f.stem}.png", labels)
-            blend = (rgb.astype(np.float32) + colorize_labels(labels, colors)) / 2
-            write_rgb(out / "overlay" / f"{f.stem}.png", np.where(labels[..., None] == 255, rgb, blend).astype(np.uint8))
+            write_labels(out / "labels" / f"{stem}.png", labels)
+            overlay = (rgb >> 1) + (colorize_labels(labels, colors) >> 1)  # uint8 halves: no float copy at 5.7K
+            write_rgb(out / "overlay" / f"{stem}.png", np.where(labels[..., None] == 255, rgb, overlay))
         if depth is not None:
-            write_depth(out / "depth" / f"{f.stem}.png", depth)
-        stems.append(f.stem)
+            write_depth(out / "depth" / f"{stem}.png", depth)
+        stems.append(stem)
     return stems
