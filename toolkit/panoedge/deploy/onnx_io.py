@@ -38,7 +38,7 @@ def _value_info(vi) -> dict:
 
 
 def model_info(proto, path: str | Path = "<model>") -> dict:
-    """``{"inputs", "outputs", "hw", "preprocess", "config", "export"}`` of a panoedge-exported model.
+    """``{"inputs", "outputs", "hw", "preprocess", "config", "export", "depth_kind"}`` of a panoedge-exported model.
 
     ``preprocess``/``config`` come from the ``panoedge.*`` metadata the exporter writes; a model
     without them (not exported by panoedge) is a ``DataError``, since its preprocessing is unknown.
@@ -56,9 +56,12 @@ def model_info(proto, path: str | Path = "<model>") -> dict:
     h, w = inputs[0]["shape"][2:]
     if not h or not w:
         raise DataError(f"{path}: input {inputs[0]['name']} has a dynamic height/width; export with a static size")
+    config = json.loads(meta["panoedge.config"])
+    default_kind = "metric" if "depth" in config.get("heads", ()) else "none"  # exports from before depth kinds
     return {"inputs": inputs, "outputs": outputs, "hw": (int(h), int(w)),
-            "preprocess": json.loads(meta["panoedge.preprocess"]), "config": json.loads(meta["panoedge.config"]),
-            "export": json.loads(meta.get("panoedge.export", "{}"))}
+            "preprocess": json.loads(meta["panoedge.preprocess"]), "config": config,
+            "export": json.loads(meta.get("panoedge.export", "{}")),
+            "depth_kind": json.loads(meta.get("panoedge.depth_kind", json.dumps(default_kind)))}
 
 
 def tensor_names(proto) -> set[str]:
