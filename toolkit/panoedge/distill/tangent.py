@@ -34,7 +34,17 @@ from panoedge.models.teachers import DEPTH_KINDS, ClassMap, TeacherOutput, apply
 __all__ = ["PatchLayout", "StreamFuser", "default_layout", "erp_to_patches", "fuse_depth", "fuse_probs", "make_layout", "tangent_predict"]
 
 PATCH_BATCH = 16
-"""Patches the teacher sees per call in :func:`tangent_predict`."""
+"""Most patches the teacher sees per call in :func:`tangent_predict`."""
+PATCH_CHUNK_BYTES = 256 << 20
+"""Bound on one call's class-probability maps (``patches x K x h x w`` float32, counted three
+times for the logits, their resize and the softmax): a 150-class teacher at 512 x 512 sees one
+patch per call, a 10-class one at 64 x 64 :data:`PATCH_BATCH`."""
+
+
+def patches_per_call(n_classes: int, patch_hw) -> int:
+    """How many patches go to the teacher at once (see :data:`PATCH_CHUNK_BYTES`)."""
+    per_patch = 3 * 4 * max(1, int(n_classes)) * int(patch_hw[0]) * int(patch_hw[1])
+    return int(min(PATCH_BATCH, max(1, PATCH_CHUNK_BYTES // per_patch)))
 
 
 def erp_to_patches(erp: torch.Tensor, layout: PatchLayout) -> torch.Tensor:
@@ -218,7 +228,7 @@ def tangent_predict(teacher, erp_batch: torch.Tensor, layout: PatchLayout | None
     ignored mass); ``depth`` ``(B, 1, H, W)`` range with ``depth_kind`` ``"metric"`` for a metric
     teacher, else ``"relative"`` (see :func:`fuse_depth`); ``features`` are not fused (``None``).
     ``layout`` defaults to :func:`default_layout` for the teacher's ``input_hw``.
-    Patches go to the teacher :data:`PATCH_BATCH` at a time and their class probabilities are
+    Patches go to the teacher :func:`patches_per_call` at a time and their class probabilities are
     fused as they come (:class:`StreamFuser`): peak memory is one chunk of patch outputs plus the
     ERP result, whatever the number of patches or classes (depth, one channel, is kept for the
     global alignment of relative depth). ``out_hw`` fuses at another ERP
@@ -229,12 +239,13 @@ def tangent_predict(teacher, erp_batch: torch.Tensor, layout: PatchLayout | None
     if out_hw is not None:
         h, w = (int(v) for v in out_hw)
     n = layout.n_patches
+    step = patches_per_call(len(teacher.classes) if teacher.classes else 1, layout.patch_hw)
     probs, depth = [], []
-    for i in range(b):  # one panorama at a time, PATCH_BATCH patches at a time: memory stays bounded
+    for i in range(b):  # one panorama at a time, a bounded chunk of patches at a time
         patches = erp_to_patches(erp_batch[i:i + 1].float().clamp(0.0, 1.0), layout)
         fuser = None
-        for start in range(0, n, PATCH_BATCH):
-            out = teacher.predict(patches[start:start + PATCH_BATCH])
+        for start in range(0, n, step):
+            out = teacher.predict(patches[start:start + step])
             if out.probs is not None:
                 p = apply_class_map(out.probs, class_map)[0] if class_map is not None else out.probs
                 fuser = fuser or StreamFuser(layout, (h, w), p.shape[1], p.device)

@@ -96,12 +96,19 @@ def _finish(seg: np.ndarray | None, depth: np.ndarray | None, h: int, w: int):
     return labels, depth
 
 
-def fusion_hw(layout, h: int) -> tuple[int, int]:
+FUSION_BYTES = 256 << 20
+"""Bound on the fused ERP class-probability accumulator (``K x H x 2H`` float32) in tangent mode."""
+
+
+def fusion_hw(layout, h: int, n_classes: int = 1) -> tuple[int, int]:
     """The ERP size tangent patches are fused at for an ``h``-row panorama: the input's, or smaller
     where the patches see coarser than the panorama (their pixel pitch, ``fov / patch width``),
-    which is where the teacher's detail ends; labels are then upsampled to ``h x 2h`` in blocks."""
+    which is where the teacher's detail ends, and no larger than :data:`FUSION_BYTES` allows for
+    ``n_classes``; labels are then upsampled to ``h x 2h`` in blocks."""
     pitch_deg = layout.fov_deg / layout.patch_hw[1]
     rows = int(np.ceil(180.0 / pitch_deg / 8.0)) * 8
+    budget = int(np.sqrt(FUSION_BYTES / (4 * 2 * max(1, n_classes))) // 8) * 8
+    rows = max(8, min(rows, budget))
     return (h, 2 * h) if rows >= h else (rows, 2 * rows)
 
 
@@ -259,7 +266,8 @@ class TeacherPredictor(Predictor):
         if self.mode == "tangent":
             from panoedge.distill.tangent import tangent_predict
 
-            out = tangent_predict(self.teacher, x, self.layout, self.class_map, out_hw=fusion_hw(self.layout, h))
+            k = len(self.class_map.target) if self.class_map is not None else len(self.teacher.classes or ())
+            out = tangent_predict(self.teacher, x, self.layout, self.class_map, out_hw=fusion_hw(self.layout, h, k))
         else:
             import torch.nn.functional as F
 
