@@ -117,7 +117,7 @@ class StreamFuser:
         self.layout, self.table = layout, fusion_table(layout, tuple(int(v) for v in erp_hw))
         self.device, self.dtype = device, dtype
         self.acc = torch.zeros(channels, self.table.hw[0] * self.table.hw[1], device=device, dtype=dtype)
-        self.seen = 0
+        self.seen = np.zeros(layout.n_patches, bool)
 
     def add(self, start: int, chunk: torch.Tensor) -> None:
         """Accumulate patches ``start .. start + len(chunk) - 1`` (``(len, K, h, w)``)."""
@@ -126,6 +126,8 @@ class StreamFuser:
         if chunk.ndim != 4 or tuple(chunk.shape[-2:]) != (h, w) or not 0 <= start <= start + m <= n:
             raise UsageError(f"patch chunk of shape {tuple(chunk.shape)} at {start}: expected (m, K, {h}, {w}) "
                              f"within the layout's {n} patches")
+        if self.seen[start:start + m].any():
+            raise UsageError(f"patches {start}..{start + m - 1}: some were added twice")
         sel = _chunk_entries(self.table, start, start + m)
         dev, dt = self.device, self.dtype
         grid = self.table.torch("grid", dev, dt)[sel].clone()
@@ -133,12 +135,12 @@ class StreamFuser:
         strip = chunk.to(dev, dt).permute(1, 0, 2, 3).reshape(chunk.shape[1], m * h, w)
         vals = _sample(strip, grid) * self.table.torch("weight", dev, dt)[sel]
         self.acc.index_add_(1, self.table.torch("pix", dev)[sel], vals)
-        self.seen += m
+        self.seen[start:start + m] = True
 
     def result(self) -> torch.Tensor:
         """The fused ``(K, H, W)`` (every patch must have been added)."""
-        if self.seen != self.layout.n_patches:
-            raise UsageError(f"fused {self.seen} of {self.layout.n_patches} patches")
+        if not self.seen.all():
+            raise UsageError(f"fused {int(self.seen.sum())} of {self.layout.n_patches} patches")
         out = self.acc / self.table.torch("wsum", self.device, self.dtype)
         return out.view(-1, *self.table.hw)
 
