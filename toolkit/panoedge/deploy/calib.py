@@ -72,8 +72,12 @@ def split_data(data: str | Path, n_calib: int, n_eval: int, hw: tuple[int, int],
         calib = _synth_folder(spec, progress)
         held = _synth_folder(replace(spec, n=n_eval, seed=spec.seed + EVAL_SEED_OFFSET), progress) if n_eval else None
         return ImageSet(calib, calib.stems[:n_calib]), (ImageSet(held, held.stems[:n_eval]) if held else None)
+    from panoedge.data.layouts import LAYOUTS
     from panoedge.data.source import resolve_data
 
+    if text.partition(":")[0] not in LAYOUTS and not Path(text).is_dir():
+        raise DataError(f"{text}: no such calibration folder (expected a folder of panoramas, a dataset folder, "
+                        f"synth:FAMILY or {', '.join(f'{k}:PATH' for k in LAYOUTS)})")
     folder = resolve_data(text, progress)  # a dataset folder, a folder of panoramas or a published layout
     path = folder.root
     stems = folder.stems
