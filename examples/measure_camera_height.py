@@ -3,6 +3,8 @@
 The synthetic indoor world knows everything: each scene's camera height (``cameras/STEM.json``,
 ``-position_m[1]``: y points down, the floor is y = 0), its range and its labels. Two measurements:
 
+Means over images (and medians, beside them in the JSON).
+
 1. **geometry** (no teacher): the true range times an unknown per-image factor, its scale recovered
    from the true floor labels and the camera height (:func:`panoedge.distill.camera_height.floor_scale`).
 2. **teacher**: a small built-in teacher trained here (``--teacher-steps``), run on tangent patches
@@ -59,9 +61,9 @@ def main() -> None:
         height = -float(cam["position_m"][1])
         s = ds.load(stem, ["depth", "semantic"])
         factor = float(np.exp(rng.uniform(np.log(0.1), np.log(10.0))))
-        scale, _ = floor_scale(s["depth"] / factor, s["semantic"] == floor_id, height)
+        (scale, shift), _ = floor_scale(s["depth"] / factor, s["semantic"] == floor_id, height)
         geo["scale_rel_err"].append(abs(scale / factor - 1.0))
-        geo["absrel"].append(absrel(s["depth"] / factor * scale, s["depth"], area))
+        geo["absrel"].append(absrel(s["depth"] / factor * scale + shift, s["depth"], area))
         heights.append(height)
         gts.append(s["depth"])
         floors.append(s["semantic"] == floor_id)
@@ -81,7 +83,8 @@ def main() -> None:
 
         spec = default_teacher("indoor", progress=True, base=replace(DEFAULT_TEACHER, steps=args.teacher_steps))
         teacher = load_teacher(spec)
-        rows = {"metric_teacher": [], "relative_camera_height": [], "relative_oracle_aligned": []}
+        rows = {"metric_teacher": [], "relative_camera_height": [], "relative_camera_height_scale_only": [],
+                "relative_camera_height_true_floor": [], "relative_oracle_aligned": []}
         scales_ok = 0
         for i, stem in enumerate(ds.stems):
             rgb = ds.load(stem, ["rgb"])["rgb"]
@@ -93,18 +96,28 @@ def main() -> None:
             teacher.depth_kind = "metric"
             probs = out.probs[0]
             floor = ((probs.argmax(0) == floor_id) & (probs[floor_id] >= 0.5)).numpy()
-            scale, _ = floor_scale(rel, floor, heights[i])
-            scales_ok += scale is not None
+            fit, _ = floor_scale(rel, floor, heights[i])
+            scales_ok += fit is not None
             rows["metric_teacher"].append(absrel(metric, gts[i], area))
-            if scale is not None:
-                rows["relative_camera_height"].append(absrel(rel * scale, gts[i], area))
+            if fit is not None:
+                rows["relative_camera_height"].append(absrel(np.where(rel > 0, np.maximum(fit[0] * rel + fit[1], 1e-3), 0),
+                                                             gts[i], area))
+                rows["relative_camera_height_scale_only"].append(
+                    absrel(rel * floor_scale(rel, floor, heights[i], shift=False)[0][0], gts[i], area))
+            fit_t, _ = floor_scale(rel, floors[i], heights[i])
+            if fit_t is not None:
+                rows["relative_camera_height_true_floor"].append(
+                    absrel(np.where(rel > 0, np.maximum(fit_t[0] * rel + fit_t[1], 1e-3), 0), gts[i], area))
             rows["relative_oracle_aligned"].append(absrel(_align_scale_shift(rel, gts[i], area), gts[i], area))
         report["teacher"] = {"spec": spec, "teacher_steps": args.teacher_steps, "images_with_floor_fit": scales_ok,
-                             **{k: float(np.mean(v)) if v else None for k, v in rows.items()}}
+                             **{k: float(np.mean(v)) if v else None for k, v in rows.items()},
+                             "median_per_image": {k: float(np.median(v)) if v else None for k, v in rows.items()}}
         t = report["teacher"]
         print(f"teacher labels AbsRel (area): metric teacher {t['metric_teacher']:.4f}; relative + camera height "
-              f"{t['relative_camera_height']:.4f} ({scales_ok}/{len(ds.stems)} images with a floor fit); "
-              f"relative, oracle scale+shift {t['relative_oracle_aligned']:.4f}")
+              f"{t['relative_camera_height']:.4f} (scale only {t['relative_camera_height_scale_only']:.4f}; {scales_ok}/{len(ds.stems)} images with a floor fit); "
+              f"relative, oracle scale+shift {t['relative_oracle_aligned']:.4f}; with the true floor labels "
+              f"{t['relative_camera_height_true_floor']:.4f}")
+        print("  median per image:", {k: round(v, 4) for k, v in t["median_per_image"].items() if v is not None})
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
 

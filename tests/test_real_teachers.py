@@ -231,8 +231,10 @@ def test_camera_height_recovers_the_scale_of_a_floor():
     rng = np.linspace(0.5, 3.0, h * w).reshape(h, w)
     metric = np.where(down, cam / np.maximum(rays[..., 1], 1e-6), rng).astype(np.float32)
     rel = metric / 3.7  # a relative teacher: right up to scale
-    s, st = floor_scale(rel, down, cam)
-    assert s == pytest.approx(3.7, rel=1e-5) and st["tilt_deg"] < 1e-3
+    (s, t), st = floor_scale(rel, down, cam)
+    assert s == pytest.approx(3.7, rel=1e-5) and abs(t) < 1e-5 and st["tilt_deg"] < 1e-3
+    (s, t), _ = floor_scale((metric - 0.3) / 2.0, down, cam)  # right up to scale and shift
+    assert s == pytest.approx(2.0, rel=1e-4) and t == pytest.approx(0.3, abs=1e-4)
     probs = torch.zeros(1, len(INDOOR), h, w)
     probs[0, INDOOR.index("floor")] = torch.from_numpy(down.astype(np.float32))
     probs[0, 0] = 1 - probs[0, INDOOR.index("floor")]
