@@ -212,6 +212,8 @@ def load_training_set(cfg: DistillConfig, rank: int = 0, world: int = 1, progres
         if depth_kind == "relative":
             depth, label_stats["camera_height"] = metric_from_camera_height(depth, base, classes, cfg.camera_height_m)
             depth_kind = "metric"
+        else:
+            label_stats["camera_height"] = "not used: the teacher's depth is already metric"
     gt = None
     if all(s in data.files["semantic"] for s in stems):
         gt = torch.from_numpy(np.stack([cv2.resize(data.load(s, ["semantic"])["semantic"], (w, h),
