@@ -15,9 +15,16 @@ Means over images (and medians, beside them in the JSON).
    relative labels after the oracle per-image least-squares scale and shift (what evaluation
    reports for relative students).
 
+3. **students** (``--student-steps N``): scenes whose camera sits within ``--height-tol`` of
+   ``--camera-height`` (a robot's camera has one height; the synthetic world draws 1.0-1.8 m)
+   train three students on the same budget: from the metric teacher, from the same teacher
+   declared relative with ``camera_height_m``, and from it declared relative without (trained
+   scale-and-shift-invariant, scored after per-image alignment). All are scored on held-out
+   scenes of the same height band.
+
 Usage::
 
-    python examples/measure_camera_height.py [--n 16] [--teacher-steps 300] [--json OUT.json]
+    python examples/measure_camera_height.py [--n 16] [--teacher-steps 300] [--student-steps 200] [--json OUT.json]
 """
 
 from __future__ import annotations
@@ -39,6 +46,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=16)
     ap.add_argument("--size", default="128x256")
     ap.add_argument("--teacher-steps", type=int, default=300)
+    ap.add_argument("--student-steps", type=int, default=0)
+    ap.add_argument("--camera-height", type=float, default=1.4)
+    ap.add_argument("--height-tol", type=float, default=0.1)
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
 
@@ -74,6 +84,7 @@ def main() -> None:
     print(f"geometry (true floor, true range x unknown factor): median scale error "
           f"{100 * report['geometry']['median_scale_error']:.3f} %, AbsRel {report['geometry']['absrel_area']:.4f}")
 
+    spec = None
     if args.teacher_steps > 0:
         from dataclasses import replace
 
@@ -118,8 +129,65 @@ def main() -> None:
               f"relative, oracle scale+shift {t['relative_oracle_aligned']:.4f}; with the true floor labels "
               f"{t['relative_camera_height_true_floor']:.4f}")
         print("  median per image:", {k: round(v, 4) for k, v in t["median_per_image"].items() if v is not None})
+    if args.student_steps > 0:
+        if spec is None:
+            raise SystemExit("--student-steps needs a teacher (--teacher-steps > 0)")
+        report["students"] = students(args, spec)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
+
+
+def _band_folder(src, out: Path, height: float, tol: float) -> Path:
+    """A dataset folder (symlinks) of the scenes of ``src`` whose camera is within ``tol`` of ``height``."""
+    from panoedge.data import write_meta
+
+    for stem in src.stems:
+        cam = json.loads((src.root / "cameras" / f"{stem}.json").read_text())
+        if abs(-float(cam["position_m"][1]) - height) > tol:
+            continue
+        for m in ("rgb", "depth", "semantic"):
+            f = src.files[m][stem]
+            (out / m).mkdir(parents=True, exist_ok=True)
+            (out / m / f.name).symlink_to(f)
+    write_meta(out, src.classes, src.colors, f"{src.root} cameras at {height} +- {tol} m")
+    return out
+
+
+def students(args, teacher_spec: str) -> dict:
+    """Three students on the same budget (see the module docstring); AbsRel on held-out scenes."""
+    import shutil
+    import tempfile
+
+    from panoedge.data import DatasetFolder, resolve_data
+    from panoedge.distill.config import resolve_config
+    from panoedge.distill.trainer import distill
+    from panoedge.eval.evaluate import evaluate, load_predictor
+
+    tmp = Path(tempfile.mkdtemp(prefix="camh-"))
+    train = _band_folder(resolve_data("synth:indoor?n=96&size=128x256&seed=4243"), tmp / "train",
+                         args.camera_height, args.height_tol)
+    held = _band_folder(resolve_data("synth:indoor?n=48&size=128x256&seed=9001"), tmp / "held",
+                        args.camera_height, args.height_tol)
+    folder = Path(teacher_spec.split(":", 1)[1])
+    rel = tmp / "teacher_relative"
+    shutil.copytree(folder, rel)
+    meta = json.loads((rel / "teacher.json").read_text())
+    (rel / "teacher.json").write_text(json.dumps({**meta, "depth_kind": "relative"}))
+    base = dict(data=str(train), steps=args.student_steps, erp_hw=(64, 128), batch=4, generations=1, eval_data="")
+    runs = {"metric_teacher": dict(teacher=teacher_spec),
+            "relative_teacher_camera_height": dict(teacher=f"builtin:{rel}", camera_height_m=args.camera_height),
+            "relative_teacher_ssi": dict(teacher=f"builtin:{rel}")}
+    out = {"n_train": len(DatasetFolder(train)), "n_held_out": len(DatasetFolder(held)),
+           "camera_height_m": args.camera_height, "height_tol_m": args.height_tol, "steps": args.student_steps}
+    for name, kw in runs.items():
+        res = distill(resolve_config(None, **base, **kw), tmp / name, progress=False)
+        ev = evaluate(load_predictor(str(tmp / name)), DatasetFolder(held), progress=False)
+        out[name] = {"absrel_area": ev["absrel_area"], "depth_kind": ev["depth_kind"],
+                     "depth_alignment": ev["depth_alignment"], "miou_area": ev["miou_area"],
+                     "camera_height_stats": res.report["teacher_labels"].get("camera_height")}
+        print(f"student from {name}: AbsRel {ev['absrel_area']:.4f} ({ev['depth_kind']}, alignment "
+              f"{ev['depth_alignment']}), mIoU {ev['miou_area']:.1f}", flush=True)
+    return out
 
 
 if __name__ == "__main__":
