@@ -274,3 +274,17 @@ def test_zmq_header_carries_depth_kind():
     head = decode_message(encode_message(r, ["a"], depth_kind="relative"))["header"]
     assert head["depth"]["depth_kind"] == "relative" and head["depth"]["unit"] == "1"
     assert decode_message(encode_message(r, ["a"]))["header"]["depth"]["depth_kind"] == "metric"
+
+
+def test_eval_class_map_side_and_errors(hf, tmp_path):
+    from panoedge.data import resolve_data
+    from panoedge.eval.evaluate import apply_class_map, load_predictor
+
+    s3d = resolve_data(f"structured3d:{structured3d_tree(tmp_path / 's3d')}")
+    pred = load_predictor(f"hf:{hf / 'seg'}")
+    p2, d2, side = apply_class_map(pred, s3d, "ade20k150_to_indoor")  # the teacher's classes: model side
+    assert side == "model" and p2.classes == tuple(INDOOR) and d2 is s3d
+    p3, d3, side = apply_class_map(load_predictor(f"hf:{hf / 'm2f'}"), s3d, "nyu40_to_indoor")  # the layout's
+    assert side == "data" and d3.classes == INDOOR
+    with pytest.raises(UsageError, match="neither the model's classes"):
+        apply_class_map(load_predictor(f"hf:{hf / 'm2f'}"), s3d, "cityscapes19_to_outdoor")
