@@ -129,7 +129,7 @@ def test_bad_inputs_fail_before_training(tmp_path, teacher):
 
     cases = [
         (str(_folder(tmp_path / "empty", size=None)), DataError, "no images"),
-        (str(tmp_path / "nowhere"), UsageError, "not a dataset folder"),
+        (str(tmp_path / "nowhere"), UsageError, "no such folder; DATA is a folder of panoramas"),
         (str(_folder(tmp_path / "square", size=(32, 32))), UsageError, "not an equirectangular"),
         (str(_folder(tmp_path / "classes")), UsageError, "not the student's"),
     ]

@@ -100,7 +100,7 @@ def test_fused_probs_reproduce_a_function_of_the_ray(classify):
         assert away[:, 0].sum() > 16 and away[0].all() and away[-1].all()  # the seam and the poles are checked
     got = out.probs[0].permute(1, 2, 0).numpy()
     assert np.abs(got[away] - truth[away]).max() < 1e-5
-    assert teacher.calls == 3  # 40 patches, 16 per call
+    assert teacher.calls == 4  # one image at a time: 20 patches in calls of 16 and 4, twice
 
 
 def test_metric_depth_of_a_sphere_is_its_radius_everywhere():

@@ -9,6 +9,7 @@ import typer
 
 from panoedge.cli.app import app
 from panoedge.cli.common import JsonOpt, emit_json, preflight, preflight_model
+from panoedge.cli.data_opts import DATA_HELP, ClassMapOpt, RigOpt
 from panoedge.distill.config import COMPONENTS, DistillConfig
 
 _D = DistillConfig()  # the one place defaults live
@@ -18,8 +19,16 @@ _D = DistillConfig()  # the one place defaults live
 def distill(
     teacher: Optional[str] = typer.Option(None, "--teacher", help="Teacher spec (builtin:DIR, onnx:FILE, hf:ID, A+B). "
                                           "Default: the built-in teacher, trained and cached on first use."),
-    data: Optional[str] = typer.Option(None, "--data", help=f"Dataset folder or synth:FAMILY (default {_D.data}; "
+    data: Optional[str] = typer.Option(None, "--data", help=f"{DATA_HELP} (default {_D.data}; "
                                        f"synthetic data: {_D.synth_n} panoramas at {_D.synth_hw[0]}x{_D.synth_hw[1]})."),
+    rig: Optional[str] = RigOpt,
+    every: Optional[int] = typer.Option(None, "--every", min=1, help=f"With --rig: stitch every Nth frame (default {_D.every})."),
+    class_map: Optional[str] = ClassMapOpt,
+    clusters: Optional[int] = typer.Option(None, "--clusters", min=1, help="Label-free: the student's classes are "
+                                           "N clusters of the teacher's features (or class probabilities)."),
+    camera_height: Optional[float] = typer.Option(None, "--camera-height", help="Camera height above the floor in "
+                                                  "metres: makes a relative depth teacher's labels metric "
+                                                  "(scale from the floor plane)."),
     student: Optional[str] = typer.Option(None, "--student", help=f"Student name (default {_D.student}; see panoedge models)."),
     out: Path = typer.Option(Path("runs/distill"), "--out", help="Run folder: config.json, student.pt, ckpt.pt, "
                              "log.csv, tb/, report.json. A rerun resumes from its checkpoint."),
@@ -41,7 +50,8 @@ def distill(
         preflight_model("panoedge distill", teacher)
     from panoedge.distill.config import resolve_config
 
-    cfg = resolve_config(config, teacher=teacher, data=data, student=student, steps=steps)
+    cfg = resolve_config(config, teacher=teacher, data=data, student=student, steps=steps, rig=rig, every=every,
+                         class_map=class_map, n_clusters=clusters, camera_height_m=camera_height)
     if ablate:
         from panoedge.distill.ablation import format_table, run_ablation
 

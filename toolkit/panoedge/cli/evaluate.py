@@ -10,6 +10,7 @@ import typer
 
 from panoedge.cli.app import app
 from panoedge.cli.common import JsonOpt, emit_json, positive, preflight_model
+from panoedge.cli.data_opts import DATA_HELP, ClassMapOpt, EveryOpt, RigOpt
 from panoedge.distill.tangent_layout import PatchLayout
 from panoedge.errors import UsageError
 
@@ -50,12 +51,15 @@ def format_report(rep: dict) -> str:
 @app.command("eval")
 def eval_cmd(
     model: str = typer.Argument(..., help=_MODEL_HELP),
-    data: str = typer.Option(..., "--data", help="A dataset folder or synth:FAMILY?n=..&size=HxW&seed=.."),
+    data: str = typer.Option(..., "--data", help=DATA_HELP),
     mode: str = typer.Option("erp", "--mode", help=_MODE_HELP),
     max_images: Optional[int] = typer.Option(None, "--max-images", help="Evaluate only the first N panoramas."),
     device: str = typer.Option("auto", "--device", help=_DEVICE_HELP),
     n_patches: Optional[int] = typer.Option(None, "--n-patches", help=f"Tangent patches (default {_LAYOUT['n_patches']})."),
     fov_deg: Optional[float] = typer.Option(None, "--fov-deg", help=f"Tangent patch horizontal FOV (default {_LAYOUT['fov_deg']:g})."),
+    class_map: Optional[str] = ClassMapOpt,
+    rig: Optional[str] = RigOpt,
+    every: int = EveryOpt,
     json_path: Optional[Path] = JsonOpt,
 ) -> None:
     """mIoU (area-weighted and plain), per-class IoU, AbsRel, RMSE and delta1, by latitude band and at the seam."""
@@ -63,10 +67,10 @@ def eval_cmd(
     if max_images is not None:
         positive(max_images, "--max-images")
     from panoedge.data import resolve_data
-    from panoedge.eval.evaluate import evaluate
+    from panoedge.eval.evaluate import apply_class_map, evaluate
 
     pred = _load(model, mode, device, n_patches, fov_deg)
-    ds = resolve_data(data)
+    pred, ds, _ = apply_class_map(pred, resolve_data(data, rig=rig, every=every), class_map)
     rep = evaluate(pred, ds, max_images=max_images, progress=True)
     typer.echo(f"{pred.name} ({rep['mode']}) on {ds.root}: {rep['n_images']} panoramas, depth alignment "
                f"{rep['depth_alignment']}; area-weighted unless marked plain")
@@ -77,13 +81,16 @@ def eval_cmd(
 @app.command("predict")
 def predict_cmd(
     model: str = typer.Argument(..., help=_MODEL_HELP),
-    inputs: Path = typer.Argument(..., help="An ERP image, or a folder of them (or a dataset folder: its rgb/)."),
+    inputs: Path = typer.Argument(..., help="An ERP image, or " + DATA_HELP[0].lower() + DATA_HELP[1:]),
     out: Path = typer.Option(..., "--out", help="Output folder: labels/, overlay/, depth/ (16-bit mm) and "
                              "depth_color/ (coloured, with its scale) PNGs per input stem."),
     mode: str = typer.Option("erp", "--mode", help=_MODE_HELP),
     device: str = typer.Option("auto", "--device", help=_DEVICE_HELP),
     n_patches: Optional[int] = typer.Option(None, "--n-patches", help=f"Tangent patches (default {_LAYOUT['n_patches']})."),
     fov_deg: Optional[float] = typer.Option(None, "--fov-deg", help=f"Tangent patch horizontal FOV (default {_LAYOUT['fov_deg']:g})."),
+    class_map: Optional[str] = ClassMapOpt,
+    rig: Optional[str] = RigOpt,
+    every: int = EveryOpt,
 ) -> None:
     """Class ids (uint8 PNG), a colour overlay, depth (16-bit mm PNG) and a coloured depth view for each panorama."""
     preflight_model("panoedge predict", model)
@@ -92,5 +99,12 @@ def predict_cmd(
     from panoedge.eval.evaluate import predict_images
 
     pred = _load(model, mode, device, n_patches, fov_deg)
-    stems = predict_images(pred, inputs, out, progress=True)
+    if class_map is not None:
+        from panoedge.data.classmap import load_class_map, map_target_classes
+        from panoedge.eval.predictors import with_class_map
+
+        if pred.classes is None:
+            raise UsageError(f"{model} names no classes; --class-map maps named classes")
+        pred = with_class_map(pred, load_class_map(class_map, pred.classes, map_target_classes(class_map)))
+    stems = predict_images(pred, inputs, out, progress=True, rig=rig, every=every)
     typer.echo(f"wrote {len(stems)} prediction(s) to {out} (labels/, overlay/, depth/, depth_color/)")

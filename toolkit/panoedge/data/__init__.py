@@ -1,6 +1,7 @@
-"""Dataset folders (CONVENTIONS.md), loaders and seam-safe augmentation."""
+"""Dataset folders (CONVENTIONS.md), plain image folders, published layouts, stitched recordings."""
 
 from panoedge.data.folder import DatasetFolder, read_meta, write_meta
+from panoedge.data.images import ImageFolder
 from panoedge.data.source import parse_synth, resolve_data
 
-__all__ = ["DatasetFolder", "parse_synth", "read_meta", "resolve_data", "write_meta"]
+__all__ = ["DatasetFolder", "ImageFolder", "parse_synth", "read_meta", "resolve_data", "write_meta"]

@@ -1,4 +1,17 @@
-"""Resolve a DATA argument: a dataset folder, or ``synth:FAMILY[?n=N&size=HxW&seed=S]``.
+"""Resolve a DATA argument: the one place every command's ``--data`` is parsed.
+
+================================  =================================================================
+``synth:FAMILY[?n=&size=&seed=]``  the built-in world, rendered once and cached (below)
+a dataset folder                   ``meta.json`` + ``rgb/``, ``depth/``, ``semantic/`` (CONVENTIONS.md)
+a folder of panoramas              any 2:1 PNG/JPEG images, found recursively, no ``meta.json``
+                                   (:class:`~panoedge.data.images.ImageFolder`; a folder with an
+                                   ``rgb/`` sub-folder but no ``meta.json`` reads ``rgb/`` so)
+a video or folder + ``rig``         dual-fisheye frames, every ``every``-th stitched once and cached
+                                   (:mod:`panoedge.data.rig_source`)
+``structured3d:PATH``,             published labelled layouts with their own class ids and depth
+``stanford2d3d:PATH``,             units, read through a class map (:mod:`panoedge.data.layouts`)
+``matterport3d:PATH``
+================================  =================================================================
 
 ``synth:`` data is the built-in world, rendered once and cached under
 ``$PANOEDGE_HOME/synth/<key>`` (keyed by every parameter), so every command that takes DATA
@@ -41,9 +54,29 @@ def parse_synth(spec: str, **defaults):
     return SynthSpec(n=n, seed=seed, size=tuple(size), family=family or "indoor", fisheye=fisheye).validate()
 
 
-def resolve_data(data: str | Path, progress: bool = True, **synth_defaults) -> DatasetFolder:
-    """A :class:`DatasetFolder` for DATA, rendering (once) and caching ``synth:`` data."""
+def resolve_data(data: str | Path, progress: bool = True, *, rig: str | None = None, every: int = 1,
+                 class_map: str | None = None, **synth_defaults) -> DatasetFolder:
+    """A :class:`DatasetFolder` (or one of its kinds) for DATA; see the module docstring.
+
+    ``rig`` (file, preset or ``generic``) stitches a dual-fisheye video or folder, every
+    ``every``-th frame; ``class_map`` is the map a published layout is read through (default:
+    the layout's own); ``synth_defaults`` fill in ``synth:`` options the query leaves out.
+    """
+    from panoedge.data.images import ImageFolder
+    from panoedge.data.layouts import LAYOUTS, layout_dataset
+
     text = str(data)
+    name, sep, rest = text.partition(":")
+    if sep and name in LAYOUTS:
+        if rig is not None:
+            raise UsageError(f"{text}: --rig stitches dual-fisheye recordings, not a {name} dataset")
+        return layout_dataset(name, rest, class_map)
+    if rig is not None:
+        from panoedge.data.rig_source import stitched_folder
+
+        return ImageFolder(stitched_folder(text, rig, every, progress=progress))
+    if int(every) != 1:
+        raise UsageError(f"--every {every}: picks frames of a dual-fisheye recording; give --rig too")
     if text.startswith("synth:"):
         from panoedge.synth.dataset import generate_dataset
 
@@ -52,7 +85,12 @@ def resolve_data(data: str | Path, progress: bool = True, **synth_defaults) -> D
         if not path.exists():
             generate_dataset(path, spec, progress=progress)
         return DatasetFolder(path)
-    path = Path(text)
+    path = Path(text).expanduser()
     if not path.is_dir():
-        raise UsageError(f"{text}: not a dataset folder and not synth:FAMILY (e.g. synth:indoor)")
-    return DatasetFolder(path)
+        from panoedge.data.layouts import LAYOUTS as known
+
+        raise UsageError(f"{text}: no such folder; DATA is a folder of panoramas, a dataset folder, synth:FAMILY "
+                         f"(e.g. synth:indoor) or {', '.join(f'{k}:PATH' for k in known)}")
+    if (path / "meta.json").is_file():
+        return DatasetFolder(path)
+    return ImageFolder(path / "rgb" if (path / "rgb").is_dir() else path)

@@ -185,6 +185,7 @@ def build_bundle(model: str | Path, target: str, data: str | Path | None, out: s
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "versions": _versions(),
             "target": tgt.to_dict(),
+            "depth_kind": info["depth_kind"],
             "model": {"name": info["config"].get("name"), "source": str(model), "num_classes": k,
                       "config": info["config"], "export": export_rep},
             "input": {**info["inputs"][0]},

@@ -1,7 +1,8 @@
 """Calibration and held-out evaluation data for INT8: real ERP images, streamed, hashed.
 
-DATA is a dataset folder (CONVENTIONS.md) or ``synth:FAMILY[?n=..&seed=..]`` (the built-in
-world, rendered once and cached, see :mod:`panoedge.data.source`). Images are resized to the
+DATA is anything :func:`panoedge.data.resolve_data` reads (a dataset folder, a plain folder of
+panoramas, ``structured3d:PATH`` ...) or ``synth:FAMILY[?n=..&seed=..]`` (the built-in world,
+rendered once and cached, see :mod:`panoedge.data.source`). Images are resized to the
 model's input size (``INTER_AREA``; labels and depth nearest) and preprocessed exactly as the
 runtime does (:mod:`panoedge.runtime.processing`).
 
@@ -71,10 +72,14 @@ def split_data(data: str | Path, n_calib: int, n_eval: int, hw: tuple[int, int],
         calib = _synth_folder(spec, progress)
         held = _synth_folder(replace(spec, n=n_eval, seed=spec.seed + EVAL_SEED_OFFSET), progress) if n_eval else None
         return ImageSet(calib, calib.stems[:n_calib]), (ImageSet(held, held.stems[:n_eval]) if held else None)
-    path = Path(text)
-    if not path.is_dir():
-        raise DataError(f"{text}: no such calibration folder (expected a dataset folder or synth:FAMILY)")
-    folder = DatasetFolder(path)
+    from panoedge.data.layouts import LAYOUTS
+    from panoedge.data.source import resolve_data
+
+    if text.partition(":")[0] not in LAYOUTS and not Path(text).is_dir():
+        raise DataError(f"{text}: no such calibration folder (expected a folder of panoramas, a dataset folder, "
+                        f"synth:FAMILY or {', '.join(f'{k}:PATH' for k in LAYOUTS)})")
+    folder = resolve_data(text, progress)  # a dataset folder, a folder of panoramas or a published layout
+    path = folder.root
     stems = folder.stems
     if not stems:
         raise DataError(f"{path}: no images in rgb/; calibration needs real images")

@@ -40,8 +40,24 @@ def _area(n: int, h: int, w: int) -> np.ndarray:
     return np.broadcast_to(erp_area_weights(h, w), (n, h, w))
 
 
-def score(pred: Predictions, ev: EvalSet, num_classes: int) -> dict:
-    """The metrics block of ``pred`` against the ground truth of ``ev``."""
+def _aligned(depth: np.ndarray, gt: np.ndarray, wts: np.ndarray) -> np.ndarray:
+    """Each image's relative depth after its weighted least-squares scale and shift onto ``gt``."""
+    out = np.zeros_like(depth, dtype=np.float32)
+    for i in range(len(depth)):
+        p, g, w = depth[i].astype(np.float64), gt[i].astype(np.float64), wts[i]
+        ok = np.isfinite(g) & (g > 0) & np.isfinite(p) & (p > 0)
+        if ok.sum() < 2:
+            out[i] = depth[i]
+            continue
+        sw = np.sqrt(w[ok])
+        s, t = np.linalg.lstsq(np.stack([p[ok], np.ones(ok.sum())], 1) * sw[:, None], g[ok] * sw, rcond=None)[0]
+        out[i] = np.where(p > 0, np.maximum(s * p + t, 1e-3), 0.0)
+    return out
+
+
+def score(pred: Predictions, ev: EvalSet, num_classes: int, depth_kind: str = "metric") -> dict:
+    """The metrics block of ``pred`` against the ground truth of ``ev``; ``relative`` depth is
+    scored after a per-image least-squares scale and shift (``depth_alignment``)."""
     block: dict = {"n_images": len(ev.inputs)}
     if pred.labels is not None and ev.labels is not None:
         n, h, w = ev.labels.shape
@@ -53,8 +69,10 @@ def score(pred: Predictions, ev: EvalSet, num_classes: int) -> dict:
     if pred.depth is not None and ev.depth is not None:
         n, h, w = ev.depth.shape
         wts = _area(n, h, w)
-        block.update(absrel_area=metrics.absrel(pred.depth, ev.depth, wts), absrel=metrics.absrel(pred.depth, ev.depth),
-                     rmse=metrics.rmse(pred.depth, ev.depth, wts), delta1=metrics.delta1(pred.depth, ev.depth, wts))
+        d = _aligned(pred.depth, ev.depth, wts) if depth_kind == "relative" else pred.depth
+        block.update(absrel_area=metrics.absrel(d, ev.depth, wts), absrel=metrics.absrel(d, ev.depth),
+                     rmse=metrics.rmse(d, ev.depth, wts), delta1=metrics.delta1(d, ev.depth, wts),
+                     depth_alignment="scale_shift" if depth_kind == "relative" else "none")
     return block
 
 

@@ -99,7 +99,7 @@ def export_model(student: str | Path, out: str | Path, hw: tuple[int, int] | Non
 
     model, info = load_student(student)
     if hw is None:
-        size = (info.get("meta") or {}).get("size")
+        size = (info.get("meta") or {}).get("size") or (info.get("meta") or {}).get("erp_hw")
         if not size:
             raise UsageError(f"{student}: no training size recorded; pass --size HxW")
         hw = tuple(size)
@@ -107,7 +107,9 @@ def export_model(student: str | Path, out: str | Path, hw: tuple[int, int] | Non
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".panoedge-export-", dir=out.parent) as tmp:
-        path = export_student_onnx(model, Path(tmp) / out.name, hw, opset=opset, dynamic_batch=dynamic_batch)
+        depth_kind = (info.get("meta") or {}).get("depth_kind")
+        path = export_student_onnx(model, Path(tmp) / out.name, hw, opset=opset, dynamic_batch=dynamic_batch,
+                                   depth_kind=depth_kind)
         simp = simplify(path) if simplify_graph else {"tool": None, "note": "--no-simplify"}
         ver = verify(path, model, hw, verification_frames(hw, n_verify, images))
         if not ver["ok"]:
@@ -119,4 +121,6 @@ def export_model(student: str | Path, out: str | Path, hw: tuple[int, int] | Non
         os.replace(path, out)
     return {"schema": SCHEMA, "student": str(student), "name": model.config.name, "out": str(out),
             "hw": list(hw), "opset": opset, "dynamic_batch": dynamic_batch, "op_types": ops,
-            "classes": info.get("classes"), "colors": info.get("colors"), "simplify": simp, "verify": ver}
+            "classes": info.get("classes"), "colors": info.get("colors"),
+            "depth_kind": (depth_kind or "metric") if "depth" in model.config.heads else "none",
+            "simplify": simp, "verify": ver}

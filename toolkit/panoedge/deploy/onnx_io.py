@@ -37,7 +37,7 @@ def _value_info(vi) -> dict:
 
 
 def model_info(proto, path: str | Path = "<model>") -> dict:
-    """``{"inputs", "outputs", "hw", "preprocess", "config", "export"}`` of a panoedge-exported model.
+    """``{"inputs", "outputs", "hw", "preprocess", "config", "export", "depth_kind"}`` of a panoedge-exported model.
 
     ``preprocess``/``config`` come from the ``panoedge.*`` metadata the exporter writes; a model
     without them (not exported by panoedge) is a ``DataError``, since its preprocessing is unknown.
@@ -61,11 +61,14 @@ def model_info(proto, path: str | Path = "<model>") -> dict:
     try:
         parsed = {key: loads_json(meta.get(f"panoedge.{key}", "{}"), f"{path}: metadata panoedge.{key}")
                   for key in ("preprocess", "config", "export")}
-    except ConfigError as e:
-        raise DataError(str(e)) from None
-    if not all(isinstance(v, dict) for v in parsed.values()):
-        raise DataError(f"{path}: panoedge.* metadata must be JSON objects")
-    return {"inputs": inputs, "outputs": outputs, "hw": (int(h), int(w)), **parsed}
+        default_kind = "metric" if "depth" in parsed["config"].get("heads", ()) else "none"  # exports before depth kinds
+        depth_kind = (loads_json(meta["panoedge.depth_kind"], f"{path}: metadata panoedge.depth_kind")
+                      if "panoedge.depth_kind" in meta else default_kind)
+    except (ConfigError, AttributeError) as e:
+        raise DataError(str(e) if isinstance(e, ConfigError) else f"{path}: panoedge.config metadata must be a JSON object") from None
+    if not all(isinstance(v, dict) for v in parsed.values()) or not isinstance(depth_kind, str):
+        raise DataError(f"{path}: panoedge.* metadata must be JSON objects (depth_kind a string)")
+    return {"inputs": inputs, "outputs": outputs, "hw": (int(h), int(w)), **parsed, "depth_kind": depth_kind}
 
 
 def tensor_names(proto) -> set[str]:

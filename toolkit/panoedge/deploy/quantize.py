@@ -147,8 +147,8 @@ def quantize_model(model_in: str | Path, data: str | Path | None, out: str | Pat
         if eval_set is not None:
             ev = calib_mod.load_eval_set(eval_set, hw, pre, k)
             fp32_pred = predict(OrtRunner(model_in, threads=cfg.threads), ev.inputs)
-            fp32 = score(fp32_pred, ev, k)
-            int8 = score(predict(OrtRunner(int8_tmp, threads=cfg.threads), ev.inputs), ev, k)
+            fp32 = score(fp32_pred, ev, k, info["depth_kind"])
+            int8 = score(predict(OrtRunner(int8_tmp, threads=cfg.threads), ev.inputs), ev, k, info["depth_kind"])
             first = budget_check(fp32, int8, cfg.budget_miou, cfg.budget_absrel)
             if not first["within"]:
                 from panoedge.deploy import sensitivity

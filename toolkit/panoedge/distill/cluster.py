@@ -80,25 +80,51 @@ def stable_relabel(new_soft: list[torch.Tensor], prev_soft: list[torch.Tensor] |
     return [rlcc.ensemble(m, p, momentum, c_hat) for m, p in zip(matched, prev_soft)]
 
 
-def teacher_erp_features(teacher, erp: torch.Tensor, layout) -> torch.Tensor:
+FEATURE_SOURCES = ("features", "probs")
+"""What the label-free mode clusters: the teacher's features, or (a teacher that gives none, such
+as a TorchScript module returning only its outputs) its class probabilities."""
+
+
+def feature_source(teacher, layout) -> str:
+    """``"features"`` or ``"probs"``: what :func:`teacher_erp_features` will cluster for ``teacher``,
+    found by one probe patch, so a teacher that gives neither fails before the pseudo-label pass."""
+    from panoedge.errors import UsageError
+
+    probe = teacher.predict(torch.full((1, 3, *layout.patch_hw), 0.5, device=teacher.device), features=True)
+    if probe.features is not None:
+        return "features"
+    if probe.probs is not None:
+        return "probs"
+    raise UsageError(f"teacher {teacher.name} gives neither features nor classes: the label-free mode (--clusters) "
+                     "clusters one of them; add a segmentation teacher (SEG+DEPTH) or one that returns features")
+
+
+def teacher_erp_features(teacher, erp: torch.Tensor, layout, source: str = "features") -> torch.Tensor:
     """Teacher features fused onto ERP: ``erp`` ``(B, 3, H, W)`` in [0, 1] -> ``(B, C, H, W)``.
 
     Runs ``teacher.predict(..., features=True)`` on the tangent patches of ``layout``, resizes the
-    features to the patch size and fuses them like probabilities. ``DataError`` if the teacher
-    gives no features.
+    features to the patch size and fuses them like probabilities, a chunk of patches at a time
+    (:class:`~panoedge.distill.tangent.StreamFuser`). ``source="probs"`` fuses the class
+    probabilities instead. ``DataError`` if the teacher gives no features.
     """
-    from panoedge.distill.tangent import PATCH_BATCH, erp_to_patches, fuse_probs
+    from panoedge.distill.tangent import PATCH_BATCH, StreamFuser, erp_to_patches
     from panoedge.errors import DataError
 
     h, w = erp.shape[-2:]
-    patches = erp_to_patches(erp.float().clamp(0, 1), layout)
-    parts = []
-    for s in range(0, len(patches), PATCH_BATCH):
-        out = teacher.predict(patches[s:s + PATCH_BATCH], features=True)
-        if out.features is None:
-            raise DataError(f"teacher {teacher.name}: gives no features; the label-free mode clusters teacher features")
-        parts.append(F.interpolate(out.features, size=layout.patch_hw, mode="bilinear", align_corners=False))
-    return fuse_probs(torch.cat(parts), layout, (h, w))
+    outs = []
+    for i in range(erp.shape[0]):
+        patches = erp_to_patches(erp[i:i + 1].float().clamp(0, 1), layout)
+        fuser = None
+        for s in range(0, len(patches), PATCH_BATCH):
+            out = teacher.predict(patches[s:s + PATCH_BATCH], features=source == "features")
+            f = out.features if source == "features" else out.probs
+            if f is None:
+                raise DataError(f"teacher {teacher.name}: gives no {source}; the label-free mode clusters teacher {source}")
+            f = F.interpolate(f, size=layout.patch_hw, mode="bilinear", align_corners=False)
+            fuser = fuser or StreamFuser(layout, (h, w), f.shape[1], f.device)
+            fuser.add(s, f)
+        outs.append(fuser.result())
+    return torch.stack(outs)
 
 
 def cluster_miou(pred: np.ndarray, gt: np.ndarray, k: int, num_classes: int, weights=None) -> float:

@@ -29,8 +29,10 @@ PSEUDO_FUSIONS = ("tangent", "tangent+erp")
 class DistillConfig:
     """Everything a distillation run depends on (see the module docstring for precedence).
 
-    Data and teacher: ``data`` is a dataset folder or ``synth:FAMILY`` (rendered with ``synth_n``
-    panoramas at ``synth_hw`` when the query does not say); ``teacher`` a teacher spec, empty for
+    Data and teacher: ``data`` is anything :func:`panoedge.data.resolve_data` reads (a folder of
+    panoramas, a dataset folder, ``structured3d:PATH`` ..., or ``synth:FAMILY``, rendered with ``synth_n``
+    panoramas at ``synth_hw`` when the query does not say; with ``rig``, a dual-fisheye video or
+    folder stitched every ``every``-th frame); ``teacher`` a teacher spec, empty for
     the embedded built-in teacher. ``erp_hw`` is the training size (``W == 2H``, multiples of 32);
     ``eval_data`` held-out scenes evaluated at the end (empty: none; ``"auto"``: held-out synthetic
     seeds for ``synth:`` data). Pseudo labels: ``n_patches`` tangent views of ``fov_deg`` at
@@ -58,6 +60,10 @@ class DistillConfig:
     ``rlcc_momentum``), ``depthg`` (``depthg_points`` farthest points per image),
     ``consistency`` (rotations up to ``cons_tilt_deg`` of tilt, Möbius zoom up to ``cons_zoom``,
     on ``cons_frac`` of the batch). ``n_clusters > 0`` switches on the label-free mode.
+    Student classes come from the dataset's ``meta.json``, else the class map's targets, else the
+    clusters or the teacher's own classes. ``camera_height_m > 0`` turns a relative depth
+    teacher's labels metric: per image, the floor plane where the labels say floor fixes the
+    scale (camera height / plane distance, :mod:`panoedge.distill.camera_height`).
     Component switches follow the ablation (``panoedge distill --ablate``): RLCC is off because,
     with the built-in teacher, the EMA student's labels were worse than the teacher's; BiSMAP is
     off because its vetting lowered the labels' mIoU (30.3 to 30.1) and the default student
@@ -70,6 +76,8 @@ class DistillConfig:
 
     teacher: str = ""
     data: str = "synth:indoor"
+    rig: str | None = None
+    every: int = 1
     student: str = "pano-small"
     synth_n: int = 192
     synth_hw: tuple[int, int] = (256, 512)
@@ -117,6 +125,7 @@ class DistillConfig:
     cons_zoom: float = 1.5
     cons_frac: float = 0.5
     n_clusters: int = 0
+    camera_height_m: float = 0.0
     planes: bool = True
     planes_conf: float = 0.7
     planes_tol: float = 0.2
@@ -180,10 +189,10 @@ _RANGES = (("synth_n", 2, 1_000_000), ("eval_n", 1, 100_000), ("n_patches", 0, 5
            ("rlcc_momentum", 0.0, 1.0), ("depthg_weight", 0.0, 100.0), ("depthg_points", 4, 4096),
            ("cons_weight", 0.0, 100.0), ("cons_tilt_deg", 0.0, 90.0), ("cons_zoom", 1.0, 4.0),
            ("cons_frac", 0.0, 1.0), ("n_clusters", 0, 1000), ("balance_tau", 0.0, 1.0),
-           ("label_temperature", 0.05, 10.0),
+           ("label_temperature", 0.05, 10.0), ("every", 1, 1_000_000), ("camera_height_m", 0.0, 100.0),
            ("planes_conf", 0.0, 1.0), ("planes_tol", 0.0, 10.0), ("planes_sigma", 1e-3, 10.0))
 _INTS = ("synth_n", "eval_n", "n_patches", "steps", "generations", "batch", "warmup", "seed", "ckpt_every",
-         "log_every", "bismap_components", "depthg_points", "n_clusters")
+         "log_every", "bismap_components", "depthg_points", "n_clusters", "every")
 FIELDS = tuple(f.name for f in fields(DistillConfig))
 
 

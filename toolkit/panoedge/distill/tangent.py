@@ -31,10 +31,20 @@ from panoedge.distill.tangent_layout import (PatchLayout, default_layout, fusion
 from panoedge.errors import UsageError
 from panoedge.models.teachers import DEPTH_KINDS, ClassMap, TeacherOutput, apply_class_map
 
-__all__ = ["PatchLayout", "default_layout", "erp_to_patches", "fuse_depth", "fuse_probs", "make_layout", "tangent_predict"]
+__all__ = ["PatchLayout", "StreamFuser", "default_layout", "erp_to_patches", "fuse_depth", "fuse_probs", "make_layout", "tangent_predict"]
 
 PATCH_BATCH = 16
-"""Patches the teacher sees per call in :func:`tangent_predict`."""
+"""Most patches the teacher sees per call in :func:`tangent_predict`."""
+PATCH_CHUNK_BYTES = 256 << 20
+"""Bound on one call's class-probability maps (``patches x K x h x w`` float32, counted three
+times for the logits, their resize and the softmax): a 150-class teacher at 512 x 512 sees one
+patch per call, a 10-class one at 64 x 64 :data:`PATCH_BATCH`."""
+
+
+def patches_per_call(n_classes: int, patch_hw) -> int:
+    """How many patches go to the teacher at once (see :data:`PATCH_CHUNK_BYTES`)."""
+    per_patch = 3 * 4 * max(1, int(n_classes)) * int(patch_hw[0]) * int(patch_hw[1])
+    return int(min(PATCH_BATCH, max(1, PATCH_CHUNK_BYTES // per_patch)))
 
 
 def erp_to_patches(erp: torch.Tensor, layout: PatchLayout) -> torch.Tensor:
@@ -82,18 +92,67 @@ def fuse_probs(patch_probs: torch.Tensor, layout: PatchLayout, erp_hw) -> torch.
 
     Each ERP pixel is the weighted mean of the patches that see it (weights: module
     docstring), so probabilities that sum to 1 per patch pixel still sum to 1. Works for any
-    per-pixel quantity that may be averaged (features, logits).
+    per-pixel quantity that may be averaged (features, logits). :class:`StreamFuser` does the
+    same a few patches at a time.
     """
-    table = fusion_table(layout, tuple(int(v) for v in erp_hw))
-    b, strips = _split(patch_probs, layout, "patch_probs")
-    dev, dt = patch_probs.device, patch_probs.dtype
-    grid, pix = table.torch("grid", dev, dt), table.torch("pix", dev)
-    wts = table.torch("weight", dev, dt)
-    out = patch_probs.new_zeros(b, strips.shape[1], table.hw[0] * table.hw[1])
+    b, _ = _split(patch_probs, layout, "patch_probs")
+    n = layout.n_patches
+    outs = []
     for i in range(b):
-        out[i].index_add_(1, pix, _sample(strips[i], grid) * wts)
-    out = out / table.torch("wsum", dev, dt)
-    return out.view(b, -1, *table.hw)
+        fuser = StreamFuser(layout, erp_hw, patch_probs.shape[1], patch_probs.device, patch_probs.dtype)
+        fuser.add(0, patch_probs[i * n:(i + 1) * n])
+        outs.append(fuser.result())
+    return torch.stack(outs)
+
+
+class StreamFuser:
+    """Fuses one panorama's per-patch maps into ERP ``(K, H, W)`` as they come, a chunk of patches
+    at a time (:meth:`add`), so no more than one chunk of patch maps is ever held: memory is the
+    ERP accumulator plus one chunk, whatever the patch count or the number of classes.
+
+    Convention: patch ``n`` of ``layout``; a chunk ``[start, start + len)`` is ``(len, K, h, w)``.
+    """
+
+    def __init__(self, layout: PatchLayout, erp_hw, channels: int, device, dtype=torch.float32):
+        self.layout, self.table = layout, fusion_table(layout, tuple(int(v) for v in erp_hw))
+        self.device, self.dtype = device, dtype
+        self.acc = torch.zeros(channels, self.table.hw[0] * self.table.hw[1], device=device, dtype=dtype)
+        self.seen = np.zeros(layout.n_patches, bool)
+
+    def add(self, start: int, chunk: torch.Tensor) -> None:
+        """Accumulate patches ``start .. start + len(chunk) - 1`` (``(len, K, h, w)``)."""
+        n, (h, w) = self.layout.n_patches, self.layout.patch_hw
+        m = int(chunk.shape[0])
+        if chunk.ndim != 4 or tuple(chunk.shape[-2:]) != (h, w) or not 0 <= start <= start + m <= n:
+            raise UsageError(f"patch chunk of shape {tuple(chunk.shape)} at {start}: expected (m, K, {h}, {w}) "
+                             f"within the layout's {n} patches")
+        if self.seen[start:start + m].any():
+            raise UsageError(f"patches {start}..{start + m - 1}: some were added twice")
+        sel = _chunk_entries(self.table, start, start + m)
+        dev, dt = self.device, self.dtype
+        grid = self.table.torch("grid", dev, dt)[sel].clone()
+        grid[:, 1] = ((grid[:, 1] + 1) / 2 * n - start) / m * 2 - 1  # full strip -> this chunk's strip
+        strip = chunk.to(dev, dt).permute(1, 0, 2, 3).reshape(chunk.shape[1], m * h, w)
+        vals = _sample(strip, grid) * self.table.torch("weight", dev, dt)[sel]
+        self.acc.index_add_(1, self.table.torch("pix", dev)[sel], vals)
+        self.seen[start:start + m] = True
+
+    def result(self) -> torch.Tensor:
+        """The fused ``(K, H, W)`` (every patch must have been added)."""
+        if not self.seen.all():
+            raise UsageError(f"fused {int(self.seen.sum())} of {self.layout.n_patches} patches")
+        out = self.acc / self.table.torch("wsum", self.device, self.dtype)
+        return out.view(-1, *self.table.hw)
+
+
+def _chunk_entries(table, start: int, stop: int) -> torch.Tensor:
+    """Indices of the fusion-table entries of patches ``start .. stop - 1`` (cached order by patch)."""
+    if "by_patch" not in table._torch:
+        order = np.argsort(table.patch, kind="stable")
+        bounds = np.searchsorted(table.patch[order], np.arange(table.n_patches + 1))
+        table._torch["by_patch"] = (torch.from_numpy(order), bounds)
+    order, bounds = table._torch["by_patch"]
+    return order[int(bounds[start]):int(bounds[stop])]
 
 
 def fuse_depth(patch_depth: torch.Tensor, layout: PatchLayout, erp_hw, kind: str) -> torch.Tensor:
@@ -171,25 +230,36 @@ def tangent_predict(teacher, erp_batch: torch.Tensor, layout: PatchLayout | None
     ignored mass); ``depth`` ``(B, 1, H, W)`` range with ``depth_kind`` ``"metric"`` for a metric
     teacher, else ``"relative"`` (see :func:`fuse_depth`); ``features`` are not fused (``None``).
     ``layout`` defaults to :func:`default_layout` for the teacher's ``input_hw``.
-    Patches go to the teacher :data:`PATCH_BATCH` at a time. ``out_hw`` fuses at another ERP
+    Patches go to the teacher :func:`patches_per_call` at a time and their class probabilities are
+    fused as they come (:class:`StreamFuser`): peak memory is one chunk of patch outputs plus the
+    ERP result, whatever the number of patches or classes (depth, one channel, is kept for the
+    global alignment of relative depth). ``out_hw`` fuses at another ERP
     size than the input's (patches sampled from a sharp panorama, labels at the training size).
     """
     layout = layout or default_layout(teacher.input_hw)
     b, _, h, w = erp_batch.shape
     if out_hw is not None:
         h, w = (int(v) for v in out_hw)
-    patches = erp_to_patches(erp_batch.float().clamp(0.0, 1.0), layout)
+    n = layout.n_patches
+    step = patches_per_call(len(teacher.classes) if teacher.classes else 1, layout.patch_hw)
     probs, depth = [], []
-    for start in range(0, patches.shape[0], PATCH_BATCH):
-        out = teacher.predict(patches[start:start + PATCH_BATCH])
-        if out.probs is not None:
-            p = out.probs
-            probs.append(apply_class_map(p, class_map)[0] if class_map is not None else p)
-        if out.depth is not None:
-            depth.append(out.depth)
+    for i in range(b):  # one panorama at a time, a bounded chunk of patches at a time
+        patches = erp_to_patches(erp_batch[i:i + 1].float().clamp(0.0, 1.0), layout)
+        fuser = None
+        for start in range(0, n, step):
+            out = teacher.predict(patches[start:start + step])
+            if out.probs is not None:
+                p = apply_class_map(out.probs, class_map)[0] if class_map is not None else out.probs
+                fuser = fuser or StreamFuser(layout, (h, w), p.shape[1], p.device)
+                fuser.add(start, p)
+            if out.depth is not None:
+                depth.append(out.depth)
+        if fuser is not None:
+            probs.append(fuser.result())
+        del patches
     res = TeacherOutput()
     if probs:
-        res.probs = fuse_probs(torch.cat(probs), layout, (h, w))
+        res.probs = torch.stack(probs)
         res.classes = tuple(class_map.target) if class_map is not None else tuple(teacher.classes)
     if depth:
         res.depth = fuse_depth(torch.cat(depth), layout, (h, w), teacher.depth_kind)

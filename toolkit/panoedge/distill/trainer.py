@@ -160,7 +160,7 @@ def load_training_set(cfg: DistillConfig, rank: int = 0, world: int = 1, progres
     from panoedge.distill.pseudo import PseudoLabelSpec, build_pseudo_labels
 
     def resolve():
-        return resolve_data(cfg.data, progress, n=cfg.synth_n, size=tuple(cfg.synth_hw))
+        return resolve_data(cfg.data, progress, rig=cfg.rig, every=cfg.every, n=cfg.synth_n, size=tuple(cfg.synth_hw))
 
     data = resolve() if rank == 0 else None  # rank 0 renders synthetic data once; the others find it cached
     barrier(world)
@@ -168,20 +168,25 @@ def load_training_set(cfg: DistillConfig, rank: int = 0, world: int = 1, progres
     stems = data.stems
     if len(stems) < 1:
         raise DataError(f"{data.root}: no panoramas")
+    if cfg.n_clusters and cfg.class_map:
+        raise UsageError("--clusters and --class-map exclude each other: the label-free mode makes its own classes")
     rgb = np.stack([_read_erp(data, s, cfg.erp_hw) for s in stems])
     extra = {k: v for k, v in (("n_patches", cfg.n_patches), ("fov_deg", cfg.fov_deg), ("patch_hw", cfg.patch_hw)) if v}
     spec = PseudoLabelSpec(teacher=cfg.teacher, erp_hw=tuple(cfg.erp_hw), class_map=cfg.class_map,
                            source_hw=None if cfg.pseudo_hw is None else tuple(cfg.pseudo_hw),
                            fusion=cfg.pseudo_fusion, **extra)
     teacher = None
-    classes = list(data.classes)
-    if cfg.n_clusters:
+    if cfg.n_clusters or (data.classes is None and cfg.class_map is None):
         from panoedge.models.teachers import load_teacher
 
         teacher = load_teacher(cfg.teacher, str(device))
-        pls_classes = list(teacher.classes) if teacher.classes else [f"cluster{i:02d}" for i in range(cfg.n_clusters)]
+    cluster_on = None
+    if cfg.n_clusters:
+        cluster_on = cluster.feature_source(teacher, spec.layout(teacher.input_hw))  # before the pseudo-label pass
         classes = [f"cluster{i:02d}" for i in range(cfg.n_clusters)]
+        pls_classes = list(teacher.classes) if teacher.classes else classes
     else:
+        classes = student_classes(data, cfg.class_map, teacher)
         pls_classes = classes
     pls = build_pseudo_labels(data, cfg.teacher, spec, pls_classes, rank, world, progress, device=str(device))
     barrier(world)
@@ -190,24 +195,63 @@ def load_training_set(cfg: DistillConfig, rank: int = 0, world: int = 1, progres
     loaded = [pls.load(s) for s in stems]
     h, w = cfg.erp_hw
     depth = torch.from_numpy(np.stack([x["depth"] for x in loaded])) if loaded[0]["depth"] is not None else None
+    depth_kind = pls.depth_kind
     if cfg.n_clusters:
-        base = _cluster_labels(cfg, teacher, spec, rgb, device)
+        base = _cluster_labels(cfg, teacher, spec, rgb, device, cluster_on)
         mass = torch.ones(len(stems), h, w)
-        label_stats = {}
+        label_stats = {"clusters_of": cluster_on}
     else:
         if loaded[0]["probs"] is None:
-            raise UsageError(f"teacher {cfg.teacher} gives no classes; use the label-free mode (n_clusters > 0)")
+            raise UsageError(f"teacher {cfg.teacher} gives no classes; use the label-free mode (--clusters N)")
         probs = torch.from_numpy(np.stack([x["probs"] for x in loaded]))
         mass = probs.sum(1)
         base, label_stats = refine_teacher_labels(probs / mass.clamp_min(1e-6)[:, None], mass, depth, classes, cfg)
+    if cfg.camera_height_m > 0:
+        from panoedge.distill.camera_height import metric_from_camera_height
+
+        if depth is None:
+            raise UsageError("--camera-height scales a relative depth teacher's depth: this teacher gives no depth")
+        if depth_kind == "relative":
+            depth, label_stats["camera_height"] = metric_from_camera_height(depth, base, classes, cfg.camera_height_m)
+            depth_kind = "metric"
+        else:
+            label_stats["camera_height"] = "not used: the teacher's depth is already metric"
     gt = None
     if all(s in data.files["semantic"] for s in stems):
         gt = torch.from_numpy(np.stack([cv2.resize(data.load(s, ["semantic"])["semantic"], (w, h),
                                                    interpolation=cv2.INTER_NEAREST) for s in stems]))
+    colors, family = _colors_family(data, classes, cfg)
     return TrainingSet(list(stems), torch.from_numpy(rgb).permute(0, 3, 1, 2).contiguous(), base.half(),
-                       mass.clamp(0, 1).half(), depth, pls.depth_kind, classes,
-                       None if cfg.n_clusters else data.colors.tolist(), data.meta.get("family"), gt,
+                       mass.clamp(0, 1).half(), depth, depth_kind, classes, colors, family, gt,
                        label_free=bool(cfg.n_clusters), label_stats=label_stats)
+
+
+def student_classes(data, class_map: str | None, teacher) -> list[str]:
+    """The student's classes: the dataset's (``meta.json``), else the class map's targets, else
+    the teacher's own; a teacher without classes and nothing else is a ``UsageError``."""
+    if data.classes is not None:
+        return list(data.classes)
+    if class_map is not None:
+        from panoedge.data.classmap import map_target_classes
+
+        return list(map_target_classes(class_map))
+    if teacher is None or teacher.classes is None:
+        raise UsageError(f"{data.root} names no classes and teacher {getattr(teacher, 'name', '?')} has none: "
+                         "give --class-map NAME|FILE or --clusters N")
+    return list(teacher.classes)
+
+
+def _colors_family(data, classes, cfg) -> tuple[list | None, str | None]:
+    """Display colours and class family of the student: the dataset's, else the synthetic world's
+    family whose class list the classes are (as from a shipped ``*_to_indoor`` map), else none."""
+    if cfg.n_clusters:
+        return None, data.meta.get("family")
+    if data.classes is not None:
+        return data.colors.tolist(), data.meta.get("family")
+    from panoedge.synth.world import FAMILIES, class_colors, class_names
+
+    fam = next((f for f in FAMILIES if list(class_names(f)) == list(classes)), None)
+    return (class_colors(fam).tolist() if fam else None), fam
 
 
 def refine_teacher_labels(base: torch.Tensor, mass: torch.Tensor, depth: torch.Tensor | None, classes,
@@ -231,13 +275,14 @@ def refine_teacher_labels(base: torch.Tensor, mass: torch.Tensor, depth: torch.T
     return base, stats
 
 
-def _cluster_labels(cfg, teacher, spec, rgb: np.ndarray, device) -> torch.Tensor:
-    """Generation-0 label-free labels: k-means of the teacher's ERP features ``(N, k, H, W)``."""
+def _cluster_labels(cfg, teacher, spec, rgb: np.ndarray, device, source: str = "features") -> torch.Tensor:
+    """Generation-0 label-free labels: k-means of the teacher's ERP features (or, for a teacher
+    without features, its class probabilities) ``(N, k, H, W)``."""
     from panoedge.geometry.torch_ops import erp_area_weights
 
     layout = spec.layout(teacher.input_hw)
     feats = [cluster.teacher_erp_features(teacher, torch.from_numpy(r).permute(2, 0, 1)[None].float().to(device) / 255,
-                                          layout)[0].cpu() for r in rgb]
+                                          layout, source)[0].cpu() for r in rgb]
     h, w = rgb.shape[1:3]
     area = erp_area_weights(h, w).expand(h, w)
     centres = cluster.fit_clusters(feats, cfg.n_clusters, area, seed=cfg.seed)
@@ -610,7 +655,7 @@ def distill(cfg: DistillConfig, out: str | Path, progress: bool = True, stop_at:
         out.mkdir(parents=True, exist_ok=True)
         write_config(out / CONFIG, cfg, classes=ts.classes, depth_kind=ts.depth_kind)
     torch.manual_seed(cfg.seed)
-    model = create_student(cfg.student, len(ts.classes))
+    model = create_student(cfg.student, len(ts.classes), **({} if ts.depth is not None else {"heads": ("seg",)}))
     init_heads(model, ts)
     model = model.to(device)
     ema = copy.deepcopy(model).eval().requires_grad_(False)

@@ -52,16 +52,72 @@ def _resize(img: np.ndarray, h: int, w: int, interp=cv2.INTER_LINEAR) -> np.ndar
     return out[..., None] if img.ndim == 3 and out.ndim == 2 else out
 
 
+UPSAMPLE_BLOCK_BYTES = 64 << 20
+"""Scratch memory for upsampling class scores to the output size: rows are done in blocks of at
+most this many bytes of ``(K, rows, W)`` float32, so a 150-class map at 5.7K stays bounded."""
+
+
+def _erp_upsample_rows(scores: np.ndarray, h: int, w: int, rows: slice) -> np.ndarray:
+    """Bilinear ERP upsampling of ``scores`` ``(K, h', w')`` to rows ``rows`` of an ``h x w`` grid:
+    ``(K, len(rows), w)``; pixel centres as CONVENTIONS.md, columns wrap across the seam."""
+    k, sh, sw = scores.shape
+    y = (np.arange(rows.start, rows.stop) + 0.5) * sh / h - 0.5
+    y = np.clip(y, 0, sh - 1)
+    r0 = np.floor(y).astype(np.int64)
+    r1, fy = np.minimum(r0 + 1, sh - 1), (y - r0).astype(np.float32)
+    x = (np.arange(w) + 0.5) * sw / w - 0.5
+    c0 = np.floor(x).astype(np.int64)
+    fx = (x - c0).astype(np.float32)
+    c0, c1 = c0 % sw, (c0 + 1) % sw
+    band = scores[:, r0] * (1 - fy)[None, :, None] + scores[:, r1] * fy[None, :, None]
+    return band[:, :, c0] * (1 - fx) + band[:, :, c1] * fx
+
+
+def _labels(seg: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Class ids ``(h, w)`` uint8 from scores ``(K, h', w')``, upsampled block by block (bounded memory)."""
+    if seg.shape[1:] == (h, w):
+        return seg.argmax(0).astype(np.uint8)
+    step = max(1, UPSAMPLE_BLOCK_BYTES // (4 * seg.shape[0] * w))
+    out = np.empty((h, w), np.uint8)
+    for r in range(0, h, step):
+        out[r:r + step] = _erp_upsample_rows(seg, h, w, slice(r, min(h, r + step))).argmax(0)
+    return out
+
+
 def _finish(seg: np.ndarray | None, depth: np.ndarray | None, h: int, w: int):
     """Model outputs ``seg (K, h', w')``, ``depth (h', w')`` -> ``(labels, depth)`` at ``h x w``."""
     labels = None
     if seg is not None:
-        scores = _resize(np.ascontiguousarray(seg.transpose(1, 2, 0), dtype=np.float32), h, w)
-        labels = scores.argmax(-1).astype(np.uint8)
+        labels = _labels(np.ascontiguousarray(seg, dtype=np.float32), h, w)
     if depth is not None:
         depth = _resize(np.ascontiguousarray(depth, dtype=np.float32), h, w)
         depth = np.where(np.isfinite(depth) & (depth > 0), depth, 0.0).astype(np.float32)
     return labels, depth
+
+
+FUSION_BYTES = 256 << 20
+"""Bound on the fused ERP class-probability accumulator (``K x H x 2H`` float32) in tangent mode."""
+
+
+def fusion_hw(layout, h: int, n_classes: int = 1) -> tuple[int, int]:
+    """The ERP size tangent patches are fused at for an ``h``-row panorama: the input's, or smaller
+    where the patches see coarser than the panorama (their pixel pitch, ``fov / patch width``),
+    which is where the teacher's detail ends, and no larger than :data:`FUSION_BYTES` allows for
+    ``n_classes``; labels are then upsampled to ``h x 2h`` in blocks."""
+    pitch_deg = layout.fov_deg / layout.patch_hw[1]
+    rows = int(np.ceil(180.0 / pitch_deg / 8.0)) * 8
+    budget = int(np.sqrt(FUSION_BYTES / (4 * 2 * max(1, n_classes))) // 8) * 8
+    rows = max(8, min(rows, budget))
+    return (h, 2 * h) if rows >= h else (rows, 2 * rows)
+
+
+def _depth_kind(meta: dict, has_head: bool) -> str | None:
+    """A student's depth kind: ``metric``/``relative`` as it was trained (``meta["depth_kind"]``),
+    ``None`` without a depth head; students from before depth kinds were recorded are metric."""
+    if not has_head:
+        return None
+    kind = meta.get("depth_kind") or "metric"
+    return kind if kind in ("metric", "relative") else "metric"
 
 
 class Predictor(ABC):
@@ -114,7 +170,7 @@ class StudentPredictor(Predictor):
         self.name, self.classes = str(path), tuple(info["classes"])
         self.num_classes = len(self.classes)
         self.colors = np.asarray(info["colors"], np.uint8) if info.get("colors") else None
-        self.depth_kind = "metric" if "depth" in self.model.config.heads else None
+        self.depth_kind = _depth_kind(info.get("meta") or {}, "depth" in self.model.config.heads)
         pre = self.model.preprocess
         self.mean, self.std, self.scale = np.float32(pre["mean"]), np.float32(pre["std"]), np.float32(pre["scale"])
         trained = (info.get("meta") or {}).get("erp_hw")
@@ -170,7 +226,8 @@ class OnnxPredictor(Predictor):
         self.name, self.num_classes = str(path), int(cfg["num_classes"])
         self.classes = tuple(_meta_json(meta, "panoedge.classes", path)) if "panoedge.classes" in meta else None
         self.colors = np.asarray(_meta_json(meta, "panoedge.colors", path), np.uint8) if "panoedge.colors" in meta else None
-        self.depth_kind = "metric" if "depth" in self.heads else None
+        self.depth_kind = _depth_kind({"depth_kind": _meta_json(meta, "panoedge.depth_kind", path)}
+                                      if "panoedge.depth_kind" in meta else {}, "depth" in self.heads)
         self.input = self.session.get_inputs()[0].name
 
     def predict(self, rgb):
@@ -202,6 +259,13 @@ class TeacherPredictor(Predictor):
         self.colors = _family_colors(self.classes)
         kind = self.teacher.depth_kind
         self.depth_kind = None if kind is None else ("metric" if kind == "metric" else "relative")
+        self.class_map = None
+
+    def map_classes(self, cmap) -> None:
+        """Report on ``cmap``'s target classes: probabilities of the teacher's classes are summed
+        into them before the argmax (so ``windowpane`` counts as ``window`` under an ADE20K map)."""
+        self.class_map, self.classes = cmap, tuple(cmap.target)
+        self.num_classes, self.colors = len(self.classes), _family_colors(self.classes)
 
     def predict(self, rgb):
         import torch
@@ -212,14 +276,40 @@ class TeacherPredictor(Predictor):
         if self.mode == "tangent":
             from panoedge.distill.tangent import tangent_predict
 
-            out = tangent_predict(self.teacher, x, self.layout)
+            k = len(self.class_map.target) if self.class_map is not None else len(self.teacher.classes or ())
+            out = tangent_predict(self.teacher, x, self.layout, self.class_map, out_hw=fusion_hw(self.layout, h, k))
         else:
+            import torch.nn.functional as F
+
+            ih = max(self.teacher.input_hw)  # the model shrinks the image to its input anyway
+            if h > ih:
+                x = F.interpolate(x, size=(ih, 2 * ih), mode="bilinear", align_corners=False, antialias=True)
             out = self.teacher.predict(x)
+            if out.probs is not None and self.class_map is not None:
+                from panoedge.models.teachers import apply_class_map
+
+                out.probs = apply_class_map(out.probs, self.class_map)[0]
             if out.depth is not None and self.teacher.depth_kind == "inverse-relative":
                 out.depth = torch.where(out.depth > 0, 1.0 / out.depth.clamp_min(1e-12), torch.zeros_like(out.depth))
         seg = out.probs[0].cpu().numpy() if out.probs is not None else None
         depth = out.depth[0, 0].cpu().numpy() if out.depth is not None else None
         return _finish(seg, depth, h, w)
+
+
+class MappedPredictor(Predictor):
+    """Another predictor's class ids through a class map (ids of ignored classes become 255)."""
+
+    def __init__(self, inner: Predictor, cmap):
+        self.inner, self.lut = inner, np.full(256, 255, np.uint8)
+        self.lut[:len(cmap.index)] = cmap.label_lut()
+        self.name, self.backend, self.depth_kind = inner.name, inner.backend, inner.depth_kind
+        self.classes = tuple(cmap.target)
+        self.num_classes, self.colors = len(self.classes), _family_colors(self.classes)
+        self.mode, self.layout = getattr(inner, "mode", "erp"), getattr(inner, "layout", None)
+
+    def predict(self, rgb):
+        labels, depth = self.inner.predict(rgb)
+        return (None if labels is None else self.lut[labels]), depth
 
 
 def _family_colors(classes) -> np.ndarray | None:
@@ -232,6 +322,14 @@ def _family_colors(classes) -> np.ndarray | None:
         if tuple(class_names(fam)) == tuple(classes):
             return class_colors(fam)
     return None
+
+
+def with_class_map(predictor: Predictor, cmap) -> Predictor:
+    """``predictor`` reporting on ``cmap``'s target classes (a teacher sums probabilities first)."""
+    if isinstance(predictor, TeacherPredictor):
+        predictor.map_classes(cmap)
+        return predictor
+    return MappedPredictor(predictor, cmap)
 
 
 def bundle_model(bundle: str | Path, precision: str | None = None) -> Path:

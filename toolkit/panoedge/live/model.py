@@ -57,6 +57,8 @@ class LiveModel:
     to_feed: Callable[[np.ndarray], dict]
     from_outputs: Callable[[dict], dict]
     info: dict = field(default_factory=dict)
+    depth_kind: str = "metric"
+    """``metric`` (metres), ``relative`` (range up to scale and shift) or ``none``."""
 
     @property
     def backend(self) -> str:
@@ -76,7 +78,7 @@ class LiveModel:
 
     def describe(self) -> dict:
         return {"name": self.name, "backend": self.backend, "input_hw": list(self.input_hw),
-                "classes": len(self.classes), **self.info}
+                "classes": len(self.classes), "depth_kind": self.depth_kind, **self.info}
 
     @classmethod
     def from_bundle(cls, path: str | Path, backend: str | None = None, precision: str | None = None,
@@ -92,7 +94,7 @@ class LiveModel:
         name = b.manifest.get("student", {}).get("name") if isinstance(b.manifest.get("student"), dict) else None
         return cls(name=name or Path(path).name, input_hw=tuple(b.hw), classes=list(b.classes), colors=b.colors,
                    runner=runner, to_feed=lambda rgb: {b.input_name: b.preprocess(rgb)},
-                   from_outputs=b.postprocess,
+                   from_outputs=b.postprocess, depth_kind=b.depth_kind,
                    info={"bundle": str(path), "precision": used_precision, "target": target.get("name"),
                          "threads": threads})
 
@@ -121,9 +123,15 @@ class LiveModel:
         colors = np.asarray(colors, dtype=np.uint8) if colors is not None else palette(len(classes))
         name = config.get("name") or Path(path).stem
         precision = "int8" if any(t in Path(path).name for t in ("int8", ".u8.", ".s8.")) else "fp32"
+        has_depth = any(s.name == "depth" for s in runner.outputs)
+        try:
+            kind = (loads_json(meta["panoedge.depth_kind"], f"{path}: panoedge.depth_kind")
+                    if "panoedge.depth_kind" in meta else ("metric" if has_depth else "none"))
+        except ConfigError as e:
+            raise DataError(str(e)) from None
         return cls(name=name, input_hw=hw, classes=classes, colors=colors, runner=runner,
                    to_feed=lambda rgb: {inp.name: preprocess(rgb, hw, spec)},
-                   from_outputs=postprocess, info={"onnx": str(path), "precision": precision, "threads": threads})
+                   from_outputs=postprocess, depth_kind=kind, info={"onnx": str(path), "precision": precision, "threads": threads})
 
 
 def load_model(spec: str | Path, backend: str | None = None, precision: str | None = None,

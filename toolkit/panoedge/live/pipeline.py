@@ -173,7 +173,8 @@ class Pipeline:
     def _stream_info(self) -> StreamInfo:
         return StreamInfo(erp_hw=self.erp_hw, classes=list(self.model.classes), colors=self.model.colors,
                           fps=float(self.source.fps or 0.0), source=self.source.describe(),
-                          model=self.model.describe(), stats=lambda: self.stats.snapshot(), log=self.events,
+                          model=self.model.describe(), depth_kind=getattr(self.model, "depth_kind", "metric"),
+                          stats=lambda: self.stats.snapshot(), log=self.events,
                           request_stop=self.stop)
 
     def open(self) -> None:

@@ -31,7 +31,9 @@ part   content
           "frame_index": 17,             # the source's own frame number
           "hw": [256, 512],              # ERP height, width (W = 2 H)
           "labels": {"dtype": "uint8", "ignore": 255} | null,
-          "depth": {"dtype": "float16", "unit": "m", "kind": "range", "invalid": 0} | null,
+          "depth": {"dtype": "float16", "unit": "m", "kind": "range", "invalid": 0,
+                    "depth_kind": "metric"} | null,   # "relative": range up to scale and shift,
+                                                      # unit "1" (median about 1), not metres
           "rgb": {"format": "jpeg"} | null,
           "classes": ["wall", "floor", ...],
           "erp": "panoedge/1"}           # the ERP convention of CONVENTIONS.md
@@ -90,9 +92,12 @@ def zmq_endpoint(uri: str) -> tuple[str, dict]:
     return f"tcp://{host}:{port}", params
 
 
-def encode_message(result: Result, classes: list[str], depth_format: str = "f16", jpeg: bytes | None = None) -> list[bytes]:
+def encode_message(result: Result, classes: list[str], depth_format: str = "f16", jpeg: bytes | None = None,
+                   depth_kind: str = "metric") -> list[bytes]:
     """The multipart message of one result (see the module docstring)."""
     dtype, unit = DEPTH_FORMATS[depth_format]
+    if depth_kind == "relative":
+        unit = "1" if depth_format == "f16" else "1/1000"
     h, w = result.erp.shape[:2]
     if result.depth is None:
         depth = b""
@@ -106,7 +111,8 @@ def encode_message(result: Result, classes: list[str], depth_format: str = "f16"
         "schema": SCHEMA, "seq": int(result.seq), "t_capture": float(result.t_wall), "t_publish": time.time(),
         "latency_ms": round(float(result.latency_ms), 3), "frame_index": int(result.index), "hw": [h, w],
         "labels": {"dtype": "uint8", "ignore": 255} if result.labels is not None else None,
-        "depth": {"dtype": dtype, "unit": unit, "kind": "range", "invalid": 0} if result.depth is not None else None,
+        "depth": ({"dtype": dtype, "unit": unit, "kind": "range", "invalid": 0, "depth_kind": depth_kind}
+                  if result.depth is not None else None),
         "rgb": {"format": "jpeg"} if jpeg is not None else None,
         "classes": list(classes), "erp": "panoedge/1",
     }
@@ -176,10 +182,12 @@ class ZmqPublisher(Sink):
         self._sock = None
         self._auth = None
         self._classes: list[str] = []
+        self._depth_kind = "metric"
 
     def setup(self, info: StreamInfo) -> None:
         zmq = _zmq()
         self._classes = list(info.classes)
+        self._depth_kind = getattr(info, "depth_kind", "metric")
         sock = zmq.Context.instance().socket(zmq.PUB)
         sock.setsockopt(zmq.SNDHWM, self.hwm)
         sock.setsockopt(zmq.LINGER, 0)
@@ -220,7 +228,8 @@ class ZmqPublisher(Sink):
             from panoedge.live.views import encode_jpeg
 
             jpeg = encode_jpeg(result.erp)
-        self._sock.send_multipart(encode_message(result, self._classes, self.depth_format, jpeg), copy=False)
+        self._sock.send_multipart(encode_message(result, self._classes, self.depth_format, jpeg, self._depth_kind),
+                                  copy=False)
 
     def teardown(self) -> None:
         if self._sock is not None:

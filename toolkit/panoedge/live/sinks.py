@@ -65,6 +65,7 @@ class StreamInfo:
     fps: float
     source: dict = field(default_factory=dict)
     model: dict = field(default_factory=dict)
+    depth_kind: str = "metric"
     stats: Callable[[], dict] = dict
     log: Callable[[str], None] = print
     request_stop: Callable[[], None] = lambda: None

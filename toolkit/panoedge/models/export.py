@@ -101,7 +101,8 @@ def _inline_shared_initializers(proto) -> None:
 
 
 def export_student_onnx(model: nn.Module, path: str | os.PathLike, hw: tuple[int, int],
-                        opset: int = 17, dynamic_batch: bool = False, classes=None, colors=None) -> Path:
+                        opset: int = 17, dynamic_batch: bool = False, classes=None, colors=None,
+                        depth_kind: str | None = None) -> Path:
     """Export a student to ONNX at input size ``hw = (H, W)``; returns the written path.
 
     Steps: validate the size (multiples of 32), fold batch-norm and bake the latitude term
@@ -110,7 +111,9 @@ def export_student_onnx(model: nn.Module, path: str | os.PathLike, hw: tuple[int
     temporary file beside ``path`` and ``os.replace`` it into place (readers never see a
     half-written file). ``dynamic_batch`` makes axis 0 of every input/output symbolic.
     ``classes``/``colors`` (optional) ride along as ``panoedge.classes``/``panoedge.colors``
-    metadata, so any consumer of the plain ONNX file knows what the channels mean.
+    metadata, so any consumer of the plain ONNX file knows what the channels mean;
+    ``panoedge.depth_kind`` says what the depth output is: ``metric`` (metres; the default for a
+    depth head), ``relative`` (range up to scale and shift) or ``none`` (no depth head).
     """
     import onnx
 
@@ -146,6 +149,10 @@ def export_student_onnx(model: nn.Module, path: str | os.PathLike, hw: tuple[int
         "panoedge.export": {"hw": [h, w], "opset": int(opset), "dynamic_batch": bool(dynamic_batch),
                             "batchnorm_folded": True, "torch": torch.__version__},
     }
+    kind = (depth_kind or "metric") if "depth" in heads else "none"
+    if kind not in ("metric", "relative", "none"):
+        raise UsageError(f"depth kind {depth_kind!r}: choose metric or relative")
+    meta["panoedge.depth_kind"] = kind
     if classes is not None:
         if len(classes) != config.num_classes:
             raise UsageError(f"{len(classes)} class names for a student with {config.num_classes} classes")

@@ -46,6 +46,15 @@ class Bundle:
     hw: tuple[int, int]
     verified: dict = field(default_factory=dict)
 
+    @property
+    def depth_kind(self) -> str:
+        """``metric`` (metres), ``relative`` (range up to scale and shift) or ``none``: the manifest's
+        top-level ``depth_kind``; bundles from before it was recorded are metric where they have depth."""
+        kind = self.manifest.get("depth_kind")
+        if kind in ("metric", "relative", "none"):
+            return kind
+        return "metric" if any(o.get("name") == "depth" for o in self.manifest.get("outputs", [])) else "none"
+
     def preprocess(self, rgb: np.ndarray) -> np.ndarray:
         """An ``(H', W', 3)`` uint8 RGB ERP frame -> the model input ``(1, 3, H, W)`` float32."""
         return preprocess(rgb, self.hw, self.preprocess_spec)

@@ -6,8 +6,11 @@ image processor's ``preprocessor_config.json``) or a hub id such as
 ``depth-anything/Depth-Anything-V2-Small-hf``, fetched through the hub's own cache (so
 ``HF_HUB_OFFLINE=1`` works once it is cached). Needs the ``transformers`` package.
 
-The task comes from the config's architecture (``...ForSemanticSegmentation`` or
-``...ForDepthEstimation``); ``hf-seg:`` and ``hf-depth:`` force one (DPT does both).
+The task comes from the config's architecture (``...ForSemanticSegmentation``,
+``...ForUniversalSegmentation`` (Mask2Former) or ``...ForDepthEstimation``);
+``hf-seg:`` and ``hf-depth:`` force one (DPT does both). A universal (mask-classification)
+segmenter's per-pixel class scores are formed as its own semantic post-processing forms them,
+``sum_q softmax(class_q)[c] * sigmoid(mask_q)``, then normalised over the classes.
 Preprocessing follows the image processor's settings (size, ``ensure_multiple_of``,
 ``keep_aspect_ratio``, rescale, mean/std) but runs in torch on the whole batch.
 
@@ -27,7 +30,9 @@ from panoedge.models.teachers.base import ModelTeacher, as_depth, check_seg, reg
 
 TASKS = ("seg", "depth")
 METRIC_DEPTH_MODELS = frozenset({"zoedepth", "glpn", "depth_pro"})
-_SUFFIX = {"seg": "ForSemanticSegmentation", "depth": "ForDepthEstimation"}
+UNIVERSAL_MODELS = frozenset({"mask2former"})
+"""Mask-classification segmenters whose outputs are ``class_queries_logits`` + ``masks_queries_logits``."""
+_SUFFIX = {"seg": "ForSemanticSegmentation", "universal": "ForUniversalSegmentation", "depth": "ForDepthEstimation"}
 
 
 def hf_depth_kind(config) -> str:
@@ -76,8 +81,12 @@ class HFTeacher(ModelTeacher):
             raise DataError(f"{target}: not a local model folder and not loadable from the Hugging Face hub "
                             f"(offline, or a wrong id?): {str(err).splitlines()[0]}") from None
         self.task = task or self._task_of(target, config)
-        auto = (transformers.AutoModelForSemanticSegmentation if self.task == "seg"
-                else transformers.AutoModelForDepthEstimation)
+        if self.task == "universal" and config.model_type not in UNIVERSAL_MODELS:
+            raise DataError(f"{target}: {config.model_type} universal segmentation is not supported "
+                            f"(supported: {', '.join(sorted(UNIVERSAL_MODELS))}; OneFormer also needs text task inputs)")
+        auto = {"seg": transformers.AutoModelForSemanticSegmentation,
+                "universal": transformers.AutoModelForUniversalSegmentation,
+                "depth": transformers.AutoModelForDepthEstimation}[self.task]
         try:
             model = auto.from_pretrained(src)
             processor = transformers.AutoImageProcessor.from_pretrained(src)
@@ -86,9 +95,10 @@ class HFTeacher(ModelTeacher):
                             f"(is preprocessor_config.json there?): {str(err).splitlines()[0]}") from None
         self.model = model.to(device).eval()
         self.name, self.device, self.config = f"{kind}:{target}", device, config
-        if self.task == "seg":
+        if self.task in ("seg", "universal"):
             labels = config.id2label
             self.classes = tuple(str(labels[i]).strip() for i in sorted(labels, key=int))
+            self.seg_is_probs = self.task == "universal"
         else:
             self.depth_kind = hf_depth_kind(config)
         self._read_processor(target, processor)
@@ -129,6 +139,8 @@ class HFTeacher(ModelTeacher):
 
     def run(self, x: torch.Tensor, features: bool) -> dict[str, torch.Tensor]:
         """``x`` ``(B, 3, h, w)`` -> ``{"seg": logits}`` or ``{"depth": (B, 1, h', w')}`` (+ ``"features"``)."""
+        if self.task == "universal":
+            return self._run_universal(x, features)
         res = self.model(pixel_values=x, output_hidden_states=features)
         out = {}
         if self.task == "seg":
@@ -141,6 +153,19 @@ class HFTeacher(ModelTeacher):
             fmap = self._feature_map(hidden[-1], x.shape[-2:])
             if fmap is not None:
                 out["features"] = fmap
+        return out
+
+    def _run_universal(self, x: torch.Tensor, features: bool) -> dict[str, torch.Tensor]:
+        """Mask2Former/OneFormer: class probabilities ``(B, K, h/4, w/4)`` from queries and masks."""
+        res = self.model(pixel_values=x)
+        cls = torch.softmax(res.class_queries_logits.float(), -1)[..., :-1]  # the last class is "no object"
+        masks = torch.sigmoid(res.masks_queries_logits.float())
+        seg = torch.einsum("bqc,bqhw->bchw", cls, masks)
+        seg = seg / seg.sum(1, keepdim=True).clamp_min(1e-6)
+        check_seg(self.name, seg, self.classes, x.shape[0])
+        out = {"seg": seg}
+        if features:
+            out["features"] = masks  # per-query mask logits as features: (B, Q, h/4, w/4)
         return out
 
     def _feature_map(self, last: torch.Tensor, hw) -> torch.Tensor | None:
