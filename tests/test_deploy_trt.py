@@ -37,12 +37,19 @@ def make_bundle(root: Path, target: str, loadables: int = 5, hw=(384, 768)) -> P
     (root / "model.fp32.onnx").write_bytes(b"fp32")
     (root / "model.int8.onnx").write_bytes(b"int8")
     write_cache(root / "model.int8.calib.cache", AMAX, tgt.implicit_tensorrt)
-    manifest = {"schema": "panoedge.bundle/1", "target": tgt.to_dict(),
+    (root / "classes.json").write_text(json.dumps({"classes": ["a", "b"], "colors": [[0, 0, 0], [255, 255, 255]]}))
+    (root / "preprocess.json").write_text(json.dumps({"mean": [0, 0, 0], "std": [1, 1, 1], "scale": 1 / 255}))
+    manifest = {"schema": "panoedge.bundle/1", "target": tgt.to_dict(), "classes": "classes.json",
+                "preprocess": "preprocess.json",
                 "models": {"fp32": "model.fp32.onnx", "int8": "model.int8.onnx"},
                 "calibration": {"activations": "int8", "trt_cache": "model.int8.calib.cache"},
                 "input": {"name": "image", "shape": [1, 3, *hw]},
                 "lint": {"fp32": {"dla": {"estimated_loadables": loadables, "limit_per_core": 16,
                                           "over_limit": loadables > 16}}}}
+    from panoedge.home import sha256_file
+
+    manifest["files"] = {p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size}  # a bundle lists and hashes
+                         for p in sorted(root.iterdir()) if p.is_file()}             # every file it holds
     (root / "manifest.json").write_text(json.dumps(manifest))
     return root
 

@@ -163,5 +163,5 @@ def test_resolve_data_renders_synth_once_and_checks_folders(tmp_path):
         parse_synth("synth:indoor?frames=2")
     with pytest.raises(UsageError, match="indoor"):
         resolve_data("synth:moon?n=1", progress=False)
-    with pytest.raises(UsageError, match="not a dataset folder"):
+    with pytest.raises(UsageError, match="no such folder; DATA is a folder of panoramas"):
         resolve_data(tmp_path / "nothing")

@@ -23,6 +23,33 @@ def _hw(size: Optional[str]):
     return parse_hw(size, "--size") if size else None
 
 
+def _calib(calib: Optional[str], rig: Optional[str], every: int) -> Optional[str]:
+    """``--calib`` as quantization reads it: a dual-fisheye recording (a video, or a folder of frames
+    that are not 2:1 panoramas) is stitched with ``--rig`` first (once, cached); anything else as is."""
+    from panoedge.errors import UsageError
+
+    if calib is None or rig is None:
+        if every != 1:
+            raise UsageError(f"--every {every}: picks frames of a dual-fisheye recording given as --calib; give --rig too")
+        return calib
+    from panoedge.stitch.run import VIDEO_EXTS
+
+    path = Path(calib).expanduser()
+    recording = path.is_file() and path.suffix.lower() in VIDEO_EXTS
+    if path.is_dir() and not (path / "meta.json").is_file():
+        from panoedge.image_guard import image_size
+
+        first = next((p for p in sorted(path.rglob("*")) if p.suffix.lower() in (".jpg", ".jpeg", ".png")), None)
+        if first is not None:
+            w, h = image_size(first)
+            recording = w != 2 * h
+    if not recording:
+        return calib
+    from panoedge.data.rig_source import stitched_folder
+
+    return str(stitched_folder(str(path), rig, every, progress=True))
+
+
 def _qcfg(method, n, n_eval, budget_miou, budget_absrel, activations, no_eval, threads) -> QuantizeConfig:
     given = {"method": method, "n": n, "n_eval": n_eval, "budget_miou": budget_miou, "budget_absrel": budget_absrel,
              "activations": activations, "threads": threads}
@@ -97,6 +124,9 @@ def quantize(
     eval_images: Optional[int] = typer.Option(None, "--eval-images", help=f"Held-out evaluation images (default {_Q.n_eval})."),
     n: Optional[int] = typer.Option(None, "--n", hidden=True),  # old spelling of --calib-images
     n_eval: Optional[int] = typer.Option(None, "--n-eval", hidden=True),  # old spelling of --eval-images
+    rig: Optional[str] = typer.Option(None, "--rig", help="With a dual-fisheye video or folder of frames as --calib: "
+                                      "the rig that stitches it (preset name or file)."),
+    every: int = typer.Option(1, "--every", help="With --rig: stitch every Nth frame of the recording."),
     budget_miou: Optional[float] = typer.Option(
         None, "--budget-miou", help=f"Max area-weighted mIoU drop, points (default {_Q.budget_miou})."),
     budget_absrel: Optional[float] = typer.Option(
@@ -113,7 +143,7 @@ def quantize(
     n_eval = legacy(eval_images, n_eval, "--n-eval", "--eval-images")
     from panoedge.deploy.quantize import quantize_model
 
-    rep = quantize_model(model, calib, out, _qcfg(method, n, n_eval, budget_miou, budget_absrel, activations,
+    rep = quantize_model(model, _calib(calib, rig, every), out, _qcfg(method, n, n_eval, budget_miou, budget_absrel, activations,
                                                   no_eval, threads))
     typer.echo(f"wrote {rep['files']['int8']} (QDQ: {rep['qdq']['int8_convs']} int8 convs, per-channel weights "
                f"{rep['qdq']['per_channel_weights']}), {rep['files']['trt_cache']}")
@@ -130,7 +160,9 @@ def build(
     out: Path = typer.Option(..., "--out", help="Bundle folder to write."),
     size: Optional[str] = typer.Option(None, "--size", help="Input HxW (default: the size the student was trained at, "
                                        "else the target profile's)."),
-    rig: Optional[str] = typer.Option(None, "--rig", help="Camera rig to ship in the bundle: a preset name (panoedge rig list) or a rig file."),
+    rig: Optional[str] = typer.Option(None, "--rig", help="Camera rig to ship in the bundle: a preset name (panoedge rig list) "
+                                      "or a rig file; it also stitches --calib when that is a dual-fisheye recording."),
+    every: int = typer.Option(1, "--every", help="With --rig and a recording as --calib: stitch every Nth frame."),
     method: Optional[str] = typer.Option(None, "--method", help=f"Calibration method (default {_Q.method})."),
     calib_images: Optional[int] = typer.Option(None, "--calib-images", help=f"Calibration images (default {_Q.n})."),
     eval_images: Optional[int] = typer.Option(None, "--eval-images", help=f"Held-out evaluation images (default {_Q.n_eval})."),
@@ -154,7 +186,7 @@ def build(
     from panoedge.deploy.lint import format_lint
 
     qcfg = _qcfg(method, n, n_eval, budget_miou, budget_absrel, None, no_eval, None)
-    m = build_bundle(model, target, calib, out, _hw(size), rig, qcfg, overwrite=overwrite, sign=sign)
+    m = build_bundle(model, target, _calib(calib, rig, every), out, _hw(size), rig, qcfg, overwrite=overwrite, sign=sign)
     import json
 
     size_from = {"trained": "the size the student was trained at", "--size": "--size",

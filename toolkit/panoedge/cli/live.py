@@ -91,6 +91,9 @@ def run_cmd(
     quiet: bool = typer.Option(False, "--quiet", help="No live status line."),
     trusted_key: Optional[Path] = typer.Option(None, "--trusted-key", envvar="PANOEDGE_TRUSTED_KEY", dir_okay=False,
                                                help="Run only a bundle signed by this Ed25519 public key (PEM)."),
+    level: Optional[str] = typer.Option(None, "--level", help="auto: level the output from the stream's own vertical "
+                                        "lines, re-estimated every 10 s in the background (an IMU: see "
+                                        "panoedge.stitch.level_hooks.GravityHook)."),
     json_path: Optional[Path] = JsonOpt,
 ) -> None:
     """Run live: SOURCE -> stitch -> BUNDLE -> sinks, with fps, latency and drops reported live and at the end."""
@@ -100,9 +103,19 @@ def run_cmd(
     from panoedge.live.run import run_live
 
     on_event, on_status = _printer(quiet)
+    gravity = None
+    if level is not None:
+        from panoedge.errors import UsageError
+
+        if level != "auto":
+            raise UsageError(f"--level {level}: run takes --level auto (a fixed mounting rotation goes in the rig's "
+                             "output_yaw/pitch/roll_deg)")
+        from panoedge.stitch.level_hooks import ImageLevelHook
+
+        gravity = ImageLevelHook()
     rep = run_live(bundle, source, sink or [], duration, warmup, rig, backend, precision, threads,
                    _config(queue, stitch_device, accuracy, antialias), on_event=on_event, on_status=on_status,
-                   trusted_key=trusted_key)
+                   trusted_key=trusted_key, gravity=gravity)
     if sys.stderr.isatty() and not quiet:
         typer.echo("", err=True)
     c = rep["cases"]["concurrent"]

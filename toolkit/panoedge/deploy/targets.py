@@ -109,7 +109,7 @@ def list_targets() -> list[str]:
     return sorted(_profile_files())
 
 
-TOP_KEYS = ("schema", "name", "description", "kind", "backend", "precision", "input_size", "int8_activations",
+TOP_KEYS = ("schema", "name", "description", "kind", "backend", "precision", "input_size", "int8_activations", "int8_engine",
             "model_match", "modules", "gpu", "software", "sources")
 GPU_KEYS = ("compute_capability", "dla_cores", "memory_gb", "min_compute_capability")
 SOFTWARE_KEYS = ("jetpack", "tensorrt", "jetpack_tensorrt")

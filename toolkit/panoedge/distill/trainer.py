@@ -391,7 +391,9 @@ def _predict_set(ema, ts: TrainingSet, device, batch: int = 8) -> tuple[torch.Te
     try:
         for s in range(0, len(ts.stems), batch):
             x = _normalise(ts.rgb[s:s + batch].to(device).float() / 255.0, ema.config)
-            probs.append(torch.softmax(ema(x)["seg"].float(), 1).half().cpu())
+            # the per-conv path calls the decoder module (so the hook sees its features); in eval mode
+            # it equals the DLA-friendly one-wrap-per-stage forward to float rounding
+            probs.append(torch.softmax(ema.forward_per_conv(x)["seg"].float(), 1).half().cpu())
             feats.append(store["f"].float().cpu())
     finally:
         hook.remove()

@@ -44,9 +44,13 @@ def sigterm_as_interrupt() -> Iterator[None]:
 def build_pipeline(model, source: str, sinks=(), rig: str | Path | None = None, backend: str | None = None,
                    precision: str | None = None, threads: int | None = None, config: PipelineConfig | None = None,
                    on_event: Callable[[str], None] | None = None,
-                   on_status: Callable[[dict], None] | None = None, trusted_key: str | Path | None = None) -> Pipeline:
+                   on_status: Callable[[dict], None] | None = None, trusted_key: str | Path | None = None,
+                   gravity=None) -> Pipeline:
     """A :class:`Pipeline` from a model path (bundle folder or ``.onnx``) or a loaded
-    :class:`~panoedge.live.model.LiveModel`, a source URI, sink URIs and an optional rig file."""
+    :class:`~panoedge.live.model.LiveModel`, a source URI, sink URIs and an optional rig file.
+
+    ``gravity``: a levelling hook (:mod:`panoedge.stitch.level_hooks`: an IMU's ``GravityHook`` or
+    ``ImageLevelHook`` for ``run --level auto``)."""
     from panoedge.live.model import LiveModel, load_model
 
     if not isinstance(model, LiveModel):
@@ -56,14 +60,16 @@ def build_pipeline(model, source: str, sinks=(), rig: str | Path | None = None, 
         from panoedge.stitch.presets import resolve_rig
 
         rig_obj = resolve_rig(rig)  # a file or a preset name, as every --rig takes
-    return Pipeline(source, model, sinks, rig=rig_obj, config=config, on_event=on_event, on_status=on_status)
+    return Pipeline(source, model, sinks, rig=rig_obj, config=config, on_event=on_event, on_status=on_status,
+                    gravity=gravity)
 
 
 def run_live(model, source: str = "synth://indoor", sinks=(), duration_s: float | None = None,
              warmup_s: float = 1.0, rig: str | Path | None = None, backend: str | None = None,
              precision: str | None = None, threads: int | None = None, config: PipelineConfig | None = None,
              offline: bool = True, on_event: Callable[[str], None] | None = None,
-             on_status: Callable[[dict], None] | None = None, trusted_key: str | Path | None = None) -> dict:
+             on_status: Callable[[dict], None] | None = None, trusted_key: str | Path | None = None,
+             gravity=None) -> dict:
     """Run the live pipeline and return its report (see the module docstring).
 
     ``warmup_s``: seconds at the start that the figures leave out (first inferences, table
@@ -72,7 +78,7 @@ def run_live(model, source: str = "synth://indoor", sinks=(), duration_s: float 
     ``trusted_key``: run the bundle only if it is signed by this Ed25519 public key (PEM).
     """
     pipe = build_pipeline(model, source, sinks, rig, backend, precision, threads, config, on_event, on_status,
-                          trusted_key=trusted_key)
+                          trusted_key=trusted_key, gravity=gravity)
     with sigterm_as_interrupt():
         with pipe:
             case = pipe.run(duration_s, warmup_s=warmup_s, concurrent=True)
