@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 import panoedge.cli.deploy  # noqa: F401  (registers the commands)
+import panoedge.cli.evaluate  # noqa: F401
 from panoedge.cli.app import app
 from panoedge.deploy.quantize import QuantizeConfig
 from panoedge.errors import DataError, UsageError
@@ -180,3 +181,38 @@ def test_bundle_info_and_quantize_cli(bundle, fp32_onnx, dataset, tmp_path):
     assert res.exit_code == 0 and "jetson" in res.output and "model.int8.onnx" in res.output
     res = CliRunner().invoke(app, ["quantize", str(fp32_onnx), "--out", str(tmp_path / "m.int8.onnx")])
     assert res.exit_code == 2 and "--calib" in res.output  # required, and shown so in --help
+
+
+def test_build_says_its_size_and_warns_when_it_differs_from_the_trained_one(bundle, student_dir, dataset, tmp_path):
+    from panoedge.deploy.bundle import build_bundle
+    from panoedge.models.checkpoint import trained_hw
+
+    m = json.loads((bundle / "manifest.json").read_text())
+    trained = trained_hw(student_dir)
+    assert m["input_size"]["hw"] == list(HW) and m["input_size"]["from"] == "--size"
+    assert m["input_size"]["target_hw"] == [384, 768]
+    assert (m["warnings"] != []) == (tuple(trained) != tuple(HW))
+    onnx_in = bundle / m["models"]["fp32"]  # an ONNX file: its own size is the default, not the target's
+    m2 = build_bundle(onnx_in, "cpu", dataset, tmp_path / "cpu", quantize=FAST, progress=False)
+    assert m2["input_size"] == {"hw": list(HW), "from": "trained", "trained_hw": list(HW), "target_hw": [256, 512]}
+    assert m2["warnings"] == []
+
+
+def test_predict_and_eval_take_a_bundle_folder(bundle, dataset, tmp_path):
+    import cv2
+
+    first = sorted((Path(dataset) / "rgb").iterdir())[0]
+    res = CliRunner().invoke(app, ["predict", str(bundle), str(first), "--out", str(tmp_path / "p")])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    labels = cv2.imread(str(tmp_path / "p" / "labels" / f"{first.stem}.png"), cv2.IMREAD_UNCHANGED)
+    color = cv2.imread(str(tmp_path / "p" / "depth_color" / f"{first.stem}.png"))
+    assert labels is not None and labels.shape[:2] == cv2.imread(str(first)).shape[:2]
+    assert color is not None and color.shape[0] > labels.shape[0]  # the image with its scale bar under it
+    res = CliRunner().invoke(app, ["eval", str(bundle), "--data", str(dataset), "--max-images", "1"])
+    assert res.exit_code == 0 and "mIoU" in res.output, res.output + repr(res.exception)
+    (bundle / "classes.json").write_text((bundle / "classes.json").read_text() + " ")  # tampered: refused
+    try:
+        res = CliRunner().invoke(app, ["predict", str(bundle), str(first), "--out", str(tmp_path / "q")])
+        assert res.exit_code != 0 and not (tmp_path / "q").exists()
+    finally:
+        (bundle / "classes.json").write_text((bundle / "classes.json").read_text()[:-1])
