@@ -123,7 +123,7 @@ def depth_range(depth_m: np.ndarray) -> tuple[float, float]:
         return 0.5, 10.0
     ok = ok[:: max(1, ok.size // 50000)]
     near, far = (float(v) for v in np.percentile(ok, [2, 98]))
-    return max(near, 1e-3), max(far, 1.05 * max(near, 1e-3))
+    return max(near, 1e-3), max(far, 1.001 * max(near, 1e-3))
 
 
 def colorize_depth(depth_m: np.ndarray, max_m: float | None = None, min_m: float | None = None) -> np.ndarray:
@@ -138,7 +138,7 @@ def colorize_depth(depth_m: np.ndarray, max_m: float | None = None, min_m: float
     near, far = depth_range(d)
     near = float(min_m) if min_m else near
     far = float(max_m) if max_m else far
-    far = max(far, 1.05 * near)
+    far = max(far, 1.001 * near)
     inv = np.where(ok, 1.0 / np.where(ok, d, 1.0), 0.0)
     x = np.clip((inv - 1.0 / far) / (1.0 / near - 1.0 / far), 0, 1)
     bgr = cv2.applyColorMap((x * 255).astype(np.uint8), cv2.COLORMAP_TURBO)
@@ -165,7 +165,7 @@ def depth_with_scale(depth_m: np.ndarray, unit: str = "m") -> np.ndarray:
     scale = max(0.35, text_h / 40.0)
     for frac in (0.0, 0.25, 0.5, 0.75, 1.0):
         v = 1.0 / (1.0 / far + (1.0 - frac) * (1.0 / near - 1.0 / far))
-        label = f"{v:.1f} {unit}" if v < 100 else f"{v:.0f} {unit}"
+        label = f"{v:.2f} {unit}" if far - near < 1 else (f"{v:.1f} {unit}" if v < 100 else f"{v:.0f} {unit}")
         (tw, _), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
         x = int(np.clip(frac * (w - 1) - tw / 2, 0, w - tw))
         cv2.putText(panel, label, (x, bar_h + int(text_h * 0.75)), cv2.FONT_HERSHEY_SIMPLEX, scale, (230, 230, 230), 1,
