@@ -61,7 +61,7 @@ class PseudoLabelSpec:
     """
 
     teacher: str
-    n_patches: int = PatchLayout.n_patches
+    n_patches: int = 0
     fov_deg: float = PatchLayout.fov_deg
     patch_hw: tuple[int, int] | None = None
     min_cover: int = PatchLayout.min_cover
@@ -88,8 +88,18 @@ class PseudoLabelSpec:
             object.__setattr__(self, "patch_hw", tuple(int(v) for v in self.patch_hw))
 
     def layout(self, teacher_input_hw):
-        """The validated :class:`~panoedge.distill.tangent.PatchLayout` for a teacher of that input size."""
-        return make_layout(self.n_patches, self.fov_deg, self.patch_hw or tuple(teacher_input_hw), self.min_cover)
+        """The validated :class:`~panoedge.distill.tangent.PatchLayout` for a teacher of that input size.
+
+        ``n_patches`` 0 (the default) is the fewest patches that cover the sphere at this patch
+        size (:func:`~panoedge.distill.tangent_layout.default_layout`: 20 for 4:3 patches, more for
+        wider ones such as a 64x96 teacher's), as the teacher's report and evaluation use.
+        """
+        hw = self.patch_hw or tuple(teacher_input_hw)
+        if not self.n_patches and self.fov_deg == PatchLayout.fov_deg and self.min_cover == PatchLayout.min_cover:
+            from panoedge.distill.tangent_layout import default_layout
+
+            return default_layout(hw)
+        return make_layout(self.n_patches or PatchLayout.n_patches, self.fov_deg, hw, self.min_cover)
 
     def to_dict(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
