@@ -77,7 +77,7 @@ class DemoConfig:
     quantize: QuantizeConfig = DEMO_QUANTIZE
     target: str = "cpu"
     bundle_hw: tuple[int, int] | None = None
-    source: str = "synth://{family}?fps=30&n=16&size=1024x2048"
+    source: str = "synth://{family}?fps=30&n=8&size=1024x2048"
     duration_s: float = 30.0
     warmup_s: float = 1.0
     host: str = "127.0.0.1"
@@ -370,7 +370,7 @@ EVAL_PER_PANORAMA_S = 1.2
 QUANTIZE_PER_IMAGE_S = 0.35
 """Calibration and held-out evaluation, per image, plus export and the latency check (QUANTIZE_FIXED_S)."""
 QUANTIZE_FIXED_S = 8.0
-LIVE_FRAME_RENDER_S = 2.0
+LIVE_FRAME_RENDER_S = 5.3
 """Rendering one 1024x2048 frame of the live synth:// loop (cached after the first demo)."""
 CACHED_S = 2.0
 """What a stage found in the cache costs (reading its report)."""
