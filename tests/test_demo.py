@@ -15,20 +15,10 @@ STAGES = ["synth", "teacher", "distill", "quantize", "build", "live"]
 
 
 def tiny_config(**kw):
-    from panoedge.deploy.quantize import QuantizeConfig
-    from panoedge.distill.config import DistillConfig
-    from panoedge.distill.teacher_config import TeacherTrainConfig
-    from panoedge.demo import DemoConfig
+    """``panoedge demo --quick``'s settings, with the viewer on any free port and a shorter live run."""
+    from panoedge.demo import quick_config
 
-    teacher = TeacherTrainConfig(n_views=6, view_hw=(64, 64), width_mult=0.125, steps=4, batch=2, lr=2e-3,
-                                 warmup=2, ckpt_every=2, n_eval=2, erp_hw=(32, 64))
-    distill = DistillConfig(student="pano-nano", synth_n=4, synth_hw=(32, 64), erp_hw=(32, 64), n_patches=12,
-                            fov_deg=120.0, steps=4, generations=2, batch=2, warmup=2, ckpt_every=2, log_every=1,
-                            eval_n=2, bismap_components=2, depthg_points=16)
-    quantize = QuantizeConfig(n=2, n_eval=2, latency_repeat=2, scan_images=1, budget_miou=100.0, budget_absrel=100.0)
-    base = dict(preview_n=1, preview_hw=(64, 128), teacher=teacher, distill=distill, quantize=quantize,
-                source="synth://{family}?fps=10&n=2&size=128x256&gt=64x128", duration_s=2.0, warmup_s=0.5, port=0)
-    return DemoConfig(**{**base, **kw})
+    return quick_config(**{"duration_s": 2.0, "port": 0, **kw})
 
 
 def _watch_viewer(lines: list[str], pages: dict) -> callable:
