@@ -114,6 +114,35 @@ class StitchTables:
         pairs = self.canvas_hw[1] // 2
         return self.est_idx // pairs, 2 * (self.est_idx % pairs)
 
+    def azimuth_fade(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(levels, fade)`` ``(H, W) uint8``: every output pixel's azimuth level about lens 0's axis
+        and the seam gain field's fade x 255 (:mod:`panoedge.stitch.seam_gain`); built on first use."""
+        if "azimuth" not in self._lens_maps:
+            from panoedge.stitch.seam_gain import azimuth_levels, fade
+
+            h, w = self.out_hw
+            lev = np.empty((h, w), np.uint8)
+            step = max(1, BLOCK_PIXELS // w)
+            for r0 in range(0, h, step):
+                r1 = min(h, r0 + step)
+                lev[r0:r1] = azimuth_levels(_block_rays(h, w, r0, r1) @ self.r_out,
+                                            self.rig.lenses[0].rotation).reshape(r1 - r0, w)
+            fd = np.round(fade(self.seam_deg, self.band_deg) * 255.0).astype(np.uint8)
+            self._lens_maps["azimuth"] = (lev, fd)
+        return self._lens_maps["azimuth"]
+
+    def band_azimuth(self) -> np.ndarray:
+        """``(N,) uint8`` azimuth level of every band pixel (see :meth:`azimuth_fade`)."""
+        if "band_azimuth" not in self._lens_maps:
+            self._lens_maps["band_azimuth"] = self.azimuth_fade()[0].ravel()[self.band_idx]
+        return self._lens_maps["band_azimuth"]
+
+    def est_azimuth(self) -> np.ndarray:
+        """``(K,) uint8`` azimuth level of the exposure samples."""
+        if "est_azimuth" not in self._lens_maps:
+            self._lens_maps["est_azimuth"] = self.band_azimuth()[self.est_idx]
+        return self._lens_maps["est_azimuth"]
+
     def lens_maps(self, i: int):
         """``(map1, map2, valid, vig_corr)`` sampling lens ``i`` at every output pixel (multi-band)."""
         if i not in self._lens_maps:
