@@ -145,6 +145,9 @@ class Stitcher:
     sample more than 1.5 source pixels per output pixel (a panorama smaller than the frame),
     blur the frame first (Gaussian, sigma ``0.5 sqrt(ratio^2 - 1)``) so the bilinear remap does
     not alias; off (and free) at the usual sizes, where the output is as dense as the lenses.
+    ``seam_field``: with ``exposure``, also match the lenses along the seam with a per-azimuth gain
+    field that only darkens the brighter lens and fades away from the seam
+    (:mod:`panoedge.stitch.seam_gain`; ``examples/seam_vs_hugin.py`` measures it).
     """
 
     def __init__(self, rig: Rig, out_hw=None, blend: str = "feather", band_deg: float = 5.0,
