@@ -131,6 +131,7 @@ def test_seam_figures_are_zero_for_agreeing_lenses_and_see_a_hard_step():
     assert f_hard["lens_mad"] > 10.0
     assert f_hard["lens_mad_pct"] == pytest.approx(100 * f_hard["lens_mad"] / f_hard["band_level"])
     assert f_hard["visible_step"] > 2.0 * f_soft["visible_step"] > 0
+    assert f_same["band_sharpness"] == pytest.approx(1.0, abs=1e-3)
 
 
 def test_aligned_pto_turns_every_image_and_sets_a_full_erp():

@@ -17,7 +17,9 @@ layers see, within ``band_deg / 2`` of the reference rig's seam (the seam coordi
   per scale ``s`` of ``STEP_SCALES_PX`` (at least 1 px), the band mean of
   ``max(0, |grad O_s| - max(|grad A_s|, |grad B_s|))`` (Gaussian blurs of sigma ``s``), averaged
   over the scales. A hard step of the lenses' disagreement shows at every scale; a blend that
-  spreads it where the scene has texture of its own hides it at the fine scales.
+  spreads it where the scene has texture of its own hides it at the fine scales;
+- ``band_sharpness``: the output's mean gradient (1 px scale) over the mean of the two layers':
+  below 1 where averaging misregistered lenses ghosts or blurs the band (a wide feather does).
 
 Hugin's layers come from ``nona`` (``-m TIFF_m``) and its output from ``enblend``, run on the
 project as published except for the output's yaw (both lenses turned by the same angle) and a
@@ -58,13 +60,14 @@ class Layers:
     out: np.ndarray
 
 
-def panoedge_layers(rig, frame, out_hw, blend: str = "feather", seam_field: bool = True, name: str = "") -> tuple:
+def panoedge_layers(rig, frame, out_hw, blend: str = "feather", seam_field: bool = True, name: str = "",
+                    band_deg: float = 5.0) -> tuple:
     """``(Layers, tables)`` of panoedge for ``frame``: each lens as the blend sees it (vignetting,
-    exposure and seam gain field applied) and the stitched output."""
+    exposure and seam gain field applied) and the stitched output (blend band ``band_deg``)."""
     from panoedge.stitch import Stitcher
     from panoedge.stitch.seam_gain import level_table
 
-    st = Stitcher(rig, out_hw, blend=blend, device="cpu", seam_field=seam_field)
+    st = Stitcher(rig, out_hw, blend=blend, band_deg=band_deg, device="cpu", seam_field=seam_field)
     out = st.stitch(frame)
     t = st.tables()
     gains, field = st.exposure.applied, st.seam_field()
@@ -157,7 +160,7 @@ def _grad(img: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def seam_figures(lay: Layers, band: np.ndarray) -> dict:
-    """``lens_mad``, ``colour_mad`` and ``visible_step`` of one tool over ``band`` (module doc)."""
+    """The figures of one tool over ``band`` (module doc)."""
     h = band.shape[0]
     w = erp_area_weights(*band.shape) * band
     tot = max(float(w.sum()), 1e-12)
@@ -172,8 +175,10 @@ def seam_figures(lay: Layers, band: np.ndarray) -> dict:
         s = max(1.0, s * h / 1280.0)
         excess = _grad(lay.out, s) - np.maximum(_grad(lay.a, s), _grad(lay.b, s))
         step.append(wmean(np.maximum(excess, 0.0)))
+    g1 = [_grad(x, 1.0) for x in (lay.out, lay.a, lay.b)]
+    sharpness = wmean(g1[0]) / max(wmean((g1[1] + g1[2]) / 2.0), 1e-9)
     level = max(wmean((lay.a + lay.b).mean(-1) / 2.0), 1e-6)
     lens_mad, colour_mad = wmean(np.abs(lay.a - lay.b).mean(-1)), wmean(np.abs(blur[0] - blur[1]).mean(-1))
     return {"tool": lay.name, "lens_mad": lens_mad, "colour_mad": colour_mad, "visible_step": float(np.mean(step)),
-            "band_level": level, "lens_mad_pct": 100.0 * lens_mad / level, "colour_mad_pct": 100.0 * colour_mad / level,
+            "band_sharpness": sharpness, "band_level": level, "lens_mad_pct": 100.0 * lens_mad / level, "colour_mad_pct": 100.0 * colour_mad / level,
             "band_fraction": float(w.sum() / erp_area_weights(*band.shape).sum())}
