@@ -151,3 +151,45 @@ def test_hugin_missing_is_one_clear_error(monkeypatch, tmp_path):
     assert seam_compare.missing_hugin_tools() == ["nona", "enblend"]
     with pytest.raises(UsageError, match="nona, enblend not found.*apt-get install hugin-tools enblend"):
         seam_compare.hugin_render(tmp_path / "x.pto", tmp_path / "f.png", (64, 128))
+
+
+def test_video_field_is_estimated_every_few_frames_with_the_gains_time_constant():
+    from panoedge.stitch.exposure import ExposureCompensator
+    from panoedge.stitch.seam_gain import FIELD_EVERY
+
+    rng = np.random.default_rng(1)
+    n = 6000
+    levels = rng.integers(0, AZIMUTH_LEVELS, n).astype(np.uint8)
+    a = rng.integers(60, 180, (n, 3)).astype(np.uint8)
+    ones = np.ones(n, np.float32)
+
+    def lens_b(amplitude):
+        g = 1.0 + amplitude * np.cos(2 * np.pi * (levels.astype(float) + 0.5) / AZIMUTH_LEVELS)
+        return np.clip(np.round(a * g[:, None]), 0, 255).astype(np.uint8)
+
+    e = ExposureCompensator(smoothing=0.8, azimuthal=True)
+    e.update(a, lens_b(0.0), ones, ones, azimuth=levels)
+    first = e.seam_field.copy()
+    assert np.max(np.abs(first)) < 0.03
+    b = lens_b(0.3)
+    for _ in range(FIELD_EVERY - 1):  # frames 2..FIELD_EVERY: not re-estimated
+        e.update(a, b, ones, ones, azimuth=levels)
+        np.testing.assert_array_equal(e.seam_field, first)
+    assert e.update(a, b, ones, ones, azimuth=levels)  # frame FIELD_EVERY + 1: the field moves
+    moved = np.max(np.abs(e.seam_field - first))
+    assert 0.1 < moved < (1.0 - 0.8 ** FIELD_EVERY) * 0.6 + 0.02
+
+
+def test_tables_azimuth_and_fade_follow_their_definitions(rig_and_scene):
+    from panoedge.stitch.seam_gain import FIELD_FADE_DEG, azimuth_levels
+    from panoedge.stitch.tables import _block_rays, build_tables
+
+    rig, _ = rig_and_scene
+    t = build_tables(rig, (64, 128))
+    levels, fd = t.azimuth_fade()
+    want = azimuth_levels(_block_rays(64, 128, 0, 64) @ t.r_out, rig.lenses[0].rotation).reshape(64, 128)
+    diff = (levels.astype(int) - want) % AZIMUTH_LEVELS
+    assert np.minimum(diff, AZIMUTH_LEVELS - diff).max() <= 1  # float32 against float64
+    assert np.all(fd[t.band_mask()] == 255)
+    assert np.all(fd[np.abs(t.seam_deg) > t.band_deg / 2 + FIELD_FADE_DEG] == 0)
+    np.testing.assert_array_equal(t.band_azimuth(), levels.ravel()[t.band_idx])

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from panoedge.stitch.seam_gain import FIELD_TOLERANCE, bin_log_ratios, field_from_bins
+from panoedge.stitch.seam_gain import FIELD_EVERY, FIELD_TOLERANCE, bin_log_ratios, field_from_bins
 
 GAMMA = 2.2
 """Encoded -> linear light exponent (the sRGB curve's overall power): gains are estimated on ``v ** GAMMA``."""
@@ -145,7 +145,8 @@ class ExposureCompensator:
         log_ratio = _weighted_medians(lr, wt) if n else np.zeros(3)
         self.frames += 1
         field_changed = False
-        if self.azimuthal and azimuth is not None and n >= self.min_pixels:
+        due = self._field_log is None or self.frames % FIELD_EVERY == 1 % FIELD_EVERY
+        if self.azimuthal and azimuth is not None and n >= self.min_pixels and due:
             field_changed = self._update_field(lr, wt, np.asarray(azimuth)[ok], log_ratio)
         if n < self.min_pixels:
             target = np.zeros((2, 3)) if self._log_gain is None else self._log_gain
@@ -178,8 +179,9 @@ class ExposureCompensator:
         target = field_from_bins(med, weight, np.clip(log_ratio, -lim, lim))
         if self._field_log is None or self.smoothing <= 0:
             self._field_log = target
-        else:
-            self._field_log = self.smoothing * self._field_log + (1.0 - self.smoothing) * target
+        else:  # updated every FIELD_EVERY frames: the same time constant as the gains'
+            keep = self.smoothing ** FIELD_EVERY
+            self._field_log = keep * self._field_log + (1.0 - keep) * target
         if self.seam_field is None or np.max(np.abs(self._field_log - self.seam_field)) > FIELD_TOLERANCE:
             self.seam_field = self._field_log.copy()
             return True
