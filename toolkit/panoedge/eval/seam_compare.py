@@ -126,7 +126,8 @@ def hugin_render(pto: Path, frame_path: Path, out_hw, yaw_shift_deg: float = -18
     as the published project does) and ``enblend``'s blend of them, aligned (:func:`aligned_pto`)."""
     missing = missing_hugin_tools()
     if missing:
-        raise UsageError(f"{', '.join(missing)} not found: install Hugin's tools (Debian: apt-get install hugin-tools enblend)")
+        raise UsageError(f"{', '.join(missing)} not found: install Hugin's tools "
+                         "(Debian: apt-get install hugin-tools enblend)")
     text = Path(pto).read_text()
     n_images = sum(1 for line in text.splitlines() if line.startswith("i "))
     if n_images != 2:
@@ -180,5 +181,6 @@ def seam_figures(lay: Layers, band: np.ndarray) -> dict:
     level = max(wmean((lay.a + lay.b).mean(-1) / 2.0), 1e-6)
     lens_mad, colour_mad = wmean(np.abs(lay.a - lay.b).mean(-1)), wmean(np.abs(blur[0] - blur[1]).mean(-1))
     return {"tool": lay.name, "lens_mad": lens_mad, "colour_mad": colour_mad, "visible_step": float(np.mean(step)),
-            "band_sharpness": sharpness, "band_level": level, "lens_mad_pct": 100.0 * lens_mad / level, "colour_mad_pct": 100.0 * colour_mad / level,
+            "band_sharpness": sharpness, "band_level": level, "lens_mad_pct": 100.0 * lens_mad / level,
+            "colour_mad_pct": 100.0 * colour_mad / level,
             "band_fraction": float(w.sum() / erp_area_weights(*band.shape).sum())}
