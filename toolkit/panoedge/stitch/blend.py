@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from panoedge.stitch.exposure import CLIPPED_LEVEL, KEEP_CLIPPED_MIN_GAIN
+from panoedge.stitch.seam_gain import level_table
 
 
 def _blur_wrap(img: np.ndarray, sigma: float) -> np.ndarray:
@@ -41,11 +42,18 @@ def multiband(stitcher, t, canvas: np.ndarray) -> np.ndarray:
     """Multi-band blend of the two lenses over the whole output (see the module docstring)."""
     src = canvas[: t.canvas_hw[0]]
     gains = stitcher.gains_for(t, stitcher.fill_strip(t, canvas))
+    field = stitcher.seam_field()
+    if field is not None:  # the seam gain field, faded away from the seam (panoedge.stitch.seam_gain)
+        levels, fd = t.azimuth_fade()
+        table = level_table(field)[levels]  # (H, W, 2, 3) log gains
+        field_gain = np.exp(fd[..., None, None] * np.float32(1.0 / 255.0) * table)
     imgs, valid = [], []
     for i in range(2):
         m1, m2, ok, corr = t.lens_maps(i)
         raw = cv2.remap(src, m1, m2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         img = raw.astype(np.float32) * (corr[..., None] * gains[i].astype(np.float32))
+        if field is not None:
+            img *= field_gain[:, :, i]
         keep = (raw >= CLIPPED_LEVEL) & (corr[..., None] * gains[i] >= KEEP_CLIPPED_MIN_GAIN)
         imgs.append(np.where(keep, np.float32(255.0), img))  # clipped stays white under a mild gain
         valid.append(ok)

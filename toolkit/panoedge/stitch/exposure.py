@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from panoedge.stitch.seam_gain import FIELD_EVERY, FIELD_TOLERANCE, bin_log_ratios, field_from_bins
+
 GAMMA = 2.2
 """Encoded -> linear light exponent (the sRGB curve's overall power): gains are estimated on ``v ** GAMMA``."""
 CLIPPED_LEVEL = 250
@@ -70,6 +72,8 @@ class ExposureCompensator:
     the first frame is taken as is. ``tolerance`` is the relative gain change below which the
     applied gains are kept (the stitcher then skips rebuilding its gain image).
     ``protect_highlights``: scale the gains down so no lens clips its highlights (module doc).
+    ``azimuthal``: also keep a seam gain field (:mod:`panoedge.stitch.seam_gain`): ``seam_field``
+    ``(SEAM_BINS, 3)`` log ratio of lens 1 over lens 0 per azimuth bin, beyond the global one.
     """
 
     smoothing: float = 0.0
@@ -77,13 +81,18 @@ class ExposureCompensator:
     tolerance: float = 1.0 / 512.0
     min_pixels: int = 64
     protect_highlights: bool = True
+    azimuthal: bool = False
     _log_gain: np.ndarray | None = field(default=None, repr=False)
+    _field_log: np.ndarray | None = field(default=None, repr=False)
+    seam_field: np.ndarray | None = field(default=None, repr=False)
     applied: np.ndarray = field(default_factory=lambda: np.ones((2, 3)), repr=False)
     frames: int = 0
     highlight_scale: float = 1.0
 
     def reset(self) -> None:
         self._log_gain = None
+        self._field_log = None
+        self.seam_field = None
         self.applied = np.ones((2, 3))
         self.frames = 0
         self.highlight_scale = 1.0
@@ -100,31 +109,45 @@ class ExposureCompensator:
         pixels far off, and a mean (worse, a mean of linear light, which a few bright pixels
         dominate) follows them.
         """
+        lr, wt, _ = ExposureCompensator.samples(a, b, vig_a, vig_b, area)
+        if len(lr) == 0:
+            return np.zeros(3), 0
+        return _weighted_medians(lr, wt), len(lr)
+
+    @staticmethod
+    def samples(a, b, vig_a, vig_b, area=None):
+        """The usable samples of :meth:`measure`: log ratios ``(n, 3)``, their weights ``(n, 3)``
+        and the ``(N,) bool`` mask of the inputs they come from."""
         area = np.ones(len(a), np.float32) if area is None else np.asarray(area, dtype=np.float32)
         # A sample counts where no channel of either lens is clipped or near black.
         ok = ((a < CLIPPED_LEVEL) & (a > 4) & (b < CLIPPED_LEVEL) & (b > 4)).all(axis=1)
         ok &= (area > 0) & (np.asarray(vig_a) > 0) & (np.asarray(vig_b) > 0)
-        n = int(np.count_nonzero(ok))
-        if n == 0:
-            return np.zeros(3), 0
         ar = area[ok]
-        va = (np.asarray(vig_a, np.float32)[ok] / ar)[:, None]
-        vb = (np.asarray(vig_b, np.float32)[ok] / ar)[:, None]
+        va = (np.asarray(vig_a, np.float32)[ok] / np.maximum(ar, 1e-12))[:, None]
+        vb = (np.asarray(vig_b, np.float32)[ok] / np.maximum(ar, 1e-12))[:, None]
         a_, b_ = a[ok].astype(np.float32), b[ok].astype(np.float32)
         lr = np.log((b_ * vb) / (a_ * va))
         # Weighted by brightness too: |g a - b| = a |g - b / a|, so this median minimises the
         # lenses' absolute disagreement, and dark pixels (coarse ratios of small integers) count less.
-        return _weighted_medians(lr, ar[:, None] * (a_ + b_)), n
+        return lr, ar[:, None] * (a_ + b_), ok
 
     def update(self, a: np.ndarray, b: np.ndarray, vig_a: np.ndarray, vig_b: np.ndarray,
-               highs=None, area=None) -> bool:
-        """Fold one frame's band samples in; True when the applied gains changed.
+               highs=None, area=None, azimuth=None) -> bool:
+        """Fold one frame's band samples in; True when the applied gains (or field) changed.
 
         ``area``: see :meth:`measure`. ``highs``: optional ``(2,)`` high quantile (encoded) of each lens's brightest channel over
-        its whole image circle, for highlight protection.
+        its whole image circle, for highlight protection. ``azimuth``: the samples' ``(N,) uint8``
+        azimuth levels around the seam; with :attr:`azimuthal` they update the seam gain field
+        (:mod:`panoedge.stitch.seam_gain`).
         """
-        log_ratio, n = self.measure(a, b, vig_a, vig_b, area)
+        lr, wt, ok = self.samples(a, b, vig_a, vig_b, area)
+        n = len(lr)
+        log_ratio = _weighted_medians(lr, wt) if n else np.zeros(3)
         self.frames += 1
+        field_changed = False
+        due = self._field_log is None or self.frames % FIELD_EVERY == 1 % FIELD_EVERY
+        if self.azimuthal and azimuth is not None and n >= self.min_pixels and due:
+            field_changed = self._update_field(lr, wt, np.asarray(azimuth)[ok], log_ratio)
         if n < self.min_pixels:
             target = np.zeros((2, 3)) if self._log_gain is None else self._log_gain
         else:
@@ -147,5 +170,19 @@ class ExposureCompensator:
             gains = gains * self.highlight_scale
         if np.max(np.abs(gains / self.applied - 1.0)) > self.tolerance:
             self.applied = gains
+            return True
+        return field_changed
+
+    def _update_field(self, lr, wt, azimuth, log_ratio) -> bool:
+        lim = 2.0 * np.log(self.max_gain)
+        med, weight = bin_log_ratios(lr, wt, azimuth)
+        target = field_from_bins(med, weight, np.clip(log_ratio, -lim, lim))
+        if self._field_log is None or self.smoothing <= 0:
+            self._field_log = target
+        else:  # updated every FIELD_EVERY frames: the same time constant as the gains'
+            keep = self.smoothing ** FIELD_EVERY
+            self._field_log = keep * self._field_log + (1.0 - keep) * target
+        if self.seam_field is None or np.max(np.abs(self._field_log - self.seam_field)) > FIELD_TOLERANCE:
+            self.seam_field = self._field_log.copy()
             return True
         return False

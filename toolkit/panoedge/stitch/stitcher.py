@@ -28,6 +28,7 @@ from panoedge.stitch.blend import BLENDS
 from panoedge.stitch.exposure import CLIPPED_LEVEL, HIGHLIGHT_QUANTILE, KEEP_CLIPPED_MIN_GAIN, ExposureCompensator
 from panoedge.stitch.frames import as_canvas_input
 from panoedge.stitch.rig import Rig
+from panoedge.stitch.seam_gain import level_table
 from panoedge.stitch.tables import StitchTables
 from panoedge.stitch.table_cache import get_tables
 
@@ -72,6 +73,29 @@ def gain_matrix(gains: np.ndarray) -> np.ndarray:
     m = np.ones((3, 3), dtype=np.float32)
     m[:, 0], m[:, 1] = gains[0], gains[1]
     return m
+
+
+def apply_seam_field(t: StitchTables, table: np.ndarray, strip_gain: np.ndarray, gm: np.ndarray) -> None:
+    """Multiply the gain images in place by the seam gain field (``table``: each lens's log gain per
+    azimuth level, :func:`panoedge.stitch.seam_gain.level_table`): every band sample of the strip by
+    its lens's full field, the output outside the band by its own lens's field times the fade. In
+    row blocks of the output, so no full-size float image is held."""
+    levels, fd = t.azimuth_fade()
+    pairs = t.canvas_hw[1] // 2
+    j = np.arange(t.n_band)
+    lev = t.band_azimuth()
+    for k in (0, 1):
+        r, c = j // pairs, 2 * (j % pairs) + k
+        strip_gain[r, c] = np.clip(np.round(strip_gain[r, c] * np.exp(table[lev, k])), 0, 255).astype(np.uint8)
+    h, w = t.out_hw
+    step = max(1, (1 << 18) // w)
+    for r0 in range(0, h, step):
+        r1 = min(h, r0 + step)
+        own = t.own[r0:r1]
+        lg = np.where((own == 0)[..., None], table[levels[r0:r1], 0], table[levels[r0:r1], 1])
+        weight = np.where((own >= 0) & (t.gain_basis[r0:r1, :, 2] == 0), fd[r0:r1] * np.float32(1.0 / 255.0), 0.0)
+        blk = gm[r0:r1]  # the band's strip samples are already corrected (weight 0 there)
+        np.copyto(blk, np.clip(np.round(blk * np.exp(lg * weight[..., None].astype(np.float32))), 0, 255).astype(np.uint8))
 
 
 HIGHLIGHT_GRID = 64
@@ -121,12 +145,15 @@ class Stitcher:
     sample more than 1.5 source pixels per output pixel (a panorama smaller than the frame),
     blur the frame first (Gaussian, sigma ``0.5 sqrt(ratio^2 - 1)``) so the bilinear remap does
     not alias; off (and free) at the usual sizes, where the output is as dense as the lenses.
+    ``seam_field``: with ``exposure``, also match the lenses along the seam with a per-azimuth gain
+    field that only darkens the brighter lens and fades away from the seam
+    (:mod:`panoedge.stitch.seam_gain`; ``examples/seam_vs_hugin.py`` measures it).
     """
 
     def __init__(self, rig: Rig, out_hw=None, blend: str = "feather", band_deg: float = 5.0,
                  exposure: bool = True, smoothing: float = 0.0, device: str = "auto",
                  level_step_deg: float = 0.1, async_tables: bool = False, cache_size: int = 4,
-                 disk_cache: bool = False, antialias: bool = True):
+                 disk_cache: bool = False, antialias: bool = True, seam_field: bool = True):
         if blend not in BLENDS:
             raise unknown_name("blend", blend, BLENDS)
         if device not in DEVICES:
@@ -138,7 +165,7 @@ class Stitcher:
         self.out_hw = tuple(out_hw) if out_hw is not None else (rig.frame_hw[0], 2 * rig.frame_hw[0])
         self.blend = blend
         self.band_deg = float(band_deg)
-        self.exposure = ExposureCompensator(smoothing=smoothing) if exposure else None
+        self.exposure = ExposureCompensator(smoothing=smoothing, azimuthal=seam_field) if exposure else None
         self.level_step = np.deg2rad(level_step_deg)
         self.disk_cache = bool(disk_cache)
         self.device = ("cuda" if cuda_available() else "cpu") if device == "auto" else device
@@ -262,7 +289,7 @@ class Stitcher:
             return np.ones((2, 3))
         r, c = t.est_pairs()
         self.exposure.update(strip[r, c], strip[r, c + 1], t.est_w[0], t.est_w[1], highs=self.lens_highlights(),
-                             area=t.est_area())
+                             area=t.est_area(), azimuth=t.est_azimuth() if self.exposure.azimuthal else None)
         return self.exposure.applied
 
     def lens_highlights(self) -> np.ndarray | None:
@@ -275,12 +302,20 @@ class Stitcher:
 
     def _gain_images(self, t: StitchTables, gains: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(strip_gain, gm)`` uint8 ``one *`` (vignetting correction x lens gain), rebuilt on change."""
-        key = (id(t), tuple(np.round(gains.ravel(), 12)))
+        field = self.seam_field()
+        key = (id(t), tuple(np.round(gains.ravel(), 12)), None if field is None else field.tobytes())
         if self._gm is None or self._gm_key != key:
             m = gain_matrix(gains)
-            self._gm = (cv2.transform(t.strip_basis, m), cv2.transform(t.gain_basis, m))
+            strip_gain, gm = cv2.transform(t.strip_basis, m), cv2.transform(t.gain_basis, m)
+            if field is not None:
+                apply_seam_field(t, level_table(field), strip_gain, gm)
+            self._gm = (strip_gain, gm)
             self._gm_key = key
         return self._gm
+
+    def seam_field(self) -> np.ndarray | None:
+        """The applied seam gain field ``(SEAM_BINS, 3)`` (log ratio of lens 1 over lens 0), or None."""
+        return None if self.exposure is None else self.exposure.seam_field
 
     def _stitch_cpu(self, t: StitchTables, canvas: np.ndarray) -> np.ndarray:
         strip = self.fill_strip(t, canvas)

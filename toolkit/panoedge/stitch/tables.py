@@ -114,6 +114,44 @@ class StitchTables:
         pairs = self.canvas_hw[1] // 2
         return self.est_idx // pairs, 2 * (self.est_idx % pairs)
 
+    def azimuth_fade(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(levels, fade)`` ``(H, W) uint8``: every output pixel's azimuth level about lens 0's axis
+        and the seam gain field's fade x 255 (:mod:`panoedge.stitch.seam_gain`); built on first use,
+        in float32 row blocks (the lens-0 ray is separable in latitude and longitude)."""
+        if "azimuth" not in self._lens_maps:
+            from panoedge.stitch.seam_gain import AZIMUTH_LEVELS, fade
+
+            h, w = self.out_hw
+            m = (self.r_out @ self.rig.lenses[0].rotation).astype(np.float32)  # l_0 = d @ R_out R_0
+            lat = ((0.5 - (np.arange(h) + 0.5) / h) * np.pi).astype(np.float32)
+            lon = (((np.arange(w) + 0.5) / w - 0.5) * 2.0 * np.pi).astype(np.float32)
+            cl, sl = np.cos(lat)[:, None], -np.sin(lat)[:, None]
+            sx, cz = np.sin(lon)[None, :], np.cos(lon)[None, :]
+            lev = np.empty((h, w), np.uint8)
+            fd = np.empty((h, w), np.uint8)
+            step = max(1, BLOCK_PIXELS // w)
+            for r0 in range(0, h, step):
+                r1 = min(h, r0 + step)
+                lx = cl[r0:r1] * (sx * m[0, 0] + cz * m[2, 0]) + sl[r0:r1] * m[1, 0]
+                ly = cl[r0:r1] * (sx * m[0, 1] + cz * m[2, 1]) + sl[r0:r1] * m[1, 1]
+                ang = cv2.phase(np.ascontiguousarray(lx), np.ascontiguousarray(ly))  # [0, 2 pi)
+                lev[r0:r1] = np.minimum(ang * np.float32(AZIMUTH_LEVELS / (2.0 * np.pi)), AZIMUTH_LEVELS - 1)
+                fd[r0:r1] = np.round(fade(self.seam_deg[r0:r1], self.band_deg) * 255.0)
+            self._lens_maps["azimuth"] = (lev, fd)
+        return self._lens_maps["azimuth"]
+
+    def band_azimuth(self) -> np.ndarray:
+        """``(N,) uint8`` azimuth level of every band pixel (see :meth:`azimuth_fade`)."""
+        if "band_azimuth" not in self._lens_maps:
+            self._lens_maps["band_azimuth"] = self.azimuth_fade()[0].ravel()[self.band_idx]
+        return self._lens_maps["band_azimuth"]
+
+    def est_azimuth(self) -> np.ndarray:
+        """``(K,) uint8`` azimuth level of the exposure samples."""
+        if "est_azimuth" not in self._lens_maps:
+            self._lens_maps["est_azimuth"] = self.band_azimuth()[self.est_idx]
+        return self._lens_maps["est_azimuth"]
+
     def lens_maps(self, i: int):
         """``(map1, map2, valid, vig_corr)`` sampling lens ``i`` at every output pixel (multi-band)."""
         if i not in self._lens_maps:
