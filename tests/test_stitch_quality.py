@@ -120,14 +120,18 @@ def test_envelope_pull_and_fov_window():
     assert parallax_fov_window_deg(synthetic_rig(256, seed=3, baseline_m=0.0)) == (0.0, 0.0)
 
 
-def test_balanced_matches_weigh_every_frame_the_same():
+def test_balanced_matches_even_out_frames_by_the_balance_power(monkeypatch):
+    from panoedge.stitch import features
     from panoedge.stitch.features import Matches
 
     a = Matches(np.zeros((30, 2)), np.zeros((30, 2)))
     b = Matches(np.ones((10, 2)), np.ones((10, 2)))
-    m = Matches.concat([a, b, Matches(np.zeros((0, 2)), np.zeros((0, 2)))], balance=True)
-    assert len(m) == 40 and np.isclose(m.weight.mean(), 1.0)
-    assert np.isclose(m.weight[:30].sum(), m.weight[30:].sum())
+    for power in (1.0, 0.5, 0.0):
+        monkeypatch.setattr(features, "BALANCE_POWER", power)
+        m = Matches.concat([a, b, Matches(np.zeros((0, 2)), np.zeros((0, 2)))], balance=True)
+        assert len(m) == 40 and np.isclose(m.weight.mean(), 1.0)
+        # a frame's total weight goes as its match count ** (1 - power): equal at 1, by count at 0
+        assert np.isclose(m.weight[:30].sum() / m.weight[30:].sum(), 3.0 ** (1.0 - power))
     assert Matches.concat([a, b]).weight is None
 
 
