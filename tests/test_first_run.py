@@ -205,6 +205,8 @@ def test_old_option_spellings_still_work_and_numbers_are_checked(tmp_path):
     for args in (["run", "x.onnx", "--duration", "-5"], ["run", "x.onnx", "--threads", "-3"],
                  ["run", "x.onnx", "--queue", "0"], ["run", "x.onnx", "--precision", "int4"],
                  ["stitch", "f.jpg", "--rig", "generic", "--out", "o.jpg", "--size", "0x0"],
-                 ["stitch", "f.jpg", "--rig", "generic", "--out", "o.jpg", "--size", "100000x200000"]):
+                 ["stitch", "f.jpg", "--rig", "generic", "--out", "o.jpg", "--size", "100000x200000"],
+                 ["quantize", "m.onnx", "--calib", "synth:indoor", "--out", "q.onnx", "--every", "0"],
+                 ["quantize", "m.onnx", "--calib", "synth:indoor", "--out", "q.onnx", "--rig", "generic"]):
         r = CliRunner().invoke(app, args)
         assert isinstance(r.exception, UsageError), (args, r.output, r.exception)

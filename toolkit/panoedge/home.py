@@ -132,7 +132,7 @@ def atomic_dir(final: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temp folder beside ``final``; on success it replaces ``final`` in one rename.
 
     On error (Ctrl-C and, in the CLI, SIGTERM included) the temp folder is removed and ``final``
-    is untouched. A process killed outright leaves its ``.NAME.<pid>-XXXX.partial`` folder; the
+    is untouched. A process killed outright leaves its ``.NAME.<pid>-<random>.partial`` folder; the
     next write of the same ``final`` removes it (:func:`remove_stale_partials`).
     """
     final = Path(final)
@@ -162,7 +162,7 @@ STALE_PARTIAL_S = 3600.0
 
 
 def _owner_alive(name: str, prefix: str) -> bool | None:
-    """Whether the pid in ``.NAME.<pid>-XXXX.partial`` is a live process (``None``: no pid in the name)."""
+    """Whether the pid in ``.NAME.<pid>-<random>.partial`` is a live process (``None``: no pid in the name)."""
     pid = name[len(prefix):].split("-", 1)[0]
     if not pid.isdigit() or "-" not in name[len(prefix):]:
         return None

@@ -23,11 +23,15 @@ def _hw(size: Optional[str]):
     return parse_hw(size, "--size") if size else None
 
 
-def _calib(calib: Optional[str], rig: Optional[str], every: int) -> Optional[str]:
+def _calib(calib: Optional[str], rig: Optional[str], every: int, rig_only_stitches: bool = False) -> Optional[str]:
     """``--calib`` as quantization reads it: a dual-fisheye recording (a video, or a folder of frames
-    that are not 2:1 panoramas) is stitched with ``--rig`` first (once, cached); anything else as is."""
+    that are not 2:1 panoramas) is stitched with ``--rig`` first (once, cached); anything else as is.
+    ``rig_only_stitches``: ``--rig`` has no other use in the command (quantize), so a ``--rig`` with
+    panoramas as ``--calib`` is a mistake worth saying; ``build`` also ships the rig in the bundle."""
     from panoedge.errors import UsageError
 
+    if every < 1:
+        raise UsageError(f"--every {every}: expected 1 or more (stitch every Nth frame)")
     if calib is None or rig is None:
         if every != 1:
             raise UsageError(f"--every {every}: picks frames of a dual-fisheye recording given as --calib; give --rig too")
@@ -44,6 +48,9 @@ def _calib(calib: Optional[str], rig: Optional[str], every: int) -> Optional[str
             w, h = image_size(first)
             recording = w != 2 * h
     if not recording:
+        if rig_only_stitches:
+            raise UsageError(f"--rig {rig}: stitches a dual-fisheye recording given as --calib, and {calib} is "
+                             "not one (a video, or a folder of frames that are not 2:1 panoramas)")
         return calib
     from panoedge.data.rig_source import stitched_folder
 
@@ -143,7 +150,7 @@ def quantize(
     n_eval = legacy(eval_images, n_eval, "--n-eval", "--eval-images")
     from panoedge.deploy.quantize import quantize_model
 
-    rep = quantize_model(model, _calib(calib, rig, every), out, _qcfg(method, n, n_eval, budget_miou, budget_absrel, activations,
+    rep = quantize_model(model, _calib(calib, rig, every, rig_only_stitches=True), out, _qcfg(method, n, n_eval, budget_miou, budget_absrel, activations,
                                                   no_eval, threads))
     typer.echo(f"wrote {rep['files']['int8']} (QDQ: {rep['qdq']['int8_convs']} int8 convs, per-channel weights "
                f"{rep['qdq']['per_channel_weights']}), {rep['files']['trt_cache']}")
