@@ -135,7 +135,8 @@ def colorize_depth(depth_m: np.ndarray, max_m: float | None = None, min_m: float
     """
     d = np.asarray(depth_m, dtype=np.float32)
     ok = np.isfinite(d) & (d > 0)
-    near, far = depth_range(d)
+    if not (min_m and max_m):  # the live viewer passes both (its range adapts once a second): no percentiles per frame
+        near, far = depth_range(d)
     near = float(min_m) if min_m else near
     far = float(max_m) if max_m else far
     far = max(far, 1.001 * near)

@@ -48,11 +48,13 @@ class DepthColors:
         if depth is None:
             return np.zeros((*hw, 3), dtype=np.uint8)
         now = time.monotonic()
-        if self.fixed is None and now - self._t >= self.every_s:
+        if now - self._t >= self.every_s:  # the range adapts once a second, not per frame
             if np.any(np.isfinite(depth) & (depth > 0)):
-                self.min_m, self.max_m = depth_range(depth)
+                near, far = depth_range(depth)
+                self.min_m = min(near, 0.5 * self.fixed) if self.fixed else near
+                self.max_m = self.fixed or far
             self._t = now
-        rgb = colorize_depth(depth, max_m=max(self.max_m, 1e-3), min_m=None if self.fixed else self.min_m)
+        rgb = colorize_depth(depth, max_m=max(self.max_m, 1e-3), min_m=self.min_m)
         if rgb.shape[:2] != tuple(hw):
             rgb = cv2.resize(rgb, (hw[1], hw[0]), interpolation=cv2.INTER_NEAREST)
         return rgb
