@@ -12,6 +12,8 @@ import json
 
 import numpy as np
 import pytest
+
+from tests.hf_tiny import save_tiny_depth_anything, save_tiny_segformer
 import torch
 import yaml
 from typer.testing import CliRunner
@@ -35,20 +37,8 @@ def hf(tmp_path_factory):
     root = tmp_path_factory.mktemp("hf_real")
     torch.manual_seed(0)
     labels = dict(enumerate(ADE))
-    seg_cfg = tf.SegformerConfig(num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1], hidden_sizes=[8, 16],
-                                 patch_sizes=[7, 3], strides=[4, 2], num_attention_heads=[1, 1], mlp_ratios=[2, 2],
-                                 decoder_hidden_size=16, num_labels=len(labels), id2label=labels,
-                                 label2id={v: k for k, v in labels.items()})
-    tf.SegformerForSemanticSegmentation(seg_cfg).save_pretrained(root / "seg")
-    tf.SegformerImageProcessor(size={"height": 64, "width": 64}).save_pretrained(root / "seg")
-    backbone = tf.Dinov2Config(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
-                               patch_size=14, image_size=56, out_features=["stage1", "stage2"],
-                               reshape_hidden_states=False)
-    depth_cfg = tf.DepthAnythingConfig(backbone_config=backbone, reassemble_hidden_size=16, neck_hidden_sizes=[8, 16],
-                                       fusion_hidden_size=16, head_hidden_size=8, reassemble_factors=[2, 1])
-    tf.DepthAnythingForDepthEstimation(depth_cfg).save_pretrained(root / "depth")
-    tf.DPTImageProcessor(size={"height": 56, "width": 56}, keep_aspect_ratio=True,
-                         ensure_multiple_of=14).save_pretrained(root / "depth")
+    save_tiny_segformer(tf, root / "seg", labels)
+    save_tiny_depth_anything(tf, root / "depth")
     m2f_labels = {0: "wall", 1: "floor", 2: "ceiling", 3: "windowpane"}
     swin = tf.SwinConfig(image_size=64, patch_size=4, embed_dim=32, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1],
                          window_size=4, out_features=["stage1", "stage2", "stage3", "stage4"])
