@@ -322,6 +322,14 @@ def _request(port: int, method: str, path: str, host: str) -> tuple[int, bytes]:
     return r.status, body
 
 
+def _wait_for(condition, deadline_s: float = 20.0) -> None:
+    """Poll a server-side condition (a busy CI machine can take a while to run the handler threads)."""
+    end = time.monotonic() + deadline_s
+    while not condition():
+        assert time.monotonic() < end, "the viewer did not reach the expected connection count"
+        time.sleep(0.02)
+
+
 @pytest.fixture
 def viewer():
     from panoedge.live.web import WebSink
@@ -341,9 +349,10 @@ def test_viewer_checks_host_answers_head_without_body_and_caps_connections(viewe
     assert status == 421
     status, body = _request(port, "HEAD", "/", f"127.0.0.1:{port}")
     assert status == 200 and body == b""
+    _wait_for(lambda: viewer.open_connections == 0)  # the handler threads of the requests above have ended
     idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
     try:
-        time.sleep(0.3)
+        _wait_for(lambda: viewer.open_connections == 2)
         extra = socket.create_connection(("127.0.0.1", port))
         extra.settimeout(5)
         assert extra.recv(100).startswith(b"HTTP/1.1 503")
@@ -351,7 +360,7 @@ def test_viewer_checks_host_answers_head_without_body_and_caps_connections(viewe
     finally:
         for s in idle:
             s.close()
-    time.sleep(0.3)
+    _wait_for(lambda: viewer.open_connections == 0)
     assert _request(port, "GET", "/stats.json", f"127.0.0.1:{port}")[0] == 200
     assert viewer.describe()["refused_connections"] >= 1
 

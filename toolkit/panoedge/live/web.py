@@ -115,6 +115,8 @@ class WebSink(Sink):
         self.quality = int(param_float(uri, params, "quality", 80, 10, 100))
         self.max_clients = int(param_float(uri, params, "clients", MAX_CLIENTS, 1, 10000))
         self.refused = 0
+        self.open_connections = 0  # connections holding a slot now (changed by the server under _count_lock)
+        self._count_lock = threading.Lock()
         self._cv = threading.Condition()
         self._latest: Result | None = None
         self._stopping = False
@@ -167,7 +169,12 @@ class WebSink(Sink):
 
     def describe(self) -> dict:
         return {**super().describe(), "url": self.url.split("?")[0], "token": bool(self.token),
-                "jpegs_served": self.served, "max_clients": self.max_clients, "refused_connections": self.refused}
+                "jpegs_served": self.served, "max_clients": self.max_clients, "refused_connections": self.refused,
+                "open_connections": self.open_connections}
+
+    def _count(self, delta: int) -> None:
+        with self._count_lock:
+            self.open_connections += delta
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -268,17 +275,22 @@ class _Server(ThreadingHTTPServer):
                 pass
             self.shutdown_request(request)
             return
+        self.sink._count(+1)
         try:
             super().process_request(request, client_address)
         except BaseException:
-            self.slots.release()
+            self._release()
             raise
 
     def process_request_thread(self, request, client_address):
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self.slots.release()
+            self._release()
+
+    def _release(self) -> None:
+        self.sink._count(-1)
+        self.slots.release()
 
 
 _PAGE: bytes | None = None
