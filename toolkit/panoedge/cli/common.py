@@ -15,14 +15,16 @@ def command_line() -> str:
     return " ".join(["panoedge", *sys.argv[1:]])
 
 
-def emit_json(path: Path | None, report: dict) -> None:
-    """Write a report (adding ``command``) atomically where ``--json`` asked for it."""
+def emit_json(path: Path | None, report) -> None:
+    """Write a report (a typed result, or a plain dict while commands move over) atomically where
+    ``--json`` asked for it, with the ``command`` line after its ``schema``."""
     if path is None:
         return
     from panoedge.home import write_json
 
-    report = {"schema": report.get("schema"), "command": command_line(), **report}
-    write_json(path, report)
+    body = report.to_dict() if hasattr(report, "to_dict") else dict(report)
+    schema = body.pop("schema", None)
+    write_json(path, {"schema": schema, "command": command_line(), **body})
     typer.echo(f"wrote {path}")
 
 
