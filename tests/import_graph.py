@@ -35,7 +35,7 @@ class Graph:
     external: list[Edge] = field(default_factory=list)  # panoedge -> third party (top-level name)
 
     def package_of(self, module: str) -> str:
-        """The first level below ``panoedge`` (``panoedge.eval.metrics`` -> ``eval``; ``panoedge.demo`` -> ``demo``)."""
+        """The first level below ``panoedge`` (``panoedge.metrics`` -> ``eval``; ``panoedge.demo`` -> ``demo``)."""
         parts = module.split(".")
         return parts[1] if len(parts) > 1 else parts[0]
 

@@ -67,7 +67,7 @@ def test_bundle_runs_without_torch(bundle, tmp_path):
 
 
 @pytest.mark.parametrize("module", ["panoedge.runtime", "panoedge.runtime.bundle", "panoedge.runtime.ort_runner",
-                                    "panoedge.runtime.trt_runner", "panoedge.runtime.torch_runner"])
+                                    "panoedge.runtime.trt_runner", "panoedge.deploy.torch_runner"])
 def test_runtime_imports_without_torch(module):
     code = f"import sys; sys.modules['torch'] = None; import {module}"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

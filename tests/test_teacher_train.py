@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from panoedge.errors import DataError, UsageError
-from panoedge.eval import metrics
+from panoedge import metrics
 
 torch.use_deterministic_algorithms(True)
 

@@ -6,7 +6,6 @@ Nothing heavy is imported at module load; each probe imports lazily and never fa
 
 from __future__ import annotations
 
-import importlib
 import os
 import platform
 import shutil
@@ -14,13 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from panoedge.versions import package_version
 
-def _version(module: str) -> str | None:
-    try:
-        mod = importlib.import_module(module)
-    except Exception:  # an optional package may be absent or broken: report it as absent
-        return None
-    return str(getattr(mod, "__version__", getattr(mod, "VERSION", "unknown")))
+
+_version = package_version
 
 
 def cpu_model() -> str:

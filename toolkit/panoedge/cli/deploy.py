@@ -343,7 +343,7 @@ def bench_model_cmd(
 
         raise UsageError(f"--warmup-runs {warmup} / --repeat {repeat}: expected >= 0 untimed and >= 1 timed runs")
     from panoedge.deploy.bench import bench_model
-    from panoedge.eval.timing import format_cases
+    from panoedge.timing import format_cases
 
     rep = bench_model(subject, backend, threads, warmup, repeat, int8, _hw(size))
     m = rep["machine"]

@@ -49,7 +49,7 @@ def bench_synth_cmd(
 ) -> None:
     """Render speed of the synthetic world (ERP + depth + labels) against a single-plane floor."""
     from panoedge.eval.synth_bench import bench_synth
-    from panoedge.eval.timing import format_cases
+    from panoedge.timing import format_cases
     from panoedge.geometry import check_erp_size, parse_hw
 
     h, w = check_erp_size(*parse_hw(size, "--size"), what="--size")

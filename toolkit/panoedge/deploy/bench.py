@@ -54,7 +54,7 @@ def _runner(path: Path, backend: str, threads: int | None, hw):
 
         return TrtRunner(path)
     if backend == "torch":
-        from panoedge.runtime.torch_runner import TorchRunner
+        from panoedge.deploy.torch_runner import TorchRunner
 
         if hw is None:
             raise UsageError("--backend torch needs --size HxW")
@@ -65,7 +65,7 @@ def _runner(path: Path, backend: str, threads: int | None, hw):
 
 
 def time_interleaved(fns: dict, warmup: int, repeat: int) -> dict:
-    """Time several callables in alternation: ``{name: case block}`` as :func:`panoedge.eval.timing.time_callable`."""
+    """Time several callables in alternation: ``{name: case block}`` as :func:`panoedge.timing.time_callable`."""
     import time
 
     for _ in range(warmup):

@@ -41,7 +41,7 @@ __all__ = ["build_bundle", "read_manifest", "verify_bundle"]
 
 
 def _versions() -> dict:
-    from panoedge.env import _version
+    from panoedge.versions import package_version as _version
 
     names = {"panoedge": "panoedge", "onnx": "onnx", "onnxruntime": "onnxruntime", "numpy": "numpy",
              "opencv": "cv2", "torch": "torch", "onnxslim": "onnxslim"}

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from panoedge.deploy.calib import EvalSet
-from panoedge.eval import metrics
+from panoedge import metrics
 from panoedge.geometry import erp_area_weights
 from panoedge.runtime.processing import postprocess
 

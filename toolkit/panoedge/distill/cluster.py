@@ -132,7 +132,7 @@ def cluster_miou(pred: np.ndarray, gt: np.ndarray, k: int, num_classes: int, wei
     one-to-one Hungarian matching of clusters to classes (the usual unsupervised-segmentation score)."""
     from scipy.optimize import linear_sum_assignment
 
-    from panoedge.eval import metrics
+    from panoedge import metrics
 
     p, g = np.asarray(pred).reshape(-1).astype(np.int64), np.asarray(gt).reshape(-1).astype(np.int64)
     wts = np.ones(p.size) if weights is None else np.asarray(weights, np.float64).reshape(-1)

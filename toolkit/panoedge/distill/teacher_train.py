@@ -38,7 +38,7 @@ from panoedge.progress import tqdm
 from panoedge.distill.config import lr_at
 from panoedge.distill.teacher_config import TeacherTrainConfig
 from panoedge.errors import DataError, Interrupted, UsageError
-from panoedge.eval import metrics
+from panoedge import metrics
 from panoedge.home import atomic_write_bytes, cache_dir, content_key, write_json
 from panoedge.signals import deferred_interrupt
 from panoedge.synth.world import FAMILIES, class_names

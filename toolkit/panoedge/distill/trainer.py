@@ -404,7 +404,7 @@ def _label_miou(probs: torch.Tensor, ts: TrainingSet) -> float | None:
     """Area-weighted mIoU (percent) of labels against ground truth: a diagnostic, never trained on."""
     if ts.gt is None or ts.label_free:
         return None
-    from panoedge.eval import metrics
+    from panoedge import metrics
     from panoedge.geometry import erp_area_weights
 
     h, w = ts.gt.shape[-2:]

@@ -28,7 +28,7 @@ from panoedge.progress import tqdm
 
 from panoedge.data.folder import DatasetFolder
 from panoedge.errors import DataError, UsageError
-from panoedge.eval import metrics
+from panoedge import metrics
 from panoedge.eval.predictors import MODES, Predictor, check_erp_rgb, load_predictor
 
 __all__ = ["MODES", "Predictor", "apply_class_map", "evaluate", "load_predictor", "predict_images", "SCHEMA"]

@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from panoedge.env import machine_info
-from panoedge.eval.timing import ratio, time_callable
+from panoedge.timing import ratio, time_callable
 from panoedge.synth.render import render_erp
 from panoedge.synth.world import FAMILIES, make_world
 

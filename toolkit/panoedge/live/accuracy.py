@@ -15,7 +15,7 @@ import time
 import cv2
 import numpy as np
 
-from panoedge.eval.metrics import confusion_matrix, mean_iou, per_class_iou
+from panoedge.metrics import confusion_matrix, mean_iou, per_class_iou
 from panoedge.geometry import erp_area_weights
 from panoedge.live.sinks import Result, Sink, StreamInfo
 

@@ -31,7 +31,7 @@ def trt_ep_options(model: str | Path, int8: bool | None = None) -> dict:
     TensorRT or GPU in a shared cache). ``int8`` (default: a ``.int8.`` model name) sets
     ``trt_int8_enable`` for the QDQ model (explicit quantization; no calibration table).
     """
-    from panoedge.env import _version
+    from panoedge.versions import package_version as _version
     from panoedge.home import cache_dir, sha256_file
     from panoedge.runtime.cuda_binding import compute_capability
 
