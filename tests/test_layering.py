@@ -1,4 +1,10 @@
-"""The deployable side stays light: these modules import with torch blocked."""
+"""The layers hold: dependency rules read from the source (lazy imports included), and the light side
+imports with torch blocked.
+
+The graph comes from ``tests/import_graph.py`` (``ast``: an import inside a function body counts like one
+at the top), so a new arrow the wrong way fails here, not on a robot. ``python tests/import_graph.py``
+prints the same graph as a report.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,73 @@ import sys
 
 import pytest
 
+from tests import import_graph as ig
+
 TORCH_FREE = ["panoedge.geometry", "panoedge.stitch", "panoedge.io", "panoedge.home", "panoedge.env",
               "panoedge.synth.world", "panoedge.synth.render", "panoedge.synth.dataset", "panoedge.data",
               "panoedge.cli", "panoedge.runtime", "panoedge.live"]
+
+TORCH_LIKE = {"torch", "torchvision", "transformers", "timm"}
+TRAINING_SIDE = {"models", "distill", "deploy", "eval", "cli", "demo"}
+# The robot's packages: what a bundle runs on (NumPy, OpenCV, ONNX Runtime or TensorRT).
+ROBOT = {"runtime": set(), "live": set(),
+         # the stitcher's optional CUDA path (``device="cuda"``) remaps with torch when it is installed
+         "stitch": {"panoedge.stitch.gpu", "panoedge.stitch.stitcher"}}
+LEAVES = {"errors", "metrics", "timing", "results", "versions"}
+
+
+@pytest.fixture(scope="module")
+def graph() -> ig.Graph:
+    return ig.build()
+
+
+def _where(e: ig.Edge) -> str:
+    return f"{e.source}:{e.line} imports {e.target}" + (" (lazily)" if e.lazy else "")
+
+
+@pytest.mark.parametrize("package", sorted(ROBOT))
+def test_robot_packages_never_import_torch_or_the_training_side(graph, package):
+    allowed_torch = ROBOT[package]
+    bad = [_where(e) for e in graph.external
+           if graph.package_of(e.source) == package and e.target in TORCH_LIKE and e.source not in allowed_torch]
+    bad += [_where(e) for e in graph.edges
+            if graph.package_of(e.source) == package and graph.package_of(e.target) in TRAINING_SIDE]
+    assert not bad, "\n".join(bad)
+
+
+def test_no_package_cycles(graph):
+    assert ig.package_cycles(graph) == []
+
+
+def test_no_file_cycles(graph):
+    assert ig.file_cycles(graph) == []
+
+
+def test_geometry_stands_on_nothing_of_ours(graph):
+    bad = [_where(e) for e in graph.edges
+           if graph.package_of(e.source) == "geometry" and graph.package_of(e.target) not in ("geometry", "errors")]
+    assert not bad, "\n".join(bad)
+
+
+def test_leaf_modules_import_nothing_of_ours(graph):
+    bad = [_where(e) for e in graph.edges
+           if graph.package_of(e.source) in LEAVES and graph.package_of(e.target) != "errors"]
+    assert not bad, "\n".join(bad)
+
+
+def test_nothing_imports_the_cli(graph):
+    bad = [_where(e) for e in graph.edges
+           if graph.package_of(e.target) == "cli" and graph.package_of(e.source) != "cli"]
+    assert not bad, "\n".join(bad)
+
+
+def test_the_graph_sees_lazy_imports():
+    """The rules above would pass vacuously if lazy imports were missed: a function-level import of the
+    training side from runtime must show up."""
+    tree = ast.parse("def f():\n    from panoedge.distill import trainer\n    import torch\n")
+    v = ig._Visitor("panoedge.runtime.x", is_pkg=False)
+    v.visit(tree)
+    assert [(name, lazy) for name, _, lazy, _ in v.found] == [("panoedge.distill.trainer", True), ("torch", True)]
 
 
 @pytest.mark.parametrize("module", TORCH_FREE)
@@ -27,3 +97,11 @@ def test_geometry_imports_nothing_of_ours():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert set(ast.literal_eval(res.stdout)) <= {"panoedge.errors"}
+
+
+def test_eval_is_a_top_floor(graph):
+    """Evaluators and benchmarks stand on distill, stitch and runtime; only the CLI and the demo stand on them
+    (the metrics they share are the leaf ``panoedge.metrics``)."""
+    bad = [_where(e) for e in graph.edges
+           if graph.package_of(e.target) == "eval" and graph.package_of(e.source) not in ("eval", "cli", "demo")]
+    assert not bad, "\n".join(bad)
