@@ -34,7 +34,7 @@ def synth(
     from panoedge.geometry import parse_hw
     from panoedge.synth.dataset import SynthSpec
 
-    out = legacy(out, out_arg, "OUT (positional)", "--out")
+    out = legacy(out, old_value=out_arg, old="OUT (positional)", new="--out")
     if out is None:
         raise UsageError("synth needs --out FOLDER (the dataset folder to create)")
     if n_old is not None and count not in (COUNT, n_old):

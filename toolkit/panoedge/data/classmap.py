@@ -177,7 +177,7 @@ def load_class_map(path_or_name: str | Path, source_classes, target_classes) -> 
             raise ConfigError(path, f"map.{key}", f"target class {value!r} does not exist; "
                               f"target classes: {', '.join(target)} (or {IGNORE})")
         index[src_norm[k]] = tgt_norm[v]
-    return ClassMap(source, target, tuple(index), path, family)
+    return ClassMap(source=source, target=target, index=tuple(index), path=path, target_family=family)
 
 
 def map_target_classes(path_or_name: str | Path) -> tuple[str, ...]:

@@ -259,7 +259,7 @@ class _Region:
     def add(self, sel, *, labels, gt_labels, depth, gt_depth, area) -> None:
         for key, w in (("area", area[sel]), ("plain", None)):
             if labels is not None:
-                self.cm[key] += metrics.confusion_matrix(labels[sel], gt_labels[sel], self.n, w)
+                self.cm[key] += metrics.confusion_matrix(labels[sel], gt_labels[sel], num_classes=self.n, weights=w)
             if depth is not None:
                 p, g = depth[sel].astype(np.float64), gt_depth[sel].astype(np.float64)
                 ww = np.ones_like(g) if w is None else w.astype(np.float64)
@@ -350,7 +350,7 @@ def _plan(predictor: Predictor, data: DatasetFolder) -> _Plan:
                  pred_lut=pred_lut, gt_lut=gt_lut, match=match)
 
 
-def _score_image(predictor: Predictor, data: DatasetFolder, stem: str, plan: _Plan, regions: dict) -> None:
+def _score_image(predictor: Predictor, data: DatasetFolder, *, stem: str, plan: _Plan, regions: dict) -> None:
     """Predict panorama ``stem`` and add it to every region's sums."""
     from panoedge.geometry import erp_area_weights
 
@@ -386,7 +386,7 @@ def evaluate(predictor: Predictor, data: DatasetFolder, max_images: int | None =
     evaluated = [data.classes.index(c) for c in plan.match.evaluated] if plan.seg else []
     regions = {name: _Region(k, predictor.num_classes) for name in ("all", *BANDS, "seam")}
     for stem in tqdm(stems, desc="eval", unit="img", disable=not progress):
-        _score_image(predictor, data, stem, plan, regions)
+        _score_image(predictor, data, stem=stem, plan=plan, regions=regions)
     names = list(data.classes) if plan.seg else []
     lut, match = (np.arange(LUT_SIZE) if plan.seg else None), plan.match
     if plan.label_free:
