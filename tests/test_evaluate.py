@@ -79,6 +79,12 @@ def test_an_oracle_scores_perfectly_everywhere(models):
     for block in (*rep.by_latitude_band.values(), rep.seam):
         assert block.absrel_area == 0.0 and block.miou_area in (100.0, None)
     assert rep.class_match.by == "name" and rep.machine["cores"] >= 1
+    assert list(rep.to_dict()) == [  # the JSON's key order (CONVENTIONS.md): the whole image's scores at the top
+        "schema", "model", "mode", "data", "machine", "miou_area", "per_class_iou", "absrel_area", "rmse_area",
+        "delta1_area", "miou", "per_class_iou_plain", "absrel", "rmse", "delta1", "by_latitude_band", "seam",
+        "n_images", "depth_kind", "depth_alignment", "class_match"]
+    assert list(rep.to_dict()["seam"])[-1] == "fraction_each_side"
+    assert rep.format().splitlines()[0].startswith("fixed (erp) on ")
 
 
 def test_a_known_confusion_gives_the_hand_computed_iou(tmp_path):

@@ -20,17 +20,14 @@ _N_PATCHES_HELP = f"Tangent patches (default {PatchLayout.n_patches})."  # Patch
 _FOV_HELP = f"Tangent patch horizontal FOV (default {PatchLayout.fov_deg:g})."
 
 
-def _load(model: str, mode: str, device: str, n_patches: Optional[int], fov_deg: Optional[float]):
-    """The predictor for MODEL; ``--n-patches``/``--fov-deg`` shape the tangent layout."""
-    from panoedge.eval.evaluate import load_predictor
-
-    layout = None
-    if n_patches is not None or fov_deg is not None:
-        if mode != "tangent":
-            raise UsageError("--n-patches and --fov-deg shape the tangent patches: use them with --mode tangent")
-        layout = {"n_patches": n_patches if n_patches is not None else PatchLayout.n_patches,
-                  "fov_deg": fov_deg if fov_deg is not None else PatchLayout.fov_deg}
-    return load_predictor(model, mode=mode, device=device, layout=layout)
+def _layout(mode: str, n_patches: Optional[int], fov_deg: Optional[float]) -> dict | None:
+    """The tangent layout options ``--n-patches``/``--fov-deg`` ask for (``None``: the default layout)."""
+    if n_patches is None and fov_deg is None:
+        return None
+    if mode != "tangent":
+        raise UsageError("--n-patches and --fov-deg shape the tangent patches: use them with --mode tangent")
+    return {"n_patches": n_patches if n_patches is not None else PatchLayout.n_patches,
+            "fov_deg": fov_deg if fov_deg is not None else PatchLayout.fov_deg}
 
 
 @app.command("eval")
@@ -51,12 +48,10 @@ def eval_cmd(
     preflight_model("panoedge eval", model)
     if max_images is not None:
         positive(max_images, "--max-images")
-    from panoedge.data import resolve_data
-    from panoedge.eval.evaluate import apply_class_map, evaluate
+    from panoedge.eval.evaluate import evaluate_model
 
-    pred = _load(model, mode=mode, device=device, n_patches=n_patches, fov_deg=fov_deg)
-    pred, ds, _ = apply_class_map(pred, resolve_data(data, rig=rig, every=every), class_map)
-    rep = evaluate(pred, ds, max_images=max_images, progress=True)
+    rep = evaluate_model(model, data, mode=mode, device=device, layout=_layout(mode, n_patches, fov_deg),
+                         class_map=class_map, rig=rig, every=every, max_images=max_images)
     typer.echo(rep.format())
     emit_json(json_path, rep)
 
@@ -79,9 +74,8 @@ def predict_cmd(
     preflight_model("panoedge predict", model)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: exists and is not a folder")
-    from panoedge.eval.evaluate import map_model_classes, predict_images
+    from panoedge.eval.evaluate import predict_model
 
-    pred = _load(model, mode=mode, device=device, n_patches=n_patches, fov_deg=fov_deg)
-    if class_map is not None:
-        pred = map_model_classes(pred, class_map)
-    typer.echo(predict_images(pred, inputs, out, progress=True, rig=rig, every=every).format())
+    res = predict_model(model, inputs, out, mode=mode, device=device, layout=_layout(mode, n_patches, fov_deg),
+                        class_map=class_map, rig=rig, every=every)
+    typer.echo(res.format())

@@ -37,7 +37,8 @@ from panoedge.progress import tqdm
 from panoedge.results import Record, Result, json_field
 
 __all__ = ["MODES", "SCHEMA", "ClassMatch", "EvalReport", "Predictions", "Predictor", "RegionMetrics", "SeamMetrics",
-           "apply_class_map", "evaluate", "load_predictor", "map_model_classes", "predict_images"]
+           "apply_class_map", "evaluate", "evaluate_model", "load_predictor", "map_model_classes", "predict_images",
+           "predict_model"]
 
 SCHEMA = "panoedge.eval/1"
 BAND_DEG = 30
@@ -405,6 +406,19 @@ def evaluate(predictor: Predictor, data: DatasetFolder, max_images: int | None =
         layout=getattr(predictor, "layout", None))
 
 
+def evaluate_model(model: str, data: str | Path, *, mode: str = "erp", device: str = "auto", layout=None,
+                   class_map: str | None = None, rig: str | None = None, every: int = 1,
+                   max_images: int | None = None, progress: bool = True) -> EvalReport:
+    """``panoedge eval``: MODEL (:func:`load_predictor`; ``layout`` shapes tangent patches) on DATA
+    (:func:`panoedge.data.resolve_data`, ``rig``/``every`` for a dual-fisheye recording), read through
+    ``class_map`` (:func:`apply_class_map`); see :func:`evaluate`."""
+    from panoedge.data import resolve_data
+
+    predictor = load_predictor(model, mode=mode, device=device, layout=layout)
+    predictor, ds, _ = apply_class_map(predictor, resolve_data(data, rig=rig, every=every), class_map)
+    return evaluate(predictor, ds, max_images=max_images, progress=progress)
+
+
 def _inputs(path, rig: str | None = None, every: int = 1) -> list[tuple[str, Path]]:
     """``(stem, file)`` of the panoramas to predict: one image file, or anything
     :func:`panoedge.data.resolve_data` reads (a folder of panoramas found recursively, a dataset
@@ -471,3 +485,14 @@ def predict_images(predictor: Predictor, inputs: str | Path, out_dir: str | Path
             write_rgb(out / "depth_color" / f"{stem}.png", depth_with_scale(depth, unit))
         stems.append(stem)
     return Predictions(model=predictor.name, out=out, stems=tuple(stems))
+
+
+def predict_model(model: str, inputs: str | Path, out_dir: str | Path, *, mode: str = "erp", device: str = "auto",
+                  layout=None, class_map: str | None = None, rig: str | None = None, every: int = 1,
+                  progress: bool = True) -> Predictions:
+    """``panoedge predict``: MODEL (:func:`load_predictor`) on INPUTS, its classes mapped through
+    ``class_map`` (:func:`map_model_classes`); see :func:`predict_images`."""
+    predictor = load_predictor(model, mode=mode, device=device, layout=layout)
+    if class_map is not None:
+        predictor = map_model_classes(predictor, class_map)
+    return predict_images(predictor, inputs, out_dir, progress=progress, rig=rig, every=every)
