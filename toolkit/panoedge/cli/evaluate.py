@@ -16,7 +16,8 @@ from panoedge.errors import UsageError
 _MODEL_HELP = "student.pt, a run folder, a student .onnx, a bundle folder, or a teacher spec (builtin:PATH, onnx:FILE, hf:ID)."
 _DEVICE_HELP = "auto (a CUDA GPU when there is one), cpu or cuda[:N]."
 _MODE_HELP = "Teachers only: erp (the whole ERP image) or tangent (tangent patches fused to ERP)."
-_N_PATCHES_HELP = f"Tangent patches (default {PatchLayout.n_patches})."  # PatchLayout: the one place patch defaults live
+# PatchLayout is the one place patch defaults live
+_N_PATCHES_HELP = f"Tangent patches (default {PatchLayout.n_patches})."
 _FOV_HELP = f"Tangent patch horizontal FOV (default {PatchLayout.fov_deg:g})."
 
 

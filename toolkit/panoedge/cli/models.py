@@ -17,7 +17,8 @@ FIGURE_CLASSES = len(class_names("indoor"))
 
 @app.command()
 def models(
-    num_classes: int = typer.Option(FIGURE_CLASSES, "--classes", help="Number of segmentation classes for the figures."),
+    num_classes: int = typer.Option(FIGURE_CLASSES, "--classes",
+                                    help="Number of segmentation classes for the figures."),
     json_path: Optional[Path] = JsonOpt,
 ) -> None:
     """List the registered students with parameters and GFLOPs at 256x512 and 512x1024."""

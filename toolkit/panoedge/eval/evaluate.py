@@ -239,7 +239,8 @@ class EvalReport(Result):
     def format(self) -> str:
         head = (f"{self.model} ({self.mode}) on {self.data}: {self.n_images} panoramas, depth alignment "
                 f"{self.depth_alignment}; area-weighted unless marked plain")
-        table = [f"{'region':<10} {'mIoU area':>9} {'mIoU':>6} {'AbsRel area':>11} {'AbsRel':>7} {'RMSE':>7} {'delta1':>7}",
+        table = [f"{'region':<10} {'mIoU area':>9} {'mIoU':>6} {'AbsRel area':>11} {'AbsRel':>7} {'RMSE':>7} "
+                 f"{'delta1':>7}",
                  self.overall.row("all"), *(r.row(name) for name, r in self.by_latitude_band.items()),
                  self.seam.row("seam")]
         return "\n".join([head, *table])
@@ -375,7 +376,8 @@ def _score_image(predictor: Predictor, data: DatasetFolder, *, stem: str, plan: 
         regions[name].add(sel, labels=lab, gt_labels=gt_l, depth=depth, gt_depth=gt_d, area=area)
 
 
-def evaluate(predictor: Predictor, data: DatasetFolder, max_images: int | None = None, progress: bool = True) -> EvalReport:
+def evaluate(predictor: Predictor, data: DatasetFolder, max_images: int | None = None,
+             progress: bool = True) -> EvalReport:
     """Evaluate ``predictor`` on ``data`` (its first ``max_images`` stems); the report is in the module docstring."""
     from panoedge.env import machine_info
 

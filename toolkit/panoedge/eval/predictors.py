@@ -51,7 +51,8 @@ FUSION_ROW_MULTIPLE = 8
 
 
 def _resize(img: np.ndarray, h: int, w: int, interp=cv2.INTER_LINEAR) -> np.ndarray:
-    """Resize ``(h', w'[, C])`` to ``(h, w[, C])`` (channels last, any count: cv2 in chunks of :data:`RESIZE_CHANNELS`)."""
+    """Resize ``(h', w'[, C])`` to ``(h, w[, C])`` (channels last, any count: cv2 in chunks of
+    :data:`RESIZE_CHANNELS`)."""
     if img.shape[:2] == (h, w):
         return img
     if img.ndim == 3 and img.shape[2] > RESIZE_CHANNELS:
@@ -192,7 +193,8 @@ class StudentPredictor(Predictor):
         rgb = check_erp_rgb(rgb)
         h, w = rgb.shape[:2]
         mh, mw = self.hw or _student_hw(h)
-        x = (_resize(rgb, h=mh, w=mw, interp=cv2.INTER_AREA if mh < h else cv2.INTER_LINEAR) * self.scale - self.mean) / self.std
+        interp = cv2.INTER_AREA if mh < h else cv2.INTER_LINEAR
+        x = (_resize(rgb, h=mh, w=mw, interp=interp) * self.scale - self.mean) / self.std
         with torch.no_grad():
             out = self.model(torch.from_numpy(x.transpose(2, 0, 1)[None].copy()).to(self.device))
         seg = out["seg"][0].cpu().numpy() if "seg" in out else None
@@ -244,7 +246,8 @@ class OnnxPredictor(Predictor):
         rgb = check_erp_rgb(rgb)
         h, w = rgb.shape[:2]
         mh, mw = self.hw
-        x = (_resize(rgb, h=mh, w=mw, interp=cv2.INTER_AREA if mh < h else cv2.INTER_LINEAR) * self.scale - self.mean) / self.std
+        interp = cv2.INTER_AREA if mh < h else cv2.INTER_LINEAR
+        x = (_resize(rgb, h=mh, w=mw, interp=interp) * self.scale - self.mean) / self.std
         outs = self.session.run(list(self.heads), {self.input: x.transpose(2, 0, 1)[None].astype(np.float32)})
         got = dict(zip(self.heads, outs))
         seg = got["seg"][0] if "seg" in got else None

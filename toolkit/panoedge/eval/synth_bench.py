@@ -88,7 +88,8 @@ class SynthBench(Result):
         return "\n".join(lines)
 
 
-def bench_synth(h: int = 512, w: int = 1024, seeds=BENCH_SEEDS, warmup: int = WARMUP, repeat: int = REPEAT) -> SynthBench:
+def bench_synth(h: int = 512, w: int = 1024, seeds=BENCH_SEEDS, warmup: int = WARMUP,
+                repeat: int = REPEAT) -> SynthBench:
     """Median render time per family over a few worlds, and the single-plane floor."""
     cases = {}
     for family in FAMILIES:

@@ -120,8 +120,8 @@ def students_table(num_classes: int = TABLE_NUM_CLASSES) -> list[StudentRow]:
     rows = []
     for name in list_students():
         summaries = [model_summary(name, num_classes, hw) for hw in TABLE_SIZES]
-        rows.append(StudentRow(name=name, params=summaries[0]["params"],
-                               gflops=tuple((hw, round(s["gflops"], GFLOPS_DIGITS)) for hw, s in zip(TABLE_SIZES, summaries)),
+        gflops = tuple((hw, round(s["gflops"], GFLOPS_DIGITS)) for hw, s in zip(TABLE_SIZES, summaries))
+        rows.append(StudentRow(name=name, params=summaries[0]["params"], gflops=gflops,
                                description=get_student_entry(name).description))
     return rows
 
