@@ -135,3 +135,14 @@ def test_rig_recording_stitched_every_nth_frame(tmp_path):
     assert stitched_folder(rec, "insta360_air_1920", every=2, out_hw=(32, 64), progress=False) == out  # cached
     with pytest.raises(UsageError, match="dual-fisheye video or a folder"):
         stitched_folder(frame, "insta360_air_1920")
+
+
+def test_synth_stands_below_data():
+    """``data`` resolves ``synth:`` and writes synthetic dataset folders; ``synth`` never imports ``data``
+    (lazy imports included: the graph is read from the source)."""
+    from tests.import_graph import build
+
+    g = build()
+    up = [f"{e.source}:{e.line} -> {e.target}" for e in g.edges
+          if g.package_of(e.source) == "synth" and g.package_of(e.target) == "data"]
+    assert not up, up

@@ -49,11 +49,12 @@ def student_dir(deploy_root) -> Path:
 @pytest.fixture(scope="session")
 def dataset(deploy_root) -> Path:
     """10 synthetic indoor panoramas at 64x128 with labels and depth."""
-    from panoedge.synth.dataset import SynthSpec, generate_dataset
+    from panoedge.data.synth_folder import generate_dataset
+    from panoedge.synth.dataset import SynthSpec
 
     if (deploy_root / "synth" / "meta.json").is_file():
         return deploy_root / "synth"
-    return generate_dataset(deploy_root / "synth", SynthSpec(n=10, seed=3, size=HW, family="indoor"), progress=False)
+    return generate_dataset(deploy_root / "synth", SynthSpec(n=10, seed=3, size=HW, family="indoor"), progress=False).path
 
 
 @pytest.fixture(scope="session")

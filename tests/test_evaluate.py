@@ -71,13 +71,20 @@ def test_an_oracle_scores_perfectly_everywhere(models):
         x = ds.load(s)
         answers[x["rgb"].tobytes()] = (x["semantic"], x["depth"])
     rep = evaluate(Fixed(answers, tuple(ds.classes)), ds, progress=False)
-    assert rep["schema"] == SCHEMA and rep["n_images"] == 2 and rep["depth_alignment"] == "none"
-    assert rep["miou"] == rep["miou_area"] == 100.0 and rep["absrel"] == rep["absrel_area"] == 0.0
-    assert rep["rmse"] == 0.0 and rep["delta1"] == rep["delta1_area"] == 1.0
-    assert list(rep["by_latitude_band"]) == list(BANDS) and rep["seam"]["fraction_each_side"] == 0.05
-    for block in (*rep["by_latitude_band"].values(), rep["seam"]):
-        assert block["absrel_area"] == 0.0 and block["miou_area"] in (100.0, None)
-    assert rep["class_match"]["by"] == "name" and rep["machine"]["cores"] >= 1
+    assert rep.to_dict()["schema"] == SCHEMA and rep.n_images == 2 and rep.depth_alignment == "none"
+    whole = rep.overall
+    assert whole.miou == whole.miou_area == 100.0 and whole.absrel == whole.absrel_area == 0.0
+    assert whole.rmse == 0.0 and whole.delta1 == whole.delta1_area == 1.0
+    assert list(rep.by_latitude_band) == list(BANDS) and rep.seam.fraction_each_side == 0.05
+    for block in (*rep.by_latitude_band.values(), rep.seam):
+        assert block.absrel_area == 0.0 and block.miou_area in (100.0, None)
+    assert rep.class_match.by == "name" and rep.machine["cores"] >= 1
+    assert list(rep.to_dict()) == [  # the JSON's key order (CONVENTIONS.md): the whole image's scores at the top
+        "schema", "model", "mode", "data", "machine", "miou_area", "per_class_iou", "absrel_area", "rmse_area",
+        "delta1_area", "miou", "per_class_iou_plain", "absrel", "rmse", "delta1", "by_latitude_band", "seam",
+        "n_images", "depth_kind", "depth_alignment", "class_match"]
+    assert list(rep.to_dict()["seam"])[-1] == "fraction_each_side"
+    assert rep.format().splitlines()[0].startswith("fixed (erp) on ")
 
 
 def test_a_known_confusion_gives_the_hand_computed_iou(tmp_path):
@@ -86,9 +93,9 @@ def test_a_known_confusion_gives_the_hand_computed_iou(tmp_path):
     pred[:, 6:] = 1  # columns 4-5 of b called a: IoU(a) = 16 / 24, IoU(b) = 8 / 16
     ds = hand_dataset(tmp_path, gt)
     rep = evaluate(Fixed({ds.load("p")["rgb"].tobytes(): (pred, None)}, depth_kind=None), ds, progress=False)
-    assert rep["per_class_iou"] == pytest.approx({"a": 100 * 16 / 24, "b": 50.0})
-    assert rep["miou"] == pytest.approx(100 * (16 / 24 + 0.5) / 2) == rep["miou_area"]  # column errors: same area
-    assert "absrel" not in rep and rep["depth_kind"] is None
+    assert rep.overall.per_class_iou == pytest.approx({"a": 100 * 16 / 24, "b": 50.0})
+    assert rep.overall.miou == pytest.approx(100 * (16 / 24 + 0.5) / 2) == rep.overall.miou_area  # column errors: same area
+    assert "absrel" not in rep.to_dict() and rep.depth_kind is None
 
 
 def test_area_weighting_counts_errors_at_the_poles_less(tmp_path):
@@ -100,13 +107,14 @@ def test_area_weighting_counts_errors_at_the_poles_less(tmp_path):
     ds = hand_dataset(tmp_path, gt_l, gt_d)
     rep = evaluate(Fixed({ds.load("p")["rgb"].tobytes(): (pred_l, pred_d)}), ds, progress=False)
     sa = erp_solid_angle(h, w)[:, 0]
-    assert rep["absrel"] == pytest.approx(2 / 6)
-    assert rep["absrel_area"] == pytest.approx((sa[0] + sa[-1]) / sa.sum())
-    assert rep["miou_area"] > rep["miou"] and rep["absrel_area"] < rep["absrel"] / 2
-    bands = rep["by_latitude_band"]
-    assert bands["60N-90N"]["absrel"] == pytest.approx(1.0) and bands["60S-90S"]["miou"] < 100
-    assert bands["0-30N"]["absrel"] == 0.0 and bands["0-30N"]["miou"] == 100.0
-    assert rep["seam"]["absrel"] == pytest.approx(2 / 6)  # columns 0 and 11: the same rows are wrong
+    whole = rep.overall
+    assert whole.absrel == pytest.approx(2 / 6)
+    assert whole.absrel_area == pytest.approx((sa[0] + sa[-1]) / sa.sum())
+    assert whole.miou_area > whole.miou and whole.absrel_area < whole.absrel / 2
+    bands = rep.by_latitude_band
+    assert bands["60N-90N"].absrel == pytest.approx(1.0) and bands["60S-90S"].miou < 100
+    assert bands["0-30N"].absrel == 0.0 and bands["0-30N"].miou == 100.0
+    assert rep.seam.absrel == pytest.approx(2 / 6)  # columns 0 and 11: the same rows are wrong
 
 
 def test_relative_depth_is_aligned_by_scale_and_shift(tmp_path):
@@ -114,7 +122,7 @@ def test_relative_depth_is_aligned_by_scale_and_shift(tmp_path):
     ds = hand_dataset(tmp_path, halves(6, 12), gt_d)
     pred = Fixed({ds.load("p")["rgb"].tobytes(): (halves(6, 12), 0.5 * gt_d + 3.0)}, depth_kind="relative")
     rep = evaluate(pred, ds, progress=False)
-    assert rep["depth_alignment"] == "scale_shift" and rep["absrel"] < 1e-5 and rep["delta1"] == 1.0
+    assert rep.depth_alignment == "scale_shift" and rep.overall.absrel < 1e-5 and rep.overall.delta1 == 1.0
 
 
 def test_teacher_specs_run_on_erp_and_on_tangent_patches(models, tmp_path):
@@ -123,8 +131,8 @@ def test_teacher_specs_run_on_erp_and_on_tangent_patches(models, tmp_path):
     for mode in ("erp", "tangent"):
         pred = load_predictor(spec, mode=mode, layout={"n_patches": 20})
         rep = evaluate(pred, ds, max_images=1, progress=False)
-        assert rep["mode"] == mode and rep["n_images"] == 1 and rep["depth_kind"] == "metric"
-        assert 0 <= rep["miou_area"] <= 100 and rep["absrel_area"] > 0
+        assert rep.mode == mode and rep.n_images == 1 and rep.depth_kind == "metric"
+        assert 0 <= rep.overall.miou_area <= 100 and rep.overall.absrel_area > 0
 
 
 def test_eval_and_predict_cli_on_a_student_checkpoint(models, tmp_path):
@@ -153,8 +161,8 @@ def test_eval_and_predict_cli_on_an_onnx_export(models, tmp_path):
     rep = json.loads((tmp_path / "e.json").read_text())
     assert rep["class_match"]["by"] == "index"  # the export carries no class names
     torch_rep = evaluate(load_predictor(str(student)), ds, progress=False)
-    assert rep["miou"] == pytest.approx(torch_rep["miou"], abs=1.0)
-    assert rep["absrel"] == pytest.approx(torch_rep["absrel"], rel=1e-3)
+    assert rep["miou"] == pytest.approx(torch_rep.overall.miou, abs=1.0)
+    assert rep["absrel"] == pytest.approx(torch_rep.overall.absrel, rel=1e-3)
     image = ds.files["rgb"][ds.stems[0]]
     res = runner.invoke(app, ["predict", str(onnx_path), str(image), "--out", str(tmp_path / "out")])
     assert res.exit_code == 0, res.output

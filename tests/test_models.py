@@ -204,12 +204,12 @@ def test_summary_and_table():
     # 4x the pixels, less a little: each stage's seam wrap adds a fixed number of columns
     assert big["macs"] == pytest.approx(4 * s["macs"], rel=0.03) and big["macs"] < 4 * s["macs"]
     rows = students_table()
-    assert [r["name"] for r in rows] == STUDENTS
+    assert [r.name for r in rows] == STUDENTS
     for r in rows:
-        assert set(r) == {"name", "params", "gflops_256x512", "gflops_512x1024", "description"}
-        assert 0 < r["gflops_256x512"] < r["gflops_512x1024"] and r["description"]
-    by_name = {r["name"]: r for r in rows}
-    assert by_name["pano-nano"]["params"] < by_name["pano-small"]["params"] < by_name["pano-base"]["params"]
+        assert set(r.to_dict()) == {"name", "params", "gflops_256x512", "gflops_512x1024", "description"}
+        assert 0 < r.gflops_at((256, 512)) < r.gflops_at((512, 1024)) and r.description
+    by_name = {r.name: r for r in rows}
+    assert by_name["pano-nano"].params < by_name["pano-small"].params < by_name["pano-base"].params
 
 
 @pytest.mark.parametrize("name", STUDENTS)

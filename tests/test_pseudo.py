@@ -20,9 +20,10 @@ IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 def make_dataset(root, n: int = 3, size=(32, 64), seed: int = 5) -> DatasetFolder:
     """A tiny synthetic indoor dataset folder (rgb, depth, semantic)."""
-    from panoedge.synth.dataset import SynthSpec, generate_dataset
+    from panoedge.data.synth_folder import generate_dataset
+    from panoedge.synth.dataset import SynthSpec
 
-    return DatasetFolder(generate_dataset(root, SynthSpec(n=n, seed=seed, size=tuple(size)), progress=False))
+    return DatasetFolder(generate_dataset(root, SynthSpec(n=n, seed=seed, size=tuple(size)), progress=False).path)
 
 
 def make_teacher(folder, classes, input_hw=(32, 32)) -> str:

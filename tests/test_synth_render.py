@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from panoedge.data import DatasetFolder
+from panoedge.data.synth_folder import generate_dataset
 from panoedge.errors import UsageError
 from panoedge.geometry import ErpCamera, FisheyeCamera, PinholeCamera, erp_table_for_rays, rot_y, rotation_from_ypr
 from panoedge.synth import dataset as synth_dataset
-from panoedge.synth.dataset import SynthSpec, generate_dataset
+from panoedge.synth.dataset import SynthSpec
 from panoedge.synth.render import render, render_erp
 from panoedge.synth.world import make_world
 
@@ -95,8 +96,11 @@ def test_dataset_folder_with_fisheye_and_resume(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         generate_dataset(out, spec, progress=False)
     assert not out.exists()
-    generate_dataset(out, spec, progress=False)
+    res = generate_dataset(out, spec, progress=False)
     assert calls == [0, 1, 2, 2]  # the rerun resumed: only the unfinished sample was rendered again
+    assert res.path == out and res.rendered == 1 and res.spec.n == 3
+    assert res.format() == f"wrote 3 mixed panoramas (32x64) to {out}"
+    assert res.to_dict()["schema"] == "panoedge.synth/1" and res.to_dict()["spec"]["fisheye_size"] == [48, 96]
     ds = DatasetFolder(out)
     assert len(ds) == 3 and set(ds.modalities) == {"rgb", "depth", "semantic", "fisheye"}
     assert "sky" in ds.classes and "ceiling" in ds.classes and ds.colors.shape == (len(ds.classes), 3)

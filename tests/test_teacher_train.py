@@ -120,9 +120,10 @@ def test_folder_data_and_cli(tmp_path):
 
     import panoedge.cli.teacher  # noqa: F401  (registers the group)
     from panoedge.cli.app import app
-    from panoedge.synth.dataset import SynthSpec, generate_dataset
+    from panoedge.data.synth_folder import generate_dataset
+    from panoedge.synth.dataset import SynthSpec
 
-    ds = generate_dataset(tmp_path / "ds", SynthSpec(n=2, seed=3, size=(32, 64), family="indoor"), progress=False)
+    ds = generate_dataset(tmp_path / "ds", SynthSpec(n=2, seed=3, size=(32, 64), family="indoor"), progress=False).path
     res = CliRunner().invoke(app, ["teacher", "train", "--data", str(ds), "--family", "indoor", "--out",
                                    str(tmp_path / "t"), "--steps", "2", "--n-views", "2", "--size", "64x64",
                                    "--width-mult", "0.125", "--batch", "1", "--json", str(tmp_path / "r.json")])

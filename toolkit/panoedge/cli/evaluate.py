@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
 from pathlib import Path
 from typing import Optional
 
@@ -17,35 +16,19 @@ from panoedge.errors import UsageError
 _MODEL_HELP = "student.pt, a run folder, a student .onnx, a bundle folder, or a teacher spec (builtin:PATH, onnx:FILE, hf:ID)."
 _DEVICE_HELP = "auto (a CUDA GPU when there is one), cpu or cuda[:N]."
 _MODE_HELP = "Teachers only: erp (the whole ERP image) or tangent (tangent patches fused to ERP)."
-_LAYOUT = {f.name: f.default for f in fields(PatchLayout)}  # the one place patch defaults live
+# PatchLayout is the one place patch defaults live
+_N_PATCHES_HELP = f"Tangent patches (default {PatchLayout.n_patches})."
+_FOV_HELP = f"Tangent patch horizontal FOV (default {PatchLayout.fov_deg:g})."
 
 
-def _load(model: str, mode: str, device: str, n_patches: Optional[int], fov_deg: Optional[float]):
-    """The predictor for MODEL; ``--n-patches``/``--fov-deg`` shape the tangent layout."""
-    from panoedge.eval.evaluate import load_predictor
-
-    layout = None
-    if n_patches is not None or fov_deg is not None:
-        if mode != "tangent":
-            raise UsageError("--n-patches and --fov-deg shape the tangent patches: use them with --mode tangent")
-        layout = {"n_patches": n_patches if n_patches is not None else _LAYOUT["n_patches"],
-                  "fov_deg": fov_deg if fov_deg is not None else _LAYOUT["fov_deg"]}
-    return load_predictor(model, mode=mode, device=device, layout=layout)
-
-
-def _fmt(v, pct: bool = False) -> str:
-    return "   -  " if v is None else (f"{v:6.1f}" if pct else f"{v:6.3f}")
-
-
-def format_report(rep: dict) -> str:
-    """A short human table of an evaluation report (whole image, latitude bands, seam)."""
-    lines = [f"{'region':<10} {'mIoU area':>9} {'mIoU':>6} {'AbsRel area':>11} {'AbsRel':>7} {'RMSE':>7} {'delta1':>7}"]
-    rows = [("all", rep), *rep["by_latitude_band"].items(), ("seam", rep["seam"])]
-    for name, r in rows:
-        lines.append(f"{name:<10} {_fmt(r.get('miou_area'), True):>9} {_fmt(r.get('miou'), True):>6} "
-                     f"{_fmt(r.get('absrel_area')):>11} {_fmt(r.get('absrel')):>7} {_fmt(r.get('rmse_area')):>7} "
-                     f"{_fmt(r.get('delta1_area')):>7}")
-    return "\n".join(lines)
+def _layout(mode: str, n_patches: Optional[int], fov_deg: Optional[float]) -> dict | None:
+    """The tangent layout options ``--n-patches``/``--fov-deg`` ask for (``None``: the default layout)."""
+    if n_patches is None and fov_deg is None:
+        return None
+    if mode != "tangent":
+        raise UsageError("--n-patches and --fov-deg shape the tangent patches: use them with --mode tangent")
+    return {"n_patches": n_patches if n_patches is not None else PatchLayout.n_patches,
+            "fov_deg": fov_deg if fov_deg is not None else PatchLayout.fov_deg}
 
 
 @app.command("eval")
@@ -55,8 +38,8 @@ def eval_cmd(
     mode: str = typer.Option("erp", "--mode", help=_MODE_HELP),
     max_images: Optional[int] = typer.Option(None, "--max-images", help="Evaluate only the first N panoramas."),
     device: str = typer.Option("auto", "--device", help=_DEVICE_HELP),
-    n_patches: Optional[int] = typer.Option(None, "--n-patches", help=f"Tangent patches (default {_LAYOUT['n_patches']})."),
-    fov_deg: Optional[float] = typer.Option(None, "--fov-deg", help=f"Tangent patch horizontal FOV (default {_LAYOUT['fov_deg']:g})."),
+    n_patches: Optional[int] = typer.Option(None, "--n-patches", help=_N_PATCHES_HELP),
+    fov_deg: Optional[float] = typer.Option(None, "--fov-deg", help=_FOV_HELP),
     class_map: Optional[str] = ClassMapOpt,
     rig: Optional[str] = RigOpt,
     every: int = EveryOpt,
@@ -66,15 +49,11 @@ def eval_cmd(
     preflight_model("panoedge eval", model)
     if max_images is not None:
         positive(max_images, "--max-images")
-    from panoedge.data import resolve_data
-    from panoedge.eval.evaluate import apply_class_map, evaluate
+    from panoedge.eval.evaluate import evaluate_model
 
-    pred = _load(model, mode, device, n_patches, fov_deg)
-    pred, ds, _ = apply_class_map(pred, resolve_data(data, rig=rig, every=every), class_map)
-    rep = evaluate(pred, ds, max_images=max_images, progress=True)
-    typer.echo(f"{pred.name} ({rep['mode']}) on {ds.root}: {rep['n_images']} panoramas, depth alignment "
-               f"{rep['depth_alignment']}; area-weighted unless marked plain")
-    typer.echo(format_report(rep))
+    rep = evaluate_model(model, data, mode=mode, device=device, layout=_layout(mode, n_patches, fov_deg),
+                         class_map=class_map, rig=rig, every=every, max_images=max_images)
+    typer.echo(rep.format())
     emit_json(json_path, rep)
 
 
@@ -86,8 +65,8 @@ def predict_cmd(
                              "depth_color/ (coloured, with its scale) PNGs per input stem."),
     mode: str = typer.Option("erp", "--mode", help=_MODE_HELP),
     device: str = typer.Option("auto", "--device", help=_DEVICE_HELP),
-    n_patches: Optional[int] = typer.Option(None, "--n-patches", help=f"Tangent patches (default {_LAYOUT['n_patches']})."),
-    fov_deg: Optional[float] = typer.Option(None, "--fov-deg", help=f"Tangent patch horizontal FOV (default {_LAYOUT['fov_deg']:g})."),
+    n_patches: Optional[int] = typer.Option(None, "--n-patches", help=_N_PATCHES_HELP),
+    fov_deg: Optional[float] = typer.Option(None, "--fov-deg", help=_FOV_HELP),
     class_map: Optional[str] = ClassMapOpt,
     rig: Optional[str] = RigOpt,
     every: int = EveryOpt,
@@ -96,15 +75,8 @@ def predict_cmd(
     preflight_model("panoedge predict", model)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: exists and is not a folder")
-    from panoedge.eval.evaluate import predict_images
+    from panoedge.eval.evaluate import predict_model
 
-    pred = _load(model, mode, device, n_patches, fov_deg)
-    if class_map is not None:
-        from panoedge.data.classmap import load_class_map, map_target_classes
-        from panoedge.eval.predictors import with_class_map
-
-        if pred.classes is None:
-            raise UsageError(f"{model} names no classes; --class-map maps named classes")
-        pred = with_class_map(pred, load_class_map(class_map, pred.classes, map_target_classes(class_map)))
-    stems = predict_images(pred, inputs, out, progress=True, rig=rig, every=every)
-    typer.echo(f"wrote {len(stems)} prediction(s) to {out} (labels/, overlay/, depth/, depth_color/)")
+    res = predict_model(model, inputs, out, mode=mode, device=device, layout=_layout(mode, n_patches, fov_deg),
+                        class_map=class_map, rig=rig, every=every)
+    typer.echo(res.format())

@@ -1,4 +1,6 @@
-"""Dataset folders (CONVENTIONS.md), plain image folders, published layouts, stitched recordings."""
+"""Dataset folders (CONVENTIONS.md), plain image folders, published layouts, stitched recordings, and
+synthetic dataset folders rendered from :mod:`panoedge.synth` (:mod:`panoedge.data.synth_folder`): ``data``
+stands on ``synth``, never the other way."""
 
 from panoedge.data.folder import DatasetFolder, read_meta, write_meta
 from panoedge.data.images import ImageFolder

@@ -126,37 +126,23 @@ def _read(path: Path) -> dict:
     return doc
 
 
-def load_class_map(path_or_name: str | Path, source_classes, target_classes) -> ClassMap:
-    """Load a class-map file (or a shipped map by name) and validate it against both class lists.
+def _check_declared_source(doc: dict, source: tuple[str, ...], path: Path) -> None:
+    """The map's optional ``source`` list must name exactly the teacher's classes."""
+    declared = doc["source"]
+    if not isinstance(declared, list) or not all(isinstance(s, str) for s in declared):
+        raise ConfigError(path, "source", "expected a list of class names (strings)")
+    src_norm = {normalise_name(s) for s in source}
+    declared_norm = {normalise_name(s) for s in declared}
+    extra, missing = declared_norm - src_norm, src_norm - declared_norm
+    if extra or missing:
+        raise ConfigError(path, "source", f"the map is for {len(declared)} classes that differ from the "
+                          f"teacher's {len(source)}: not the teacher's: {_short(sorted(extra)) or '-'}; "
+                          f"the teacher's, not in the list: {_short(sorted(missing)) or '-'}")
 
-    ``source_classes`` are the teacher's class names in channel order, ``target_classes`` the
-    student's. Raises ``ConfigError(file, key, problem)`` for a bad field: a map key that is
-    not a source class, a target that is not a target class (nor ``ignore``), a ``source``
-    list that differs from the teacher's classes; ``DataError`` for a missing or non-YAML file.
-    """
-    source, target = _names(source_classes, "source"), _names(target_classes, "target")
-    path = _resolve(path_or_name)
-    doc = _read(path)
-    check_keys(doc, KEYS, path)
-    if doc.get("schema") != SCHEMA:
-        raise ConfigError(path, "schema", f"{doc.get('schema')!r}: expected {SCHEMA!r}")
-    family = doc.get("target_family")
-    if not isinstance(family, str) or not family:
-        raise ConfigError(path, "target_family", f"{family!r}: expected the student's class family, e.g. indoor")
+
+def _map_index(mapping: dict, source: tuple[str, ...], target: tuple[str, ...], path: Path) -> tuple[int, ...]:
+    """``index[s]``: the target index of source class ``s`` under ``mapping``, ``-1`` where ignored."""
     src_norm = {normalise_name(s): i for i, s in enumerate(source)}
-    if doc.get("source") is not None:
-        declared = doc["source"]
-        if not isinstance(declared, list) or not all(isinstance(s, str) for s in declared):
-            raise ConfigError(path, "source", "expected a list of class names (strings)")
-        declared_norm = {normalise_name(s) for s in declared}
-        extra, missing = declared_norm - set(src_norm), set(src_norm) - declared_norm
-        if extra or missing:
-            raise ConfigError(path, "source", f"the map is for {len(declared)} classes that differ from the "
-                              f"teacher's {len(source)}: not the teacher's: {_short(sorted(extra)) or '-'}; "
-                              f"the teacher's, not in the list: {_short(sorted(missing)) or '-'}")
-    mapping = doc.get("map")
-    if not isinstance(mapping, dict) or not mapping:
-        raise ConfigError(path, "map", "expected a mapping of source class -> target class (or ignore)")
     tgt_norm = {normalise_name(t): i for i, t in enumerate(target)}
     index, seen = [-1] * len(source), set()
     for key, value in mapping.items():
@@ -177,7 +163,33 @@ def load_class_map(path_or_name: str | Path, source_classes, target_classes) -> 
             raise ConfigError(path, f"map.{key}", f"target class {value!r} does not exist; "
                               f"target classes: {', '.join(target)} (or {IGNORE})")
         index[src_norm[k]] = tgt_norm[v]
-    return ClassMap(source, target, tuple(index), path, family)
+    return tuple(index)
+
+
+def load_class_map(path_or_name: str | Path, source_classes, target_classes) -> ClassMap:
+    """Load a class-map file (or a shipped map by name) and validate it against both class lists.
+
+    ``source_classes`` are the teacher's class names in channel order, ``target_classes`` the
+    student's. Raises ``ConfigError(file, key, problem)`` for a bad field: a map key that is
+    not a source class, a target that is not a target class (nor ``ignore``), a ``source``
+    list that differs from the teacher's classes; ``DataError`` for a missing or non-YAML file.
+    """
+    source, target = _names(source_classes, "source"), _names(target_classes, "target")
+    path = _resolve(path_or_name)
+    doc = _read(path)
+    check_keys(doc, KEYS, path)
+    if doc.get("schema") != SCHEMA:
+        raise ConfigError(path, "schema", f"{doc.get('schema')!r}: expected {SCHEMA!r}")
+    family = doc.get("target_family")
+    if not isinstance(family, str) or not family:
+        raise ConfigError(path, "target_family", f"{family!r}: expected the student's class family, e.g. indoor")
+    if doc.get("source") is not None:
+        _check_declared_source(doc, source, path)
+    mapping = doc.get("map")
+    if not isinstance(mapping, dict) or not mapping:
+        raise ConfigError(path, "map", "expected a mapping of source class -> target class (or ignore)")
+    index = _map_index(mapping, source=source, target=target, path=path)
+    return ClassMap(source=source, target=target, index=index, path=path, target_family=family)
 
 
 def map_target_classes(path_or_name: str | Path) -> tuple[str, ...]:

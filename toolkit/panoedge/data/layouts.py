@@ -174,11 +174,13 @@ def _find_mp3d(root: Path) -> dict:
 
 
 LAYOUTS: dict[str, Layout] = {
-    "structured3d": Layout("structured3d", NYU40, S3D_DEPTH_M, (0,), "nyu40_to_indoor", _find_s3d, _palette_ids),
-    "stanford2d3d": Layout("stanford2d3d", STANFORD13, STANFORD_DEPTH_M, (0, STANFORD_INVALID),
-                           "stanford13_to_indoor", _find_stanford, _stanford_ids),
-    "matterport3d": Layout("matterport3d", MPCAT40, MP3D_DEPTH_M, (0,), "mpcat40_to_indoor", _find_mp3d,
-                           _palette_ids),
+    "structured3d": Layout(name="structured3d", classes=NYU40, depth_m=S3D_DEPTH_M, invalid=(0,),
+                           class_map="nyu40_to_indoor", find=_find_s3d, semantic=_palette_ids),
+    "stanford2d3d": Layout(name="stanford2d3d", classes=STANFORD13, depth_m=STANFORD_DEPTH_M,
+                           invalid=(0, STANFORD_INVALID), class_map="stanford13_to_indoor", find=_find_stanford,
+                           semantic=_stanford_ids),
+    "matterport3d": Layout(name="matterport3d", classes=MPCAT40, depth_m=MP3D_DEPTH_M, invalid=(0,),
+                           class_map="mpcat40_to_indoor", find=_find_mp3d, semantic=_palette_ids),
 }
 """Layout name (the ``NAME:`` of a data spec) -> :class:`Layout`."""
 

@@ -78,7 +78,7 @@ def resolve_data(data: str | Path, progress: bool = True, *, rig: str | None = N
     if int(every) != 1:
         raise UsageError(f"--every {every}: picks frames of a dual-fisheye recording; give --rig too")
     if text.startswith("synth:"):
-        from panoedge.synth.dataset import generate_dataset
+        from panoedge.data.synth_folder import generate_dataset
 
         spec = parse_synth(text, **synth_defaults)
         path = cache_dir("synth", content_key("dataset", spec.__dict__))

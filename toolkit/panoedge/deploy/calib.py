@@ -48,7 +48,7 @@ class ImageSet:
 
 def _synth_folder(spec, progress: bool) -> DatasetFolder:
     from panoedge.home import cache_dir, content_key
-    from panoedge.synth.dataset import generate_dataset
+    from panoedge.data.synth_folder import generate_dataset
 
     path = cache_dir("synth", content_key("dataset", spec.__dict__))  # shared with data.resolve_data
     if not path.exists():

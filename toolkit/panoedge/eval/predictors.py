@@ -42,12 +42,22 @@ def check_erp_rgb(rgb, what: str = "image") -> np.ndarray:
     return rgb
 
 
+RESIZE_CHANNELS = 64
+"""Channels handed to ``cv2.resize`` at once: it takes a bounded channel count, class scores can have hundreds."""
+STUDENT_STRIDE = 32
+"""Output stride of the students: a student input's sides are multiples of it."""
+FUSION_ROW_MULTIPLE = 8
+"""The fused ERP's rows are a multiple of this (and at least this many)."""
+
+
 def _resize(img: np.ndarray, h: int, w: int, interp=cv2.INTER_LINEAR) -> np.ndarray:
-    """Resize ``(h', w'[, C])`` to ``(h, w[, C])`` (channels last, any count: cv2 in chunks of 64)."""
+    """Resize ``(h', w'[, C])`` to ``(h, w[, C])`` (channels last, any count: cv2 in chunks of
+    :data:`RESIZE_CHANNELS`)."""
     if img.shape[:2] == (h, w):
         return img
-    if img.ndim == 3 and img.shape[2] > 64:
-        return np.concatenate([_resize(img[..., k:k + 64], h, w, interp) for k in range(0, img.shape[2], 64)], -1)
+    if img.ndim == 3 and img.shape[2] > RESIZE_CHANNELS:
+        return np.concatenate([_resize(img[..., k:k + RESIZE_CHANNELS], h=h, w=w, interp=interp)
+                               for k in range(0, img.shape[2], RESIZE_CHANNELS)], -1)
     out = cv2.resize(img, (w, h), interpolation=interp)
     return out[..., None] if img.ndim == 3 and out.ndim == 2 else out
 
@@ -80,7 +90,7 @@ def _labels(seg: np.ndarray, h: int, w: int) -> np.ndarray:
     step = max(1, UPSAMPLE_BLOCK_BYTES // (4 * seg.shape[0] * w))
     out = np.empty((h, w), np.uint8)
     for r in range(0, h, step):
-        out[r:r + step] = _erp_upsample_rows(seg, h, w, slice(r, min(h, r + step))).argmax(0)
+        out[r:r + step] = _erp_upsample_rows(seg, h=h, w=w, rows=slice(r, min(h, r + step))).argmax(0)
     return out
 
 
@@ -90,7 +100,7 @@ def _finish(seg: np.ndarray | None, depth: np.ndarray | None, h: int, w: int):
     if seg is not None:
         labels = _labels(np.ascontiguousarray(seg, dtype=np.float32), h, w)
     if depth is not None:
-        depth = _resize(np.ascontiguousarray(depth, dtype=np.float32), h, w)
+        depth = _resize(np.ascontiguousarray(depth, dtype=np.float32), h=h, w=w)
         depth = np.where(np.isfinite(depth) & (depth > 0), depth, 0.0).astype(np.float32)
     return labels, depth
 
@@ -105,9 +115,10 @@ def fusion_hw(layout, h: int, n_classes: int = 1) -> tuple[int, int]:
     which is where the teacher's detail ends, and no larger than :data:`FUSION_BYTES` allows for
     ``n_classes``; labels are then upsampled to ``h x 2h`` in blocks."""
     pitch_deg = layout.fov_deg / layout.patch_hw[1]
-    rows = int(np.ceil(180.0 / pitch_deg / 8.0)) * 8
-    budget = int(np.sqrt(FUSION_BYTES / (4 * 2 * max(1, n_classes))) // 8) * 8
-    rows = max(8, min(rows, budget))
+    m = FUSION_ROW_MULTIPLE
+    rows = int(np.ceil(180.0 / pitch_deg / m)) * m
+    budget = int(np.sqrt(FUSION_BYTES / (4 * 2 * max(1, n_classes))) // m) * m
+    rows = max(m, min(rows, budget))
     return (h, 2 * h) if rows >= h else (rows, 2 * rows)
 
 
@@ -151,7 +162,7 @@ def _meta_json(meta: dict, key: str, path):
 
 
 def _student_hw(h: int) -> tuple[int, int]:
-    hh = max(32, int(round(h / 32)) * 32)
+    hh = max(STUDENT_STRIDE, int(round(h / STUDENT_STRIDE)) * STUDENT_STRIDE)
     return hh, 2 * hh
 
 
@@ -182,12 +193,13 @@ class StudentPredictor(Predictor):
         rgb = check_erp_rgb(rgb)
         h, w = rgb.shape[:2]
         mh, mw = self.hw or _student_hw(h)
-        x = (_resize(rgb, mh, mw, cv2.INTER_AREA if mh < h else cv2.INTER_LINEAR) * self.scale - self.mean) / self.std
+        interp = cv2.INTER_AREA if mh < h else cv2.INTER_LINEAR
+        x = (_resize(rgb, h=mh, w=mw, interp=interp) * self.scale - self.mean) / self.std
         with torch.no_grad():
             out = self.model(torch.from_numpy(x.transpose(2, 0, 1)[None].copy()).to(self.device))
         seg = out["seg"][0].cpu().numpy() if "seg" in out else None
         depth = out["depth"][0, 0].cpu().numpy() if "depth" in out else None
-        return _finish(seg, depth, h, w)
+        return _finish(seg, depth, h=h, w=w)
 
 
 class OnnxPredictor(Predictor):
@@ -234,12 +246,13 @@ class OnnxPredictor(Predictor):
         rgb = check_erp_rgb(rgb)
         h, w = rgb.shape[:2]
         mh, mw = self.hw
-        x = (_resize(rgb, mh, mw, cv2.INTER_AREA if mh < h else cv2.INTER_LINEAR) * self.scale - self.mean) / self.std
+        interp = cv2.INTER_AREA if mh < h else cv2.INTER_LINEAR
+        x = (_resize(rgb, h=mh, w=mw, interp=interp) * self.scale - self.mean) / self.std
         outs = self.session.run(list(self.heads), {self.input: x.transpose(2, 0, 1)[None].astype(np.float32)})
         got = dict(zip(self.heads, outs))
         seg = got["seg"][0] if "seg" in got else None
         depth = got["depth"][0, 0] if "depth" in got else None
-        return _finish(seg, depth, h, w)
+        return _finish(seg, depth, h=h, w=w)
 
 
 class TeacherPredictor(Predictor):
@@ -293,7 +306,7 @@ class TeacherPredictor(Predictor):
                 out.depth = torch.where(out.depth > 0, 1.0 / out.depth.clamp_min(1e-12), torch.zeros_like(out.depth))
         seg = out.probs[0].cpu().numpy() if out.probs is not None else None
         depth = out.depth[0, 0].cpu().numpy() if out.depth is not None else None
-        return _finish(seg, depth, h, w)
+        return _finish(seg, depth, h=h, w=w)
 
 
 class MappedPredictor(Predictor):

@@ -9,13 +9,20 @@ sigmoid) and resizes are not counted (they are a few percent and fuse on every b
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from panoedge.models.registry import create_student, get_student_entry, list_students
+from panoedge.results import Record, Result
 
 TABLE_SIZES = ((256, 512), (512, 1024))
+"""ERP input sizes (H, W) the ``panoedge models`` table gives GFLOPs at: the training size and the deploy size."""
 TABLE_NUM_CLASSES = 20
+"""Segmentation classes of the table's figures unless ``--classes`` says otherwise."""
+GFLOPS_DIGITS = 3
+"""Decimals GFLOPs are rounded to in the table and its JSON."""
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -69,19 +76,57 @@ def model_summary(name: str, num_classes: int, hw: tuple[int, int], **kw) -> dic
             "params": count_parameters(model), "macs": macs, "gflops": 2.0 * macs / 1e9}
 
 
-def students_table(num_classes: int = TABLE_NUM_CLASSES) -> list[dict]:
-    """One row per registered student, for ``panoedge models``.
+@dataclass(frozen=True)
+class StudentRow(Record):
+    """One registered student: parameters and GFLOPs per :data:`TABLE_SIZES` entry. The JSON form
+    is flat: ``name``, ``params``, ``gflops_256x512``, ``gflops_512x1024``, ``description``."""
 
-    Each row: ``name``, ``params``, ``gflops_256x512``, ``gflops_512x1024`` (both heads,
-    ``num_classes`` segmentation classes) and ``description``.
-    """
+    name: str
+    params: int
+    gflops: tuple[tuple[tuple[int, int], float], ...]  # ((H, W), GFLOPs) per table size
+    description: str
+
+    def gflops_at(self, hw: tuple[int, int]) -> float:
+        return dict(self.gflops)[tuple(hw)]
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "params": self.params,
+                **{f"gflops_{h}x{w}": v for (h, w), v in self.gflops}, "description": self.description}
+
+
+@dataclass(frozen=True)
+class StudentsTable(Result):
+    """``panoedge models``: every registered student, smallest first (by parameters)."""
+
+    SCHEMA = "panoedge.models/1"
+
+    num_classes: int
+    students: tuple[StudentRow, ...]
+
+    def format(self) -> str:
+        sizes = [hw for hw, _ in self.students[0].gflops] if self.students else list(TABLE_SIZES)
+        cols = [f"GFLOPs {h}x{w}" for h, w in sizes]  # each column one wider than its title
+        lines = [f"{'name':<12} {'params':>10}" + "".join(f" {c:>{len(c) + 1}}" for c in cols) + "  description"]
+        for r in self.students:
+            figures = "".join(f" {v:>{len(c) + 1}.2f}" for c, (_, v) in zip(cols, r.gflops))
+            lines.append(f"{r.name:<12} {r.params:>10,}{figures}  {r.description}")
+        lines.append("GFLOPs = 2 x multiply-accumulates of conv and linear layers, both heads on.")
+        return "\n".join(lines)
+
+
+def students_table(num_classes: int = TABLE_NUM_CLASSES) -> list[StudentRow]:
+    """One row per registered student (registry order), for ``panoedge models``: parameters and
+    GFLOPs at each of :data:`TABLE_SIZES` (both heads, ``num_classes`` segmentation classes)."""
     rows = []
     for name in list_students():
-        row = {"name": name}
-        for hw in TABLE_SIZES:
-            s = model_summary(name, num_classes, hw)
-            row["params"] = s["params"]
-            row[f"gflops_{hw[0]}x{hw[1]}"] = round(s["gflops"], 3)
-        row["description"] = get_student_entry(name).description
-        rows.append(row)
+        summaries = [model_summary(name, num_classes, hw) for hw in TABLE_SIZES]
+        gflops = tuple((hw, round(s["gflops"], GFLOPS_DIGITS)) for hw, s in zip(TABLE_SIZES, summaries))
+        rows.append(StudentRow(name=name, params=summaries[0]["params"], gflops=gflops,
+                               description=get_student_entry(name).description))
     return rows
+
+
+def list_students_table(num_classes: int = TABLE_NUM_CLASSES) -> StudentsTable:
+    """``panoedge models``: :func:`students_table`, smallest student first."""
+    rows = sorted(students_table(num_classes=num_classes), key=lambda r: r.params)
+    return StudentsTable(num_classes=int(num_classes), students=tuple(rows))

@@ -61,14 +61,14 @@ def render(world, camera, position=None, R=None) -> View:
         kind = "z"
     depth[valid] = t
     labels[valid] = hit.label
-    return View(rgb, depth, labels, valid.copy(), kind)
+    return View(rgb=rgb, depth=depth, labels=labels, valid=valid.copy(), depth_kind=kind)
 
 
 def render_erp(world, h: int, w: int, position=None, R=None) -> View:
     """The full sphere around ``position`` as an ERP render (depth is range)."""
-    return render(world, ErpCamera(int(h), int(w)), position, R)
+    return render(world, ErpCamera(int(h), int(w)), position=position, R=R)
 
 
 def render_pinhole(world, h: int, w: int, fov_deg, position=None, R=None) -> View:
     """A pinhole render (depth is z-depth); ``fov_deg`` horizontal, or ``(hfov, vfov)``."""
-    return render(world, PinholeCamera.from_fov(h, w, fov_deg), position, R)
+    return render(world, PinholeCamera.from_fov(h, w, fov_deg), position=position, R=R)

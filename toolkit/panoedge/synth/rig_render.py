@@ -90,7 +90,7 @@ def render_rig_frame(world, rig: Rig, position=None, R_rig=None, effects: Sensor
     for i, (lens, cam) in enumerate(zip(rig.lenses, rig.cameras())):
         rays, valid = cam.rays()
         # Each lens owns its half of a side-by-side frame (its circle may spill across).
-        valid = valid & ~claimed & _own_region(rig, lens, h, w)
+        valid = valid & ~claimed & _own_region(rig, lens, h=h, w=w)
         origin = position + R_rig @ np.asarray(lens.translation_m)
         hit = cast_rays(world, origin, rays[valid] @ (R_rig @ lens.rotation).T)
         uu, vv = np.nonzero(valid)[1], np.nonzero(valid)[0]
@@ -104,8 +104,8 @@ def render_rig_frame(world, rig: Rig, position=None, R_rig=None, effects: Sensor
     if effects.noise_sigma > 0:
         frame[claimed] += rng.normal(0.0, effects.noise_sigma, (int(claimed.sum()), 3))
     out = np.clip(np.round(frame), 0, 255).astype(np.uint8)
-    gt = render_erp(world, erp_hw[0], erp_hw[1], position, R_rig)
-    return RigFrame(out, gt, depth, labels, effects)
+    gt = render_erp(world, h=erp_hw[0], w=erp_hw[1], position=position, R=R_rig)
+    return RigFrame(frame=out, erp=gt, lens_depth=depth, lens_labels=labels, effects=effects)
 
 
 def _own_region(rig: Rig, lens: Lens, h: int, w: int) -> np.ndarray:
