@@ -97,6 +97,15 @@ def test_process_pool_terminates_workers_when_the_caller_stops(tmp_path):
 def test_first_stop_signal_is_deferred_second_interrupts():
     from panoedge.signals import deferred_interrupt
 
+    # A parent in the background (a CI runner, `cmd &`) may hand us SIGINT ignored; start from Python's default.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _deferred_then_interrupted(deferred_interrupt)
+    finally:
+        signal.signal(signal.SIGINT, inherited)
+
+
+def _deferred_then_interrupted(deferred_interrupt):
     with deferred_interrupt() as stop:
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.01)
