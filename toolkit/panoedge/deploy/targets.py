@@ -125,7 +125,7 @@ def _read(path: Path) -> dict:
         sub = data.get(table, {})
         if not isinstance(sub, dict):
             raise ConfigError(path, table, f"{sub!r}: expected a table")
-        check_keys(sub, keys, path, f"{table}.")
+        check_keys(sub, keys, source=path, where=f"{table}.")
     return data
 
 
@@ -179,14 +179,14 @@ def parse_target(data: dict, path: str | Path = "<dict>") -> Target:
         raise ConfigError(path, "int8_engine", f"{int8_engine!r}: expected one of {', '.join(INT8_ENGINES)}")
     if int8_engine == "dla" and not dla:
         raise ConfigError(path, "int8_engine", "'dla' needs gpu.dla_cores > 0 (this profile has none): use 'gpu'")
-    kind = _choice(path, data, "kind", KINDS)
-    backend = _choice(path, data, "backend", BACKENDS)
+    kind = _choice(path, data, key="kind", allowed=KINDS)
+    backend = _choice(path, data, key="backend", allowed=BACKENDS)
     if backend in ("trt", "ort-trt") and tensorrt is None:
         raise ConfigError(path, "software.tensorrt", f"backend {backend} needs a TensorRT version (or software.jetpack)")
     return Target(
         name=name, description=str(data.get("description", "")), kind=kind, backend=backend,
-        precision=_choice(path, data, "precision", PRECISIONS), input_hw=hw,
-        int8_activations=_choice(path, data, "int8_activations", ACTIVATIONS),
+        precision=_choice(path, data, key="precision", allowed=PRECISIONS), input_hw=hw,
+        int8_activations=_choice(path, data, key="int8_activations", allowed=ACTIVATIONS),
         compute_capability=_version(path, "gpu.compute_capability", gpu.get("compute_capability", "none"),
                                     allow=("detect", "none")),
         dla_cores=dla, int8_engine=int8_engine, memory_gb=tuple(mem),
