@@ -307,6 +307,7 @@ def test_runner_against_fake_bindings(tmp_path, version, monkeypatch):
         out = r.infer({"image": x})
         assert np.allclose(out["seg"], 2 * x) and cuda.pinned_made == 2 and cuda.synced == 1
     assert len(cuda.freed) == 2
+    assert r.closed and r.context is None and r.engine is None and r.runtime is None
     assert trt._api.touched <= api_names("10.3" if version.startswith("10") else "8.6")
     assert {"ICudaEngine.num_io_tensors", "IExecutionContext.execute_async_v3"} <= trt._api.touched
 
