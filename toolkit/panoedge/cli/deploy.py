@@ -197,14 +197,11 @@ def engine(
 @app.command()
 def targets(json_path: Optional[Path] = JsonOpt) -> None:
     """List the target profiles: GPU, DLA cores, TensorRT, default precision, input size and backend."""
-    from panoedge.deploy.targets import list_targets, load_target
+    from panoedge.deploy.targets import all_targets
 
-    rows = [load_target(name) for name in list_targets()]
-    typer.echo(f"{'name':<18} {'kind':<7} {'backend':<8} {'prec':<5} {'input':<9} {'sm':<7} {'DLA':>3} {'TensorRT':<9} description")
-    for t in rows:
-        typer.echo(f"{t.name:<18} {t.kind:<7} {t.backend:<8} {t.precision:<5} {t.input_hw[0]}x{t.input_hw[1]:<5} "
-                   f"{t.compute_capability:<7} {t.dla_cores:>3} {t.tensorrt or '-':<9} {t.description}")
-    emit_json(json_path, {"schema": "panoedge.targets/1", "targets": [t.to_dict() for t in rows]})
+    result = all_targets()
+    typer.echo(result.format())
+    emit_json(json_path, result)
 
 
 TrustedKeyOpt = typer.Option(None, "--trusted-key", envvar="PANOEDGE_TRUSTED_KEY", dir_okay=False,

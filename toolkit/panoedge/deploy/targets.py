@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from panoedge.errors import ConfigError, unknown_name
+from panoedge.results import Result
 from panoedge.runtime.trt_select import version_key
 
 SCHEMA = "panoedge.target/1"
@@ -209,6 +210,27 @@ def load_target(name_or_path: str | Path) -> Target:
         raise unknown_name("target", str(name_or_path), files)
     path = files[str(name_or_path)]
     return parse_target(_read(path), path)
+
+
+@dataclass(frozen=True)
+class TargetList(Result):
+    """Every target profile found (``panoedge targets``), in :func:`list_targets` order."""
+
+    SCHEMA = "panoedge.targets/1"
+    targets: tuple[Target, ...]
+
+    def format(self) -> str:
+        lines = [f"{'name':<18} {'kind':<7} {'backend':<8} {'prec':<5} {'input':<9} {'sm':<7} {'DLA':>3} "
+                 f"{'TensorRT':<9} description"]
+        lines += [f"{t.name:<18} {t.kind:<7} {t.backend:<8} {t.precision:<5} {t.input_hw[0]}x{t.input_hw[1]:<5} "
+                  f"{t.compute_capability:<7} {t.dla_cores:>3} {t.tensorrt or '-':<9} {t.description}"
+                  for t in self.targets]
+        return "\n".join(lines)
+
+
+def all_targets() -> TargetList:
+    """Every profile :func:`list_targets` names, loaded."""
+    return TargetList(targets=tuple(load_target(name) for name in list_targets()))
 
 
 def detect_module(family: Target, model_text: str | None) -> Target | None:
