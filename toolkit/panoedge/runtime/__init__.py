@@ -8,7 +8,8 @@ Example::
 
     from panoedge.runtime import load_bundle
     b = load_bundle("bundle/")
-    out = b.postprocess(b.runner().infer({b.input_name: b.preprocess(rgb)}))
+    with b.runner() as runner:
+        out = b.postprocess(runner.infer({b.input_name: b.preprocess(rgb)}))
 """
 
 from panoedge.runtime import ort_runner as _ort_runner, trt_runner as _trt_runner  # noqa: F401 - register backends

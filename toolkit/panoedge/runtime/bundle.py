@@ -12,8 +12,8 @@ A bundle is a folder::
 Example::
 
     b = load_bundle("bundle/")               # checks every hash
-    runner = b.runner()                      # the manifest's backend and precision, where available
-    out = b.postprocess(runner.infer({b.input_name: b.preprocess(rgb)}))
+    with b.runner() as runner:               # the manifest's backend and precision, where available
+        out = b.postprocess(runner.infer({b.input_name: b.preprocess(rgb)}))
     out["labels"], out["depth"]              # (H, W) uint8 class ids, (H, W) float32 metres
 """
 
