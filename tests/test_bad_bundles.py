@@ -69,7 +69,7 @@ def test_a_clean_bundle_passes_verify_and_loads(bundle):
     from panoedge.runtime import load_bundle, verify_bundle
 
     rep = verify_bundle(bundle)
-    assert rep["ok"] and rep["signature"] == "unsigned", rep
+    assert rep.ok and rep.signature == "unsigned", rep
     b = load_bundle(bundle)
     assert b.classes == ["wall", "floor"] and b.hw == (32, 64)
     assert b.model_path("int8") == bundle / "model.int8.onnx"
@@ -84,7 +84,7 @@ def test_paths_out_of_the_bundle_are_refused_by_verify_and_run(bundle, tmp_path)
     m = json.loads((bundle / "manifest.json").read_text())
     m["models"]["int8"] = "../outside/evil.onnx"
     write_json(bundle / "manifest.json", m)
-    for problems in (verify_bundle(bundle)["problems"],):
+    for problems in (verify_bundle(bundle).problems,):
         assert any("models.int8 '../outside/evil.onnx': not hashed" in p for p in problems), problems
     with pytest.raises(DataError, match="refusing the bundle"):
         load_bundle(bundle)
@@ -92,7 +92,7 @@ def test_paths_out_of_the_bundle_are_refused_by_verify_and_run(bundle, tmp_path)
     m["files"]["../outside/evil.onnx"] = {"sha256": sha256_file(outside / "evil.onnx"), "bytes": 4}
     m["files"]["/etc/hostname"] = {"sha256": "0" * 64, "bytes": 1}
     write_json(bundle / "manifest.json", m)
-    problems = verify_bundle(bundle)["problems"]
+    problems = verify_bundle(bundle).problems
     assert "../outside/evil.onnx: not a relative path inside the bundle" in problems
     assert "/etc/hostname: not a relative path inside the bundle" in problems
     code, _, err = _cli(["bundle", "verify", str(bundle)])
@@ -109,11 +109,11 @@ def test_symlinks_out_of_the_bundle_are_refused(bundle, tmp_path):
     os.symlink(secret, bundle / "classes.json")
     m["files"]["classes.json"] = {"sha256": sha256_file(secret), "bytes": secret.stat().st_size}  # hashes match
     write_json(bundle / "manifest.json", m)
-    assert "classes.json: a symbolic link (bundles hold plain files only)" in verify_bundle(bundle)["problems"]
+    assert "classes.json: a symbolic link (bundles hold plain files only)" in verify_bundle(bundle).problems
     with pytest.raises(DataError, match="symbolic link"):
         load_bundle(bundle)
     os.symlink(tmp_path, bundle / "engines")  # even the unhashed engines/ may not lead out
-    assert any("engines" in p and "symbolic link" in p for p in verify_bundle(bundle)["problems"])
+    assert any("engines" in p and "symbolic link" in p for p in verify_bundle(bundle).problems)
 
 
 def test_added_changed_and_unlisted_files_are_problems(bundle):
@@ -121,7 +121,7 @@ def test_added_changed_and_unlisted_files_are_problems(bundle):
 
     (bundle / "model.int8.onnx").write_bytes(b"INT8")
     (bundle / "extra.py").write_text("print('hi')\n")
-    problems = verify_bundle(bundle)["problems"]
+    problems = verify_bundle(bundle).problems
     assert "model.int8.onnx: sha256 differs from the manifest (the file was changed)" in problems
     assert "extra.py: not listed in the manifest (added after the build)" in problems
 
@@ -160,20 +160,21 @@ def test_signed_bundle_verifies_and_any_change_is_refused(bundle, tmp_path):
     from panoedge.runtime.bundle import sign_bundle
     from panoedge.runtime.signing import generate_keypair
 
-    priv, pub = generate_keypair(tmp_path / "keys")
+    keys = generate_keypair(tmp_path / "keys")
+    priv, pub = keys.private, keys.public
     assert oct(priv.stat().st_mode & 0o777) == "0o600"
-    other_priv, other_pub = generate_keypair(tmp_path / "other")
+    other_pub = generate_keypair(tmp_path / "other").public
     with pytest.raises(DataError, match="manifest.sig: missing"):  # unsigned but a trusted key is required
         load_bundle(bundle, trusted_key=pub)
     sign_bundle(bundle, priv)
-    assert verify_bundle(bundle, trusted_key=pub)["signature"] == "verified"
-    assert verify_bundle(bundle)["signature"].startswith("present, not checked")
+    assert verify_bundle(bundle, trusted_key=pub).signature == "verified"
+    assert verify_bundle(bundle).signature.startswith("present, not checked")
     load_bundle(bundle, trusted_key=pub)
-    assert "signature does not match" in " ".join(verify_bundle(bundle, trusted_key=other_pub)["problems"])
+    assert "signature does not match" in " ".join(verify_bundle(bundle, trusted_key=other_pub).problems)
     # changed after signing, manifest re-hashed by the attacker: hashes agree, the signature does not
     (bundle / "model.int8.onnx").write_bytes(b"evil int8")
     rehash(bundle, json.loads((bundle / "manifest.json").read_text()))
-    assert verify_bundle(bundle)["ok"]
+    assert verify_bundle(bundle).ok
     with pytest.raises(DataError, match="signature does not match"):
         load_bundle(bundle, trusted_key=pub)
     code, _, err = _cli(["run", str(bundle), "--trusted-key", str(pub), "--duration", "1"])

@@ -63,7 +63,7 @@ def test_demo_runs_every_stage_then_reuses_the_cache(tmp_path):
     assert 0 < live["latency_ms_p50"] <= live["latency_ms_p99"] and live["erp_hw"] == [32, 64]
     assert live["live_miou_area"] is not None and live["offline_miou_area"] is not None
     assert (out / "preview.png").is_file() and (out / "live.json").is_file()
-    assert verify_bundle(out / "bundle")["ok"] and f["build"]["int8_matches_quantize_stage"]
+    assert verify_bundle(out / "bundle").ok and f["build"]["int8_matches_quantize_stage"]
     pages["thread"].join(15)
     assert pages[""][0] == 200 and b"panoedge live" in pages[""][1], "the viewer served its page during the run"
     assert "fps" in json.loads(pages["stats.json"][1])

@@ -67,7 +67,7 @@ def test_bundle_holds_everything_with_hashes(bundle):
 def test_verify_passes_then_refuses_a_changed_bundle(bundle, tmp_path):
     from panoedge.runtime.bundle import load_bundle, verify_bundle
 
-    assert verify_bundle(bundle)["ok"]
+    assert verify_bundle(bundle).ok
     res = CliRunner().invoke(app, ["bundle", "verify", str(bundle)])
     assert res.exit_code == 0 and "ok" in res.output
     copy = shutil.copytree(bundle, tmp_path / "b")
@@ -75,14 +75,14 @@ def test_verify_passes_then_refuses_a_changed_bundle(bundle, tmp_path):
     data[len(data) // 2] ^= 0x01
     (copy / "model.int8.onnx").write_bytes(bytes(data))
     rep = verify_bundle(copy)
-    assert not rep["ok"] and any("model.int8.onnx" in p for p in rep["problems"])
+    assert not rep.ok and any("model.int8.onnx" in p for p in rep.problems)
     res = CliRunner().invoke(app, ["bundle", "verify", str(copy)])
     assert res.exit_code != 0
     with pytest.raises(DataError, match="changed"):
         load_bundle(copy)
     (copy / "model.int8.onnx").write_bytes((bundle / "model.int8.onnx").read_bytes())
     (copy / "extra.txt").write_text("added later")
-    assert not verify_bundle(copy)["ok"]
+    assert not verify_bundle(copy).ok
 
 
 def test_bundle_runs_through_the_runtime(bundle):
@@ -136,17 +136,17 @@ def test_engine_without_tensorrt_prints_trtexec(bundle):
     from panoedge.deploy.engine import build_engine
 
     rep = build_engine(bundle)
-    assert not rep["built"] and rep["command"].startswith("trtexec ")
-    name = Path(rep["engine"]).name
+    assert not rep.built and rep.command.startswith("trtexec ")
+    name = Path(rep.engine).name
     assert name == "model.int8.trt10.3.0.sm87.64x128.b1.dla0.engine"  # the lint fits: INT8 on the DLA
-    for token in ("--onnx=", "model.fp32.onnx", "--int8", "--fp16", "--calib=", f"--saveEngine={rep['engine']}",
+    for token in ("--onnx=", "model.fp32.onnx", "--int8", "--fp16", "--calib=", f"--saveEngine={rep.engine}",
                   "--useDLACore=0", "--allowGPUFallback", "--timingCacheFile="):
-        assert token in rep["command"]
-    assert "--stronglyTyped" not in rep["command"]  # the DLA runs implicit INT8 only
-    assert "--stronglyTyped" in rep["alternatives"][0]["command"] and "model.int8.onnx" in rep["alternatives"][0]["command"]
+        assert token in rep.command
+    assert "--stronglyTyped" not in rep.command  # the DLA runs implicit INT8 only
+    assert "--stronglyTyped" in rep.alternatives[0].command and "model.int8.onnx" in rep.alternatives[0].command
     old = build_engine(bundle, tensorrt="8.6.2", dla_core=None)
-    assert "model.int8.onnx" in old["command"] and "--int8" in old["command"] and "--calib=" not in old["command"]
-    assert Path(old["engine"]).name == "model.int8.trt8.6.2.sm87.64x128.b1.engine"
+    assert "model.int8.onnx" in old.command and "--int8" in old.command and "--calib=" not in old.command
+    assert Path(old.engine).name == "model.int8.trt8.6.2.sm87.64x128.b1.engine"
     res = CliRunner().invoke(app, ["engine", str(bundle), "--precision", "fp16", "--dla-core", "none"])
     assert res.exit_code == 0 and "--fp16" in res.output and ".fp16.trt10.3.0.sm87.64x128.b1.engine" in res.output
     script = (bundle / "build_engine.sh").read_text()
@@ -193,7 +193,7 @@ def test_build_says_its_size_and_warns_when_it_differs_from_the_trained_one(bund
     assert m["input_size"]["target_hw"] == [384, 768]
     assert (m["warnings"] != []) == (tuple(trained) != tuple(HW))
     onnx_in = bundle / m["models"]["fp32"]  # an ONNX file: its own size is the default, not the target's
-    m2 = build_bundle(onnx_in, "cpu", dataset, tmp_path / "cpu", quantize=FAST, progress=False)
+    m2 = build_bundle(onnx_in, "cpu", dataset, tmp_path / "cpu", quantize=FAST, progress=False).to_dict()["manifest"]
     assert m2["input_size"] == {"hw": list(HW), "from": "trained", "trained_hw": list(HW), "target_hw": [256, 512]}
     assert m2["warnings"] == []
 

@@ -64,7 +64,7 @@ def export_report(student_dir, deploy_root) -> dict:
     saved = deploy_root / "export.json"
     if saved.is_file():
         return json.loads(saved.read_text())
-    rep = export_model(student_dir, deploy_root / "nano.onnx", n_verify=1)
+    rep = export_model(student_dir, deploy_root / "nano.onnx", n_verify=1).to_dict()
     saved.write_text(json.dumps(rep))
     return rep
 

@@ -11,7 +11,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from panoedge.deploy.dla_rules import RULES
-from panoedge.deploy.lint import dla_loadables, format_lint, lint_model
+from panoedge.deploy.lint import dla_loadables, lint_model
 from panoedge.deploy.targets import load_target
 
 AGX = load_target("jetson-agx-orin")
@@ -32,7 +32,7 @@ def probe(op: str, inputs: dict, attrs: dict | None = None, consts: dict | None 
 
 def dla_reasons(model, target=AGX, tensorrt="10.3.0") -> list[str]:
     rep = lint_model(model, target, tensorrt=tensorrt)
-    return [f["reason"] for f in rep["findings"] if f["engine"] == "dla"]
+    return [f.reason for f in rep.findings if f.engine == "dla"]
 
 
 X = {"x": [1, 8, 16, 16]}
@@ -116,7 +116,7 @@ def test_every_rule_cites_its_versions():
         cite = rule.cite()
         assert cite.startswith("TensorRT ") and ("DLA" in cite or "TensorRT 10" in cite), cite
     rep = lint_model(probe("MaxPool", X, {"kernel_shape": [9, 9]}), AGX, tensorrt="8.6.2")
-    assert "TensorRT 8.5+" in rep["findings"][0]["reason"] and rep["tensorrt"] == "8.6.2"
+    assert "TensorRT 8.5+" in rep.findings[0].reason and rep.tensorrt == "8.6.2"
 
 
 def _chain(ops: list[str]) -> onnx.ModelProto:
@@ -137,7 +137,7 @@ def _chain(ops: list[str]) -> onnx.ModelProto:
 @pytest.mark.parametrize("ops,loadables", [("RRR", 1), ("RGR", 2), ("RGRGR", 3), ("GGR", 1), ("RRG", 1)])
 def test_loadables_are_dla_runs_split_by_gpu_layers(ops, loadables):
     rep = lint_model(_chain(list(ops)), AGX)
-    assert rep["dla"]["estimated_loadables"] == loadables
+    assert rep.dla.estimated_loadables == loadables
 
 
 def test_a_branch_around_a_gpu_layer_is_a_separate_loadable():
@@ -152,9 +152,9 @@ def test_a_branch_around_a_gpu_layer_is_a_separate_loadable():
 
 def test_over_the_limit_is_reported():
     rep = lint_model(_chain(list("RG" * 17 + "R")), AGX)
-    assert rep["dla"]["estimated_loadables"] == 18 and rep["dla"]["over_limit"]
-    assert "OVER THE LIMIT" in format_lint(rep)
-    assert lint_model(_chain(list("RG" * 17 + "R")), load_target("jetson-orin-nano"))["dla"] is None
+    assert rep.dla.estimated_loadables == 18 and rep.dla.over_limit
+    assert "OVER THE LIMIT" in rep.format()
+    assert lint_model(_chain(list("RG" * 17 + "R")), load_target("jetson-orin-nano")).dla is None
 
 
 @pytest.mark.parametrize("lo,hi,ok", [(0.0, 6.0, True), (0.0, 200.0, False), (-1.0, 1.0, False)])

@@ -23,8 +23,8 @@ def int8_report(fp32_onnx, dataset, deploy_root) -> dict:
     if saved.is_file():
         return json.loads(saved.read_text())
     rep = quantize_model(fp32_onnx, dataset, deploy_root / "nano.int8.onnx", QuantizeConfig(**FAST), progress=False)
-    saved.write_text(json.dumps(rep))
-    return rep
+    saved.write_text(json.dumps(rep.to_dict()))
+    return rep.to_dict()
 
 
 def test_quantize_writes_qdq_with_per_channel_weights(int8_report):
@@ -64,6 +64,18 @@ def test_quantize_report_shape(int8_report):
     assert set(r["latency"]["cases"]) == {"fp32", "int8"} and r["latency"]["int8_speedup"] > 0
     assert "/model/Sigmoid" in r["float_tail"]
     assert Path(r["files"]["trt_cache"]).is_file() and Path(r["files"]["ranges"]).is_file()
+
+
+def test_quantize_report_reads_back_as_written(int8_report):
+    """``quantize.json`` read back (a cached stage) is the same report, key for key and in order."""
+    import json
+
+    from panoedge.deploy.quantize import QuantizeResult
+
+    back = QuantizeResult.from_dict(int8_report)
+    assert json.dumps(back.to_dict()) == json.dumps(int8_report)
+    assert back.latency.cases.int8.latency_ms.median > 0 and back.qdq.per_channel_weights
+    assert "held-out images" in back.format() and "ORT CPU latency" in back.format()
 
 
 def test_trt_cache_holds_the_same_statistics(int8_report, fp32_onnx):
@@ -161,19 +173,19 @@ def test_tiny_budget_runs_the_sensitivity_loop(fp32_onnx, dataset, tmp_path):
     model = _outlier_model(fp32_onnx, tmp_path / "outlier.onnx")
     cfg = QuantizeConfig(**{**FAST, "budget_miou": 0.0, "budget_absrel": 0.0, "scan_images": 1})
     rep = quantize_model(model, dataset, tmp_path / "strict.int8.onnx", cfg, progress=False)
-    assert not rep["budget"]["first_pass"]["within"], rep["budget"]
-    scores = [r["score"] for r in rep["sensitivity"]]
+    assert not rep.budget.first_pass.within, rep.budget
+    scores = [r["score"] for r in rep.sensitivity]
     assert scores and scores == sorted(scores, reverse=True)
-    assert rep["exclusion_trials"] and rep["excluded_nodes"]
+    assert rep.exclusion_trials and rep.excluded_nodes
     proto = onnx.load(str(tmp_path / "strict.int8.onnx"))
     dq_out = {o for n in proto.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
     by_name = {n.name: n for n in proto.graph.node}
     from panoedge.deploy.trt_cache import read_cache
 
-    _, scales = read_cache(rep["files"]["trt_cache"])
-    for e in rep["excluded_nodes"]:
-        assert "sensitivity rank" in e["reason"]
-        assert not any(i in dq_out for i in by_name[e["node"]].input), f"{e['node']} still reads INT8"
-        assert not set(by_name[e["node"]].output) & set(scales), f"{e['node']} would run INT8 on the DLA"
-    if not rep["budget"]["within"]:  # it says so, having tried every scanned layer in float
-        assert rep["exclusion_trials"][-1]["k"] == len(rep["excluded_nodes"])
+    _, scales = read_cache(rep.files.trt_cache)
+    for e in rep.excluded_nodes:
+        assert "sensitivity rank" in e.reason
+        assert not any(i in dq_out for i in by_name[e.node].input), f"{e.node} still reads INT8"
+        assert not set(by_name[e.node].output) & set(scales), f"{e.node} would run INT8 on the DLA"
+    if not rep.budget.within:  # it says so, having tried every scanned layer in float
+        assert rep.exclusion_trials[-1]["k"] == len(rep.excluded_nodes)

@@ -72,3 +72,37 @@ def test_runtime_imports_without_torch(module):
     code = f"import sys; sys.modules['torch'] = None; import {module}"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
+
+
+def test_backends_come_from_a_registry_and_runners_close(fp32_onnx):
+    import numpy as np
+
+    from panoedge.errors import UsageError
+    from panoedge.runtime import backend_names, create_runner
+
+    assert {"ort-cpu", "ort-cuda", "ort-trt", "trt"} <= set(backend_names())
+    with pytest.raises(UsageError, match=r"unknown backend 'onnx-cpu'; valid: .*ort-cpu.*trt"):
+        create_runner("onnx-cpu", fp32_onnx)
+    with create_runner("ort-cpu", fp32_onnx, threads=1) as r:
+        x = np.zeros(r.inputs[0].shape, np.float32)
+        assert set(r.infer({"image": x})) == {"seg", "depth"}
+    assert r.closed and r.session is None
+    with pytest.raises(UsageError, match="closed"):
+        r.infer({"image": x})
+    r.close()  # idempotent
+
+
+def test_torch_backend_registers_from_deploy(student_dir):
+    import numpy as np
+
+    import panoedge.deploy.torch_runner  # noqa: F401 - registers "torch"
+    from panoedge.errors import UsageError
+    from panoedge.runtime import backend_available, create_runner
+
+    assert backend_available("torch") == (True, "")
+    with pytest.raises(UsageError, match="--size"):
+        create_runner("torch", student_dir)
+    with create_runner("torch", student_dir, hw=HW, threads=1) as r:
+        out = r.infer({"image": np.zeros((1, 3, *HW), np.float32)})
+        assert out["seg"].shape[2:] == HW
+    assert r.model is None

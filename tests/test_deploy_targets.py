@@ -63,19 +63,19 @@ def test_detect_module():
 
 
 def test_lint_flags_dla_fallbacks_on_jetson_only(fp32_onnx):
-    from panoedge.deploy.lint import format_lint, lint_model
+    from panoedge.deploy.lint import lint_model
     from panoedge.deploy.onnx_io import load_onnx
 
     proto = load_onnx(fp32_onnx)
     rep = lint_model(proto, load_target("jetson-agx-orin"))
-    assert rep["ok"] and rep["counts"]["unsupported"] == 0
-    concat = [f for f in rep["findings"] if f["op_type"] == "Concat"]
-    assert concat and all(f["severity"] == "gpu_fallback" and "channel axis" in f["reason"] for f in concat)
-    assert not [f for f in rep["findings"] if f["op_type"] == "Conv"]
-    assert rep["dla"]["estimated_loadables"] > 1
-    assert "DLA" in format_lint(rep)
-    assert lint_model(proto, load_target("jetson-orin-nano"))["counts"]["gpu_fallback"] == 0
-    assert lint_model(proto, load_target("cpu"))["findings"] == []
+    assert rep.ok and rep.counts.unsupported == 0
+    concat = [f for f in rep.findings if f.op_type == "Concat"]
+    assert concat and all(f.severity == "gpu_fallback" and "channel axis" in f.reason for f in concat)
+    assert not [f for f in rep.findings if f.op_type == "Conv"]
+    assert rep.dla.estimated_loadables > 1
+    assert "DLA" in rep.format()
+    assert lint_model(proto, load_target("jetson-orin-nano")).counts.gpu_fallback == 0
+    assert lint_model(proto, load_target("cpu")).findings == ()
 
 
 def test_lint_flags_ops_tensorrt_cannot_import(fp32_onnx, tmp_path):
@@ -88,8 +88,8 @@ def test_lint_flags_ops_tensorrt_cannot_import(fp32_onnx, tmp_path):
     node = next(n for n in proto.graph.node if n.op_type == "Relu")
     node.op_type = "Celu"  # a real ONNX op TensorRT's parser does not import
     rep = lint_model(proto, load_target("desktop-gpu"))
-    assert not rep["ok"] and rep["counts"]["unsupported"] == 1
-    assert rep["findings"][0]["node"] == node.name
+    assert not rep.ok and rep.counts.unsupported == 1
+    assert rep.findings[0].node == node.name
 
 
 def test_trt_cache_round_trip(tmp_path):

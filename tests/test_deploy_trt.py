@@ -170,12 +170,12 @@ def test_engine_auto_falls_back_to_gpu_over_the_loadable_limit(tmp_path):
 
     b = make_bundle(tmp_path / "agx", "jetson-agx-orin", loadables=27)
     rep = build_engine(b, tensorrt="10.3.0")
-    assert rep["plan"]["dla_core"] is None and "--stronglyTyped" in rep["command"]
-    assert "27 DLA loadables" in rep["dla"]["reason"]
+    assert rep.plan.dla_core is None and "--stronglyTyped" in rep.command
+    assert "27 DLA loadables" in rep.dla.reason
     forced = build_engine(b, tensorrt="10.3.0", dla_core=0)
-    assert "--useDLACore=0" in forced["command"] and forced["warnings"]
+    assert "--useDLACore=0" in forced.command and forced.warnings
     nano = build_engine(make_bundle(tmp_path / "nano", "jetson-orin-nano"), tensorrt="8.5.2")
-    assert nano["plan"]["dla_core"] is None and nano["alternatives"] == [] and "--int8" in nano["command"]
+    assert nano.plan.dla_core is None and nano.alternatives == () and "--int8" in nano.command
 
 
 # ---------------------------------------------------------------- build_engine.sh, run under sh
@@ -307,6 +307,7 @@ def test_runner_against_fake_bindings(tmp_path, version, monkeypatch):
         out = r.infer({"image": x})
         assert np.allclose(out["seg"], 2 * x) and cuda.pinned_made == 2 and cuda.synced == 1
     assert len(cuda.freed) == 2
+    assert r.closed and r.context is None and r.engine is None and r.runtime is None
     assert trt._api.touched <= api_names("10.3" if version.startswith("10") else "8.6")
     assert {"ICudaEngine.num_io_tensors", "IExecutionContext.execute_async_v3"} <= trt._api.touched
 
@@ -386,10 +387,10 @@ def test_doctor_and_backend_selection_agree(monkeypatch, have):
     from panoedge.runtime import cuda_binding
 
     monkeypatch.setattr(cuda_binding, "_spec", lambda m: m in have)
-    usable = backends()["trt"]["usable"]
+    usable = backends()["trt"].usable
     assert usable == rb._usable("trt") == ("tensorrt" in have and len(have) > 1)
     if have == {"tensorrt"}:
-        assert "no usable CUDA binding" in backends()["trt"]["why"]
+        assert "no usable CUDA binding" in backends()["trt"].why
     expect = "cuda-python" if "cuda.bindings.runtime" in have else ("pycuda" if "pycuda.driver" in have else None)
     assert cuda_binding.binding_name() == expect
 
@@ -405,7 +406,7 @@ def test_cuda_python_built_for_another_cuda_is_skipped_on_a_jetson(monkeypatch, 
     monkeypatch.setattr(cuda_binding, "cuda_python_major", lambda: 13)
     monkeypatch.setattr(cuda_binding, "_spec", lambda m: m in {"tensorrt", "cuda.bindings.runtime"})
     assert cuda_binding.jetson_cuda_major() == 12 and cuda_binding.binding_name() is None
-    why = backends()["trt"]["why"]
+    why = backends()["trt"].why
     assert "cuda-python 13.x is built for CUDA 13" in why and "'cuda-python>=12,<13'" in why
     monkeypatch.setattr(cuda_binding, "_spec", lambda m: m in {"tensorrt", "cuda.bindings.runtime", "pycuda.driver"})
     assert cuda_binding.binding_name() == "pycuda"  # pycuda is used instead
@@ -510,9 +511,9 @@ def test_engine_builds_on_the_device_with_fake_bindings(tmp_path, monkeypatch, m
     with pytest.raises(UsageError, match="detected"):
         build_engine(b, tensorrt="8.6.2")
     rep = build_engine(b)
-    assert rep["built"] and rep["plan"]["dla_core"] == dla and rep["device"]["tensorrt"] == "10.3.0"
-    asked = json.loads(Path(rep["engine"]).read_bytes()[4:])
+    assert rep.built and rep.plan.dla_core == dla and rep.device.tensorrt == "10.3.0"
+    asked = json.loads(Path(rep.engine).read_bytes()[4:])
     assert asked["device"] == ("DLA" if dla == 0 else None)
-    assert build_engine(b)["cached"]
-    assert select_engine(list((b / "engines").glob("*.engine")), "10.3.0", "8.7", "int8").path == Path(rep["engine"])
+    assert build_engine(b).cached
+    assert select_engine(list((b / "engines").glob("*.engine")), "10.3.0", "8.7", "int8").path == Path(rep.engine)
     assert trt._api.touched <= api_names("10.3")

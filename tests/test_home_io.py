@@ -17,8 +17,8 @@ def test_home_follows_env_and_keys_are_stable(tmp_path, monkeypatch):
     assert content_key("a", 1) != content_key("a", 2)
     (tmp_path / "synth" / "k1").mkdir(parents=True)
     (tmp_path / "synth" / "k1" / "f").write_bytes(b"xyz")
-    assert cache_usage()["synth"] == {"entries": 1, "files": 1, "bytes": 3}
-    assert clear_cache("synth") == 3 and "synth" not in cache_usage()
+    assert cache_usage().kinds["synth"].to_dict() == {"entries": 1, "files": 1, "bytes": 3}
+    assert clear_cache("synth") == 3 and "synth" not in cache_usage().kinds
 
 
 def test_atomic_dir_leaves_nothing_on_failure(tmp_path):

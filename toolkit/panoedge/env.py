@@ -11,12 +11,21 @@ import platform
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+from panoedge.results import Record, Result
 from panoedge.versions import package_version
 
 
 _version = package_version
+DOCTOR_SCHEMA = "panoedge.doctor/1"
+#: Seconds ``nvidia-smi`` may take to answer before the GPU counts as absent (a wedged driver hangs it).
+NVIDIA_SMI_TIMEOUT_S = 10
+#: What ``panoedge doctor`` says for an ONNX Runtime backend whose execution provider is missing.
+ORT_MISSING = {"ort-cpu": "onnxruntime is not installed",
+               "ort-cuda": "no CUDAExecutionProvider (install onnxruntime-gpu on a CUDA machine)",
+               "ort-trt": "no TensorrtExecutionProvider in onnxruntime"}
 
 
 def cpu_model() -> str:
@@ -59,7 +68,7 @@ def gpu_info() -> dict | None:
     if smi:
         try:
             out = subprocess.run([smi, "--query-gpu=name,compute_cap", "--format=csv,noheader"],
-                                 capture_output=True, text=True, timeout=10)
+                                 capture_output=True, text=True, timeout=NVIDIA_SMI_TIMEOUT_S)
             if out.returncode == 0 and out.stdout.strip():
                 name, cc = (s.strip() for s in out.stdout.splitlines()[0].split(",", 1))
                 return {"name": name, "compute_capability": cc, "jetson": jetson}
@@ -78,29 +87,59 @@ def ort_providers() -> list[str]:
     return list(ort.get_available_providers())
 
 
-def backends() -> dict[str, dict]:
-    """Each inference backend and whether it is usable here, with the reason when it is not."""
-    providers = ort_providers()
-    has_ort = _version("onnxruntime") is not None
-    from panoedge.runtime.trt_runner import trt_available
+@dataclass(frozen=True)
+class BackendStatus(Record):
+    """Whether one inference backend can run here, and why not."""
 
-    trt_ok, trt_why = trt_available()
-    torch_v = _version("torch")
-
-    def entry(ok: bool, why: str) -> dict:
-        return {"usable": ok, "why": "" if ok else why}
-
-    return {
-        "ort-cpu": entry(has_ort, "onnxruntime is not installed"),
-        "ort-cuda": entry("CUDAExecutionProvider" in providers, "no CUDAExecutionProvider (install onnxruntime-gpu on a CUDA machine)"),
-        "ort-trt": entry("TensorrtExecutionProvider" in providers, "no TensorrtExecutionProvider in onnxruntime"),
-        "trt": entry(trt_ok, trt_why),
-        "torch": entry(bool(torch_v), "torch is not installed (pip install 'panoedge[train]')"),
-    }
+    usable: bool
+    why: str
 
 
-def machine_info(backends_used: list[str] | None = None) -> dict:
+def backends() -> dict[str, BackendStatus]:
+    """Each inference backend of the runtime's registry, and torch, with whether it is usable here.
+
+    The runtime backends ask the same probe as backend selection
+    (:func:`panoedge.runtime.registry.backend_available`), so ``panoedge doctor`` and a bundle's
+    runner agree.
+    """
+    from panoedge.runtime.registry import backend_available, backend_names
+
+    out = {}
+    for name in backend_names():
+        if name == "torch":  # registered by panoedge.deploy when imported; reported below in any case
+            continue
+        ok, why = backend_available(name)
+        out[name] = BackendStatus(usable=ok, why="" if ok else ORT_MISSING.get(name, why))
+    torch_ok = bool(_version("torch"))
+    out["torch"] = BackendStatus(usable=torch_ok, why="" if torch_ok else "torch is not installed (pip install 'panoedge[train]')")
+    return out
+
+
+@dataclass(frozen=True)
+class MachineInfo(Record):
     """The ``machine`` block of every report: CPU, cores, GPU, OS and versions."""
+
+    cpu: str
+    cores: int | None
+    arch: str
+    os: str
+    gpu: dict | None
+    versions: dict[str, str]
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MachineInfo":
+        return cls(cpu=d["cpu"], cores=d["cores"], arch=d["arch"], os=d["os"], gpu=d["gpu"], versions=dict(d["versions"]))
+
+    def version(self, package: str) -> str | None:
+        """The recorded version of ``package`` (``None`` where it was not installed or not recorded)."""
+        return self.versions.get(package)
+
+    def format(self) -> str:
+        return f"{self.cpu} ({self.cores} cores, {self.arch}, {self.os})"
+
+
+def machine(backends_used: list[str] | None = None) -> MachineInfo:
+    """This machine; ``backends_used`` limits the GPU probe and torch/TensorRT versions to what the run used."""
     versions = {
         "python": platform.python_version(),
         "panoedge": _version("panoedge"),
@@ -111,14 +150,19 @@ def machine_info(backends_used: list[str] | None = None) -> dict:
         "torch": _version("torch") if "torch" in sys.modules or backends_used is None else None,
         "tensorrt": _version("tensorrt") if "tensorrt" in sys.modules or backends_used is None else None,
     }
-    return {
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        "arch": platform.machine(),
-        "os": f"{platform.system()} {platform.release()}",
-        "gpu": gpu_info() if backends_used is None or any(b != "ort-cpu" for b in backends_used) else None,
-        "versions": {k: v for k, v in versions.items() if v is not None},
-    }
+    return MachineInfo(
+        cpu=cpu_model(),
+        cores=os.cpu_count(),
+        arch=platform.machine(),
+        os=f"{platform.system()} {platform.release()}",
+        gpu=gpu_info() if backends_used is None or any(b != "ort-cpu" for b in backends_used) else None,
+        versions={k: v for k, v in versions.items() if v is not None},
+    )
+
+
+def machine_info(backends_used: list[str] | None = None) -> dict:
+    """:func:`machine` as the JSON block reports embed."""
+    return machine(backends_used).to_dict()
 
 
 def conv_gflops(seconds: float = 0.5) -> float:
@@ -165,13 +209,49 @@ def _cuda_binding() -> str | None:
     return binding_name()
 
 
-def doctor_report() -> dict:
-    """Everything ``panoedge doctor`` prints, as one dict."""
+@dataclass(frozen=True)
+class GpuInfo(Record):
+    """The first NVIDIA GPU (:func:`gpu_info`)."""
+
+    name: str
+    compute_capability: str | None
+    jetson: str | None
+
+
+@dataclass(frozen=True)
+class DoctorResult(Result):
+    """Everything ``panoedge doctor`` prints."""
+
+    SCHEMA = DOCTOR_SCHEMA
+    machine: MachineInfo
+    versions: dict[str, str | None]
+    onnxruntime_providers: tuple[str, ...]
+    gpu: GpuInfo | None
+    jetson: str | None
+    cuda_binding: str | None
+    backends: dict[str, BackendStatus]
+
+    def format(self) -> str:
+        gpu = f"{self.gpu.name} (sm {self.gpu.compute_capability})" if self.gpu else "none"
+        lines = [f"machine      {self.machine.format()}"]
+        lines += [f"{k:<12} {v if v is not None else 'not installed'}" for k, v in self.versions.items()]
+        lines += [f"{'ort EPs':<12} {', '.join(self.onnxruntime_providers) or 'none'}",
+                  f"{'gpu':<12} {gpu}",
+                  f"{'jetson':<12} {self.jetson or 'no'}",
+                  f"{'cuda binding':<12} {self.cuda_binding or 'none'} (for the trt backend)",
+                  "backends:"]
+        lines += [f"  {name:<9} {'yes' if b.usable else 'no  (' + b.why + ')'}" for name, b in self.backends.items()]
+        return "\n".join(lines)
+
+
+def doctor_report() -> DoctorResult:
+    """Everything ``panoedge doctor`` prints."""
     import cv2
 
-    return {
-        "machine": machine_info(),
-        "versions": {
+    gpu = gpu_info()
+    return DoctorResult(
+        machine=machine(),
+        versions={
             "python": sys.version.split()[0],
             "numpy": _version("numpy"),
             "opencv": cv2.__version__,
@@ -183,9 +263,9 @@ def doctor_report() -> dict:
             "cuda-python": _cuda_python_version(),
             "pycuda": _version("pycuda"),
         },
-        "onnxruntime_providers": ort_providers(),
-        "gpu": gpu_info(),
-        "jetson": jetson_model(),
-        "cuda_binding": _cuda_binding(),
-        "backends": backends(),
-    }
+        onnxruntime_providers=tuple(ort_providers()),
+        gpu=GpuInfo(name=gpu["name"], compute_capability=gpu["compute_capability"], jetson=gpu["jetson"]) if gpu else None,
+        jetson=jetson_model(),
+        cuda_binding=_cuda_binding(),
+        backends=backends(),
+    )

@@ -15,8 +15,11 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
+
+from panoedge.results import Record, Result
 
 
 def panoedge_home() -> Path:
@@ -211,17 +214,55 @@ def _tree_size(path: Path) -> tuple[int, int]:
     return files, size
 
 
-def cache_usage() -> dict[str, dict[str, int]]:
+@dataclass(frozen=True)
+class KindUsage(Record):
+    """One kind of cached content: top-level entries, files and bytes."""
+
+    entries: int
+    files: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class CacheUsage(Result):
+    """What is cached under ``$PANOEDGE_HOME``, per kind (``panoedge cache``)."""
+
+    SCHEMA = "panoedge.cache/1"
+    home: Path
+    kinds: dict[str, KindUsage]
+
+    def only(self, kind: str | None) -> "CacheUsage":
+        """This usage restricted to ``kind`` (all kinds for ``None``)."""
+        return self if kind is None else CacheUsage(home=self.home, kinds={k: u for k, u in self.kinds.items() if k == kind})
+
+    def format(self) -> str:
+        lines = [f"cache: {self.home}"]
+        lines += [f"  {name:<14} {u.entries:>5} entries {u.files:>7} files {human_bytes(u.bytes):>10}"
+                  for name, u in self.kinds.items()]
+        lines.append(f"  {'total':<14} {human_bytes(sum(u.bytes for u in self.kinds.values())):>38}")
+        return "\n".join(lines)
+
+
+def human_bytes(n: float) -> str:
+    """``n`` bytes for people: B, KiB, MiB or GiB (as ``panoedge.cli.common.human_bytes``; the
+    library cannot import the CLI)."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def cache_usage() -> CacheUsage:
     """Per kind of cached content: number of entries, files and bytes."""
     home = panoedge_home()
-    out: dict[str, dict[str, int]] = {}
-    if not home.is_dir():
-        return out
-    for kind in sorted(p for p in home.iterdir() if p.is_dir()):
-        entries = [p for p in kind.iterdir() if not p.name.startswith(".")]
-        files, size = _tree_size(kind)
-        out[kind.name] = {"entries": len(entries), "files": files, "bytes": size}
-    return out
+    out: dict[str, KindUsage] = {}
+    if home.is_dir():
+        for kind in sorted(p for p in home.iterdir() if p.is_dir()):
+            entries = [p for p in kind.iterdir() if not p.name.startswith(".")]
+            files, size = _tree_size(kind)
+            out[kind.name] = KindUsage(entries=len(entries), files=files, bytes=size)
+    return CacheUsage(home=home, kinds=out)
 
 
 def clear_cache(kind: str | None = None) -> int:

@@ -19,18 +19,12 @@ def cache(
     from panoedge.home import cache_usage, clear_cache, panoedge_home
 
     usage = cache_usage()
-    if kind is not None and kind not in usage:
+    if kind is not None and kind not in usage.kinds:
         from panoedge.errors import unknown_name
 
-        raise unknown_name("cache kind", kind, usage or ["(the cache is empty)"])
+        raise unknown_name("cache kind", kind, usage.kinds or ["(the cache is empty)"])
     if clear:
         freed = clear_cache(kind)
         typer.echo(f"cleared {kind or 'all'} from {panoedge_home()}: {human_bytes(freed)} freed")
         return
-    typer.echo(f"cache: {panoedge_home()}")
-    total = 0
-    for name, u in usage.items():
-        if kind is None or name == kind:
-            typer.echo(f"  {name:<14} {u['entries']:>5} entries {u['files']:>7} files {human_bytes(u['bytes']):>10}")
-            total += u["bytes"]
-    typer.echo(f"  {'total':<14} {human_bytes(total):>38}")
+    typer.echo(usage.only(kind).format())

@@ -12,6 +12,8 @@ Stages, each a function the CLI calls (``panoedge export|quantize|build|engine``
   plan of :mod:`panoedge.deploy.trt_plan` (INT8 on the DLA from the calibration cache, or on the GPU from QDQ).
 * :func:`panoedge.deploy.bench.bench_model`: FP32 vs INT8 latency side by side.
 
-Heavy dependencies (onnx, onnxruntime.quantization, torch, tensorrt) are imported inside the
-functions that need them.
+Each stage returns a typed result defined beside it (``ExportResult``, ``QuantizeResult``,
+``LintResult``, ``BuildResult``, ``EngineResult``, ``BenchResult``): ``to_dict()`` is the JSON
+``--json`` writes, ``format()`` what the command prints. Heavy dependencies (onnx,
+onnxruntime.quantization, torch, tensorrt) are imported inside the functions that need them.
 """

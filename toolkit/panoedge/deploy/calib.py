@@ -230,5 +230,5 @@ def load_eval_set(images: ImageSet, hw: tuple[int, int], pre: dict, num_classes:
                 if gt[key].shape[:2] != rgb.shape[:2]:
                     raise DataError(f"{folder.root}/{key}/{stem}: size {gt[key].shape[:2]} differs from rgb {rgb.shape[:2]}")
                 out.append(resize_nearest(gt[key], hw))
-    return EvalSet(inputs, np.stack(labels) if labels else None, np.stack(depth) if depth else None,
-                   list(images.stems))
+    return EvalSet(inputs=inputs, labels=np.stack(labels) if labels else None,
+                   depth=np.stack(depth) if depth else None, stems=list(images.stems))

@@ -43,7 +43,7 @@ def no_dla_modules(target: Target) -> list[str]:
 
 
 def _command(manifest: dict, version: str, cc: str, dla: bool, precision: str) -> str:
-    plan = plan_engine(".", manifest, version, cc, precision=precision, dla_core=0 if dla else None)
+    plan = plan_engine(".", manifest, tensorrt=version, cc=cc, precision=precision, dla_core=0 if dla else None)
     line = shlex.join(trtexec_command(plan))
     line = line.replace(f".trt{version}.", ".trt${TRT}.")
     if cc == "XY":
@@ -87,10 +87,10 @@ def engine_script(manifest: dict, target: Target, use_dla: bool, reason: str) ->
     lines.append('case "$TRT" in')
     versions = series(target.tensorrt_versions)
     for pattern, v in versions.items():
-        gpu = _command(manifest, v, cc, False, precision)
+        gpu = _command(manifest, version=v, cc=cc, dla=False, precision=precision)
         lines.append(f"  {pattern})")
         if dla_ok:
-            dla = _command(manifest, v, cc, True, precision)
+            dla = _command(manifest, version=v, cc=cc, dla=True, precision=precision)
             lines += ['    if [ "$DLA" = 1 ]; then', f"      {dla}", "    else", f"      {gpu}", "    fi ;;"]
         else:
             lines += [f"    {gpu} ;;"]

@@ -15,7 +15,43 @@ import numpy as np
 from panoedge.deploy.calib import EvalSet
 from panoedge import metrics
 from panoedge.geometry import erp_area_weights
+from panoedge.results import Record, json_field
 from panoedge.runtime.processing import postprocess
+
+
+@dataclass(frozen=True)
+class Metrics(Record):
+    """A metrics block (:func:`score`): segmentation and depth figures where the model has those heads."""
+
+    n_images: int
+    miou_area: float | None = json_field(default=None, omit_none=True)
+    miou: float | None = json_field(default=None, omit_none=True)
+    per_class_iou: tuple[float | None, ...] | None = json_field(default=None, omit_none=True)
+    absrel_area: float | None = json_field(default=None, omit_none=True)
+    absrel: float | None = json_field(default=None, omit_none=True)
+    rmse: float | None = json_field(default=None, omit_none=True)
+    delta1: float | None = json_field(default=None, omit_none=True)
+    depth_alignment: str | None = json_field(default=None, omit_none=True)
+
+    @classmethod
+    def from_dict(cls, block: dict) -> "Metrics":
+        """The record of a :func:`score` block (or one read back from a report)."""
+        names = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: (tuple(v) if k == "per_class_iou" and v is not None else v)
+                      for k, v in block.items() if k in names})
+
+
+@dataclass(frozen=True)
+class BudgetCheck(Record):
+    """INT8 against FP32 under the budgets (:func:`budget_check`)."""
+
+    miou_drop: float | None
+    absrel_rel_increase: float | None
+    within: bool
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "BudgetCheck":
+        return cls(miou_drop=d["miou_drop"], absrel_rel_increase=d["absrel_rel_increase"], within=d["within"])
 
 
 @dataclass

@@ -18,10 +18,11 @@ Rules (checked against the ONNX graph with shapes inferred):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from panoedge.deploy.dla_rules import DLA_MAX_DIM, DLA_MAX_LOADABLES, rules_for
 from panoedge.deploy.targets import Target
+from panoedge.results import Record, Result
 from panoedge.runtime.trt_select import version_key
 
 #: ONNX ops TensorRT 8.5+ imports (onnx-tensorrt operator support), restricted to what CNNs use.
@@ -39,10 +40,15 @@ TRT_OPS = frozenset({
 DLA_FREE = frozenset({"Constant", "QuantizeLinear", "DequantizeLinear", "Identity"})
 #: The TensorRT the lint assumes where a target names none.
 DEFAULT_TENSORRT = "10.3.0"
+#: Groups of findings ``LintResult.format`` lists before it stops (a summary, not the whole list).
+FORMAT_GROUPS = 12
+#: Node names ``LintResult.format`` prints per group of findings before ``(+N more)``.
+FORMAT_NODES = 3
+SCHEMA = "panoedge.lint/1"
 
 
 @dataclass(frozen=True)
-class Finding:
+class Finding(Record):
     """One node that will not run as asked on the target."""
 
     node: str
@@ -154,12 +160,87 @@ def dla_loadables(proto, on_dla: dict[str, bool]) -> int:
     return len({find(k) for k in parent})
 
 
-def lint_model(proto, target: Target, tensorrt: str | None = None) -> dict:
+@dataclass(frozen=True)
+class LintCounts(Record):
+    """Findings by severity, and the graph's node count."""
+
+    unsupported: int
+    gpu_fallback: int
+    nodes: int
+
+
+@dataclass(frozen=True)
+class DlaLoadables(Record):
+    """The DLA loadables the graph splits into against what one core holds."""
+
+    cores: int
+    estimated_loadables: int
+    over_limit: bool
+    limit_per_core: int
+    gpu_layers: int
+
+
+@dataclass(frozen=True)
+class LintResult(Result):
+    """What :func:`lint_model` found: ``ok`` is False only for ``unsupported`` findings."""
+
+    SCHEMA = SCHEMA
+    target: str
+    tensorrt: str
+    findings: tuple[Finding, ...]
+    counts: LintCounts
+    dla: DlaLoadables | None
+    ok: bool
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LintResult":
+        """A lint report read back from ``lint.json``."""
+        return cls(target=d["target"], tensorrt=d["tensorrt"], findings=tuple(Finding(**f) for f in d["findings"]),
+                   counts=LintCounts(**d["counts"]), dla=DlaLoadables(**d["dla"]) if d.get("dla") else None,
+                   ok=d["ok"])
+
+    def summary(self) -> dict:
+        """The part a bundle's manifest keeps (``manifest["lint"][model]``)."""
+        return {"counts": self.counts.to_dict(), "dla": self.dla.to_dict() if self.dla else None, "ok": self.ok}
+
+    def format(self, limit: int = FORMAT_GROUPS) -> str:
+        """A short human summary: counts, then the first ``limit`` findings grouped by reason."""
+        c = self.counts
+        lines = [f"lint ({self.target}): {c.unsupported} unsupported, {c.gpu_fallback} DLA->GPU fallback "
+                 f"of {c.nodes} nodes"]
+        if self.dla:
+            d = self.dla
+            lines.append(f"  DLA: {d.estimated_loadables} loadables (limit {d.limit_per_core} per core, "
+                         f"TensorRT {self.tensorrt or '?'})"
+                         + ("  OVER THE LIMIT: `panoedge engine` builds for the GPU unless --dla-core is given"
+                            if d.over_limit else ""))
+        groups: dict[tuple, list[str]] = {}
+        for f in self.findings:
+            groups.setdefault((f.severity, f.op_type, f.reason), []).append(f.node)
+        for (sev, op, reason), nodes in list(groups.items())[:limit]:
+            more = f" (+{len(nodes) - FORMAT_NODES} more)" if len(nodes) > FORMAT_NODES else ""
+            lines.append(f"  {sev:<12} {op:<10} x{len(nodes):<3} {reason}: {', '.join(nodes[:FORMAT_NODES])}{more}")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class BundleLint(Result):
+    """A bundle's ``lint.json``: the lint of its FP32 and of its INT8 model."""
+
+    SCHEMA = SCHEMA
+    fp32: LintResult
+    int8: LintResult | None = None
+
+    def format(self) -> str:
+        """The FP32 model's lint (the one the engine plan and ``panoedge build`` go by)."""
+        return self.fp32.format()
+
+
+def lint_model(proto, target: Target, tensorrt: str | None = None) -> LintResult:
     """Lint an ``onnx.ModelProto`` for ``target`` on TensorRT ``tensorrt`` (default: the target's).
 
-    Returns ``{"target", "tensorrt", "findings", "counts", "dla", "ok"}``. ``ok`` is False only for
-    ``unsupported`` findings (the engine would not build); DLA fallbacks are warnings, with the
-    DLA loadables the graph splits into.
+    ``ok`` is False only for ``unsupported`` findings (the engine would not build); DLA fallbacks
+    are warnings, with the DLA loadables the graph splits into.
     """
     findings: list[Finding] = []
     version = tensorrt or target.tensorrt or DEFAULT_TENSORRT
@@ -170,42 +251,23 @@ def lint_model(proto, target: Target, tensorrt: str | None = None) -> dict:
         rules = rules_for(version_key(version))
         for node in proto.graph.node:
             if node.op_type not in TRT_OPS:
-                findings.append(Finding(node.name, node.op_type, "tensorrt", "unsupported",
-                                        f"TensorRT's ONNX parser has no {node.op_type}"))
+                findings.append(Finding(node=node.name, op_type=node.op_type, engine="tensorrt", severity="unsupported",
+                                        reason=f"TensorRT's ONNX parser has no {node.op_type}"))
                 continue
             if not use_dla or not node.output:
                 continue
-            why = dla_reason(node, g, rules, target.precision)
+            why = dla_reason(node, g=g, rules=rules, precision=target.precision)
             if why:
-                findings.append(Finding(node.name, node.op_type, "dla", "gpu_fallback", why))
+                findings.append(Finding(node=node.name, op_type=node.op_type, engine="dla", severity="gpu_fallback",
+                                        reason=why))
             on_dla[node.output[0]] = why is None
-    counts = {"unsupported": sum(f.severity == "unsupported" for f in findings),
-              "gpu_fallback": sum(f.severity == "gpu_fallback" for f in findings),
-              "nodes": len(proto.graph.node)}
+    counts = LintCounts(unsupported=sum(f.severity == "unsupported" for f in findings),
+                        gpu_fallback=sum(f.severity == "gpu_fallback" for f in findings),
+                        nodes=len(proto.graph.node))
     dla = None
     if use_dla:
         n = dla_loadables(proto, on_dla)
-        dla = {"cores": target.dla_cores, "estimated_loadables": n, "over_limit": n > DLA_MAX_LOADABLES,
-               "limit_per_core": DLA_MAX_LOADABLES, "gpu_layers": counts["gpu_fallback"]}
-    return {"schema": "panoedge.lint/1", "target": target.name, "tensorrt": version,
-            "findings": [asdict(f) for f in findings], "counts": counts, "dla": dla, "ok": counts["unsupported"] == 0}
-
-
-def format_lint(report: dict, limit: int = 12) -> str:
-    """A short human summary: counts, then the first ``limit`` findings grouped by reason."""
-    c = report["counts"]
-    lines = [f"lint ({report['target']}): {c['unsupported']} unsupported, {c['gpu_fallback']} DLA->GPU fallback "
-             f"of {c['nodes']} nodes"]
-    if report["dla"]:
-        d = report["dla"]
-        lines.append(f"  DLA: {d['estimated_loadables']} loadables (limit {d['limit_per_core']} per core, "
-                     f"TensorRT {report.get('tensorrt', '?')})"
-                     + ("  OVER THE LIMIT: `panoedge engine` builds for the GPU unless --dla-core is given"
-                        if d["over_limit"] else ""))
-    groups: dict[tuple, list[str]] = {}
-    for f in report["findings"]:
-        groups.setdefault((f["severity"], f["op_type"], f["reason"]), []).append(f["node"])
-    for (sev, op, reason), nodes in list(groups.items())[:limit]:
-        more = f" (+{len(nodes) - 3} more)" if len(nodes) > 3 else ""
-        lines.append(f"  {sev:<12} {op:<10} x{len(nodes):<3} {reason}: {', '.join(nodes[:3])}{more}")
-    return "\n".join(lines)
+        dla = DlaLoadables(cores=target.dla_cores, estimated_loadables=n, over_limit=n > DLA_MAX_LOADABLES,
+                           limit_per_core=DLA_MAX_LOADABLES, gpu_layers=counts.gpu_fallback)
+    return LintResult(target=target.name, tensorrt=version, findings=tuple(findings), counts=counts, dla=dla,
+                      ok=counts.unsupported == 0)

@@ -34,7 +34,8 @@ def scan(qdq_proto, fp32_proto, candidates: list[str], inputs, fp32_pred: Predic
         path = Path(tmp) / "one.onnx"
         for node in tqdm(candidates, desc="sensitivity scan", unit="layer", disable=not progress):
             onnx.save(with_float_nodes(qdq_proto, fp32_proto, [o for o in others if o != node]), str(path))
-            d = disagreement(predict(OrtRunner(path, threads=threads), inputs), fp32_pred)
+            with OrtRunner(path, threads=threads) as runner:
+                d = disagreement(predict(runner, inputs), fp32_pred)
             rows.append({"node": node, **d, "score": d["label_flips"] + d["log_depth"]})
     return sorted(rows, key=lambda r: -r["score"])
 
@@ -54,10 +55,12 @@ def exclusion_search(model_in, model_out, ranges, method, activations: str, rank
 
     def trial(k: int) -> dict:
         if k not in trials:
-            quantize_qdq(model_in, model_out, ranges, method, activations, per_channel,
-                         exclude=[*always, *order[:k]])
-            m = score(predict(OrtRunner(model_out, threads=threads), ev.inputs), ev, num_classes)
-            trials[k] = {"k": k, "metrics": m, **budget_check(fp32, m, budget_miou, budget_absrel)}
+            quantize_qdq(model_in=model_in, model_out=model_out, ranges=ranges, method=method,
+                         activations=activations, per_channel=per_channel, exclude=[*always, *order[:k]])
+            with OrtRunner(model_out, threads=threads) as runner:
+                m = score(pred=predict(runner, ev.inputs), ev=ev, num_classes=num_classes)
+            trials[k] = {"k": k, "metrics": m,
+                         **budget_check(fp32=fp32, int8=m, budget_miou=budget_miou, budget_absrel=budget_absrel)}
             bar.update(1)
         return trials[k]
 
@@ -77,7 +80,8 @@ def exclusion_search(model_in, model_out, ranges, method, activations: str, rank
             lo, hi = (lo, mid) if trial(mid)["within"] else (mid, hi)
         best = hi
     final = trial(best)
-    quantize_qdq(model_in, model_out, ranges, method, activations, per_channel, exclude=[*always, *order[:best]])
+    quantize_qdq(model_in=model_in, model_out=model_out, ranges=ranges, method=method, activations=activations,
+                 per_channel=per_channel, exclude=[*always, *order[:best]])
     bar.close()
     steps = [{k: v for k, v in t.items() if k != "metrics"} | {"miou_area": t["metrics"].get("miou_area"),
                                                                  "absrel_area": t["metrics"].get("absrel_area")}

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from panoedge.errors import ConfigError, unknown_name
+from panoedge.results import Result
 from panoedge.runtime.trt_select import version_key
 
 SCHEMA = "panoedge.target/1"
@@ -125,7 +126,7 @@ def _read(path: Path) -> dict:
         sub = data.get(table, {})
         if not isinstance(sub, dict):
             raise ConfigError(path, table, f"{sub!r}: expected a table")
-        check_keys(sub, keys, path, f"{table}.")
+        check_keys(sub, keys, source=path, where=f"{table}.")
     return data
 
 
@@ -179,14 +180,14 @@ def parse_target(data: dict, path: str | Path = "<dict>") -> Target:
         raise ConfigError(path, "int8_engine", f"{int8_engine!r}: expected one of {', '.join(INT8_ENGINES)}")
     if int8_engine == "dla" and not dla:
         raise ConfigError(path, "int8_engine", "'dla' needs gpu.dla_cores > 0 (this profile has none): use 'gpu'")
-    kind = _choice(path, data, "kind", KINDS)
-    backend = _choice(path, data, "backend", BACKENDS)
+    kind = _choice(path, data, key="kind", allowed=KINDS)
+    backend = _choice(path, data, key="backend", allowed=BACKENDS)
     if backend in ("trt", "ort-trt") and tensorrt is None:
         raise ConfigError(path, "software.tensorrt", f"backend {backend} needs a TensorRT version (or software.jetpack)")
     return Target(
         name=name, description=str(data.get("description", "")), kind=kind, backend=backend,
-        precision=_choice(path, data, "precision", PRECISIONS), input_hw=hw,
-        int8_activations=_choice(path, data, "int8_activations", ACTIVATIONS),
+        precision=_choice(path, data, key="precision", allowed=PRECISIONS), input_hw=hw,
+        int8_activations=_choice(path, data, key="int8_activations", allowed=ACTIVATIONS),
         compute_capability=_version(path, "gpu.compute_capability", gpu.get("compute_capability", "none"),
                                     allow=("detect", "none")),
         dla_cores=dla, int8_engine=int8_engine, memory_gb=tuple(mem),
@@ -209,6 +210,27 @@ def load_target(name_or_path: str | Path) -> Target:
         raise unknown_name("target", str(name_or_path), files)
     path = files[str(name_or_path)]
     return parse_target(_read(path), path)
+
+
+@dataclass(frozen=True)
+class TargetList(Result):
+    """Every target profile found (``panoedge targets``), in :func:`list_targets` order."""
+
+    SCHEMA = "panoedge.targets/1"
+    targets: tuple[Target, ...]
+
+    def format(self) -> str:
+        lines = [f"{'name':<18} {'kind':<7} {'backend':<8} {'prec':<5} {'input':<9} {'sm':<7} {'DLA':>3} "
+                 f"{'TensorRT':<9} description"]
+        lines += [f"{t.name:<18} {t.kind:<7} {t.backend:<8} {t.precision:<5} {t.input_hw[0]}x{t.input_hw[1]:<5} "
+                  f"{t.compute_capability:<7} {t.dla_cores:>3} {t.tensorrt or '-':<9} {t.description}"
+                  for t in self.targets]
+        return "\n".join(lines)
+
+
+def all_targets() -> TargetList:
+    """Every profile :func:`list_targets` names, loaded."""
+    return TargetList(targets=tuple(load_target(name) for name in list_targets()))
 
 
 def detect_module(family: Target, model_text: str | None) -> Target | None:

@@ -1,7 +1,9 @@
 """PyTorch runner for a ``student.pt`` (the reference the exported models are checked against).
 
-torch and the training side are imported only when a :class:`TorchRunner` is created, so the
-rest of :mod:`panoedge.runtime` stays torch-free.
+torch and the training side are imported only when a :class:`TorchRunner` is created. It lives in
+:mod:`panoedge.deploy`, beside the training side it loads, so :mod:`panoedge.runtime` stays
+torch-free; importing this module registers the ``torch`` backend
+(:func:`panoedge.runtime.registry.create_runner`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import numpy as np
 
 from panoedge.errors import UsageError
 from panoedge.runtime.base import Runner, TensorSpec
+from panoedge.runtime.registry import register_backend
 
 
 class TorchRunner(Runner):
@@ -41,3 +44,25 @@ class TorchRunner(Runner):
         with self.torch.inference_mode():
             out = self.model(self.torch.from_numpy(feed["image"]).to(self.device))
         return {k: v.float().cpu().numpy() for k, v in out.items()}
+
+    def _release(self) -> None:
+        """Drop the model (its weights are the memory this runner holds)."""
+        self.model = None
+
+
+def _torch_available(_name: str) -> tuple[bool, str]:
+    from importlib.util import find_spec
+
+    if find_spec("torch") is None:  # found, not imported: a probe stays cheap
+        return False, "torch is not installed (pip install 'panoedge[train]')"
+    return True, ""
+
+
+@register_backend("torch", available=_torch_available)
+def open_torch(path: str | Path, *, backend: str = "torch", threads: int | None = None,
+               hw: tuple[int, int] | None = None) -> TorchRunner:
+    """The registry's factory for ``torch``: a student checkpoint at input size ``hw`` (required: a
+    checkpoint, unlike an ONNX file, does not fix its input size)."""
+    if hw is None:
+        raise UsageError("--backend torch needs --size HxW")
+    return TorchRunner(path, hw, threads=threads)

@@ -146,7 +146,8 @@ def plan_engine(bundle: str | Path, manifest: dict, tensorrt: str, cc: str, prec
         mode, onnx = precision, models["fp32"]
     inp = manifest["input"]
     hw, batch = tuple(int(v) for v in inp["shape"][2:]), int(inp["shape"][0] or 1)
-    name = engine_name(Path(onnx).name.split(".")[0], precision, tensorrt, cc, hw, batch, dla_core)
+    name = engine_name(Path(onnx).name.split(".")[0], precision=precision, tensorrt=tensorrt, cc=cc, hw=hw, batch=batch,
+                       dla_core=dla_core)
     engines = bundle / ENGINE_DIR
     return EnginePlan(onnx=str(bundle / onnx), precision=precision, mode=mode,
                       strongly_typed=mode == "qdq" and trt_major >= STRONGLY_TYPED_MAJOR, tensorrt=str(tensorrt),

@@ -351,8 +351,8 @@ def bundle_model(bundle: str | Path, precision: str | None = None) -> Path:
 
     bundle = Path(bundle)
     rep = verify_bundle(bundle)
-    if not rep["ok"]:
-        raise DataError(f"{bundle}: bundle does not verify: " + "; ".join(rep["problems"]))
+    if not rep.ok:
+        raise DataError(f"{bundle}: bundle does not verify: " + "; ".join(rep.problems))
     m = read_manifest(bundle)
     models = m.get("models") or {}
     want = precision or (m.get("target") or {}).get("precision") or "fp32"

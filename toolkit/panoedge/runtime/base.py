@@ -50,14 +50,37 @@ def check_feed(feed: dict[str, np.ndarray], specs: list[TensorSpec], backend: st
 
 
 class Runner(ABC):
-    """A loaded model on one backend. Subclasses set ``backend``, ``inputs``, ``outputs`` and ``_infer``."""
+    """A loaded model on one backend. Subclasses set ``backend``, ``inputs``, ``outputs`` and ``_infer``.
+
+    A runner owns what its backend holds (a session, device buffers, a model): use it as a context
+    manager, or call :meth:`close`, so those are released when the caller is done, not when the
+    garbage collector gets to it. ``close`` is idempotent; a closed runner refuses ``infer``.
+    """
 
     backend: str = ""
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
+    closed: bool = False
+
+    def close(self) -> None:
+        """Release the backend's resources (subclasses free theirs in :meth:`_release`); idempotent."""
+        if not self.closed:
+            self._release()
+            self.closed = True
+
+    def _release(self) -> None:
+        """Free what the backend holds; the default has nothing to free."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Check ``feed`` against :attr:`inputs`, run, and return every output by name."""
+        if self.closed:
+            raise UsageError(f"{self.backend}: the runner is closed")
         check_feed(feed, self.inputs, self.backend)
         return self._infer(feed)
 

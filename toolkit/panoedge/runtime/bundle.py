@@ -12,20 +12,21 @@ A bundle is a folder::
 Example::
 
     b = load_bundle("bundle/")               # checks every hash
-    runner = b.runner()                      # the manifest's backend and precision, where available
-    out = b.postprocess(runner.infer({b.input_name: b.preprocess(rgb)}))
+    with b.runner() as runner:               # the manifest's backend and precision, where available
+        out = b.postprocess(runner.infer({b.input_name: b.preprocess(rgb)}))
     out["labels"], out["depth"]              # (H, W) uint8 class ids, (H, W) float32 metres
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from panoedge.errors import ConfigError, DataError, UsageError
-from panoedge.runtime.manifest import (MANIFEST, SCHEMA, SIGNATURE, UNHASHED_DIRS, bundle_files, member,
+from panoedge.results import Result
+from panoedge.runtime.manifest import (MANIFEST, SCHEMA, SIGNATURE, UNHASHED_DIRS, VerifyResult, bundle_files, member,
                                        read_manifest, verify_bundle)
 from panoedge.runtime.processing import check_preprocess, postprocess, preprocess
 
@@ -44,7 +45,7 @@ class Bundle:
     preprocess_spec: dict
     input_name: str
     hw: tuple[int, int]
-    verified: dict = field(default_factory=dict)
+    verified: VerifyResult | None = None
 
     @property
     def depth_kind(self) -> str:
@@ -77,41 +78,33 @@ class Bundle:
         return sorted(p for p in folder.glob("*.engine") if p.is_file() and not p.is_symlink())
 
     def runner(self, backend: str | None = None, precision: str | None = None, threads: int | None = None):
-        """A runner for this bundle: ``backend`` (default: the target's, else ``ort-cpu`` where that is
-        not available here) and ``precision`` (``int8`` or ``fp32``; default the target's)."""
+        """A runner for this bundle (close it, or use it in ``with``): ``backend`` (default: the
+        target's, else ``ort-cpu`` where that is not available here) and ``precision`` (``int8`` or
+        ``fp32``; default the target's)."""
+        from panoedge.runtime.registry import backend_available, create_runner
+
         target = self.manifest["target"]
         precision = precision or ("int8" if target.get("precision") == "int8" else "fp32")
         if backend is None:
             backend = target.get("backend", "ort-cpu")
             if not _usable(backend):
                 backend = "ort-cpu"
-        if backend == "trt":
+        if backend == "torch":
+            raise UsageError("a bundle runs without torch: choose ort-cpu, ort-cuda, ort-trt or trt")
+        backend_available(backend)  # an unknown name fails here, listing the valid ones
+        if backend == "trt":  # the model is one of the engines built on the device, not an ONNX file
             from panoedge.runtime.trt_runner import open_bundle_engine
 
             if not any(f".{precision}." in e.name for e in self.engines()):
                 raise UsageError(f"{self.path}: no {precision} TensorRT engine yet; run `panoedge engine {self.path}`")
             return open_bundle_engine(self.engines(), precision)
-        if backend == "torch":
-            raise UsageError("a bundle runs without torch: choose ort-cpu, ort-cuda, ort-trt or trt")
-        from panoedge.runtime.ort_runner import OrtRunner
-
-        return OrtRunner(self.model_path(precision), backend, threads=threads)
+        return create_runner(backend, self.model_path(precision), threads=threads)
 
 
 def _usable(backend: str) -> bool:
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        return False
-    needs = {"ort-cpu": "CPUExecutionProvider", "ort-cuda": "CUDAExecutionProvider",
-             "ort-trt": "TensorrtExecutionProvider"}
-    if backend in needs:
-        return needs[backend] in ort.get_available_providers()
-    if backend == "trt":
-        from panoedge.runtime.trt_runner import trt_available
+    from panoedge.runtime.registry import backend_available, backend_names
 
-        return trt_available()[0]
-    return False
+    return backend in backend_names() and backend_available(backend)[0]
 
 
 def load_bundle(path: str | Path, verify: bool = True, trusted_key: str | Path | None = None) -> Bundle:
@@ -121,11 +114,11 @@ def load_bundle(path: str | Path, verify: bool = True, trusted_key: str | Path |
     from panoedge.safe_load import load_json
 
     path = Path(path)
-    checked = {}
+    checked = None
     if verify or trusted_key is not None:
         checked = verify_bundle(path, trusted_key=trusted_key)
-        if not checked["ok"]:
-            raise DataError(f"{path}: refusing the bundle: {'; '.join(checked['problems'][:5])}")
+        if not checked.ok:
+            raise DataError(checked.refusal("refusing the bundle"))
     manifest = read_manifest(path)
     try:
         classes = load_json(member(path, manifest["classes"], "classes"))
@@ -142,13 +135,25 @@ def load_bundle(path: str | Path, verify: bool = True, trusted_key: str | Path |
                   input_name=inp["name"], hw=(int(inp["shape"][2]), int(inp["shape"][3])), verified=checked)
 
 
-def sign_bundle(path: str | Path, private_key: str | Path) -> str:
-    """Sign an existing bundle (``manifest.sig``) after :func:`verify_bundle` found nothing wrong; returns the key id."""
+@dataclass(frozen=True)
+class SignResult(Result):
+    """A bundle signed by :func:`sign_bundle`: which bundle, and the id of the key that signed it."""
+
+    SCHEMA = "panoedge.bundle_sign/1"
+    bundle: str
+    key_id: str
+
+    def format(self) -> str:
+        return f"{self.bundle}: signed with key {self.key_id}"
+
+
+def sign_bundle(path: str | Path, private_key: str | Path) -> SignResult:
+    """Sign an existing bundle (``manifest.sig``) after :func:`verify_bundle` found nothing wrong."""
     from panoedge.runtime.signing import require_crypto, sign_manifest
 
     require_crypto("bundle sign")
     path = Path(path)
     checked = verify_bundle(path)
-    if not checked["ok"]:
-        raise DataError(f"{path}: refusing to sign a bundle with problems: {'; '.join(checked['problems'][:5])}")
-    return sign_manifest(path / MANIFEST, private_key, path / SIGNATURE)
+    if not checked.ok:
+        raise DataError(checked.refusal("refusing to sign a bundle with problems"))
+    return SignResult(bundle=str(path), key_id=sign_manifest(path / MANIFEST, private_key, path / SIGNATURE))

@@ -20,9 +20,11 @@ from __future__ import annotations
 import os
 import re
 import stat
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from panoedge.errors import ConfigError, DataError
+from panoedge.results import Record, Result, json_field
 
 SCHEMA = "panoedge.bundle/1"
 MANIFEST = "manifest.json"
@@ -31,6 +33,11 @@ UNHASHED_DIRS = ("engines",)
 NOT_LISTED = (MANIFEST, SIGNATURE)
 """Files of a bundle that its manifest cannot hash: itself and its signature."""
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+VERIFY_SCHEMA = "panoedge.bundle_verify/1"
+#: Problems a refusal message quotes (the rest are in ``panoedge bundle verify``'s full list).
+PROBLEMS_QUOTED = 5
+#: Characters of a file's sha256 ``panoedge bundle info`` prints (enough to compare by eye).
+SHA_PRINTED = 12
 
 
 def read_manifest(bundle: str | Path) -> dict:
@@ -171,15 +178,35 @@ def _links_under(folder: Path) -> list[str]:
             if os.path.islink(os.path.join(r, n))]
 
 
-def verify_bundle(bundle: str | Path, trusted_key: str | Path | None = None) -> dict:
-    """Every check of the module docstring: ``{"bundle", "ok", "n_files", "signed", "signature", "problems"}``.
+@dataclass(frozen=True)
+class VerifyResult(Result):
+    """What :func:`verify_bundle` found: ``ok`` when ``problems`` is empty."""
+
+    SCHEMA = VERIFY_SCHEMA
+    bundle: str
+    ok: bool
+    n_files: int
+    signed: bool
+    signature: str
+    problems: tuple[str, ...]
+
+    def refusal(self, what: str, n: int | None = PROBLEMS_QUOTED) -> str:
+        """``{bundle}: {what}: problem; problem...`` (the first ``n``; all for ``None``)."""
+        return f"{self.bundle}: {what}: " + "; ".join(self.problems[:n])
+
+    def format(self) -> str:
+        if not self.ok:
+            return self.refusal(f"{len(self.problems)} problem(s)", None)
+        return f"{self.bundle}: ok ({self.n_files} files match the manifest; signature {self.signature})"
+
+
+def verify_bundle(bundle: str | Path, trusted_key: str | Path | None = None) -> VerifyResult:
+    """Every check of the module docstring.
 
     A malformed manifest raises ``DataError``; everything else that is wrong is listed in
     ``problems`` (so ``verify`` can print them all). ``trusted_key``: a PEM Ed25519 public key the
     signature must verify against; without it an existing signature is reported, not checked.
     """
-    from panoedge.home import sha256_file
-
     bundle = Path(bundle)
     if trusted_key is not None:
         from panoedge.runtime.signing import require_crypto
@@ -187,6 +214,27 @@ def verify_bundle(bundle: str | Path, trusted_key: str | Path | None = None) -> 
         require_crypto("--trusted-key")
     manifest = read_manifest(bundle)
     listed = manifest["files"]
+    problems = _file_problems(bundle, listed) + _reference_problems(bundle, manifest, listed)
+    signature = "unsigned"
+    if trusted_key is not None:
+        from panoedge.runtime.signing import verify_signature
+
+        problem = verify_signature(bundle / MANIFEST, bundle / SIGNATURE, trusted_key)
+        if problem:
+            problems.append(problem)
+            signature = "refused"
+        else:
+            signature = "verified"
+    elif (bundle / SIGNATURE).is_file():
+        signature = "present, not checked (no trusted key given)"
+    return VerifyResult(bundle=str(bundle), ok=not problems, n_files=len(listed),
+                        signed=(bundle / SIGNATURE).is_file(), signature=signature, problems=tuple(problems))
+
+
+def _file_problems(bundle: Path, listed: dict) -> list[str]:
+    """Listed files that are missing, links, or differ in size or sha256 from the manifest."""
+    from panoedge.home import sha256_file
+
     problems = []
     for rel, entry in listed.items():
         problem = path_problem(bundle, rel)
@@ -198,6 +246,12 @@ def verify_bundle(bundle: str | Path, trusted_key: str | Path | None = None) -> 
             problems.append(f"{rel}: size {p.stat().st_size} != {entry['bytes']} in the manifest")
         elif sha256_file(p) != entry["sha256"]:
             problems.append(f"{rel}: sha256 differs from the manifest (the file was changed)")
+    return problems
+
+
+def _reference_problems(bundle: Path, manifest: dict, listed: dict) -> list[str]:
+    """Referenced files not hashed, files not listed, and links under ``engines/``."""
+    problems = []
     for key, rel in referenced_paths(manifest).items():
         if rel not in listed:
             problem = path_problem(bundle, rel)
@@ -208,18 +262,145 @@ def verify_bundle(bundle: str | Path, trusted_key: str | Path | None = None) -> 
             problems.append(f"{rel}: {'a symbolic link' if link else 'not listed in the manifest (added after the build)'}")
     for link in _links_under(bundle / "engines"):
         problems.append(f"{link}: a symbolic link (bundles hold plain files only)")
-    signed = (bundle / SIGNATURE).is_file()
-    signature = "unsigned"
-    if trusted_key is not None:
-        from panoedge.runtime.signing import verify_signature
+    return problems
 
-        problem = verify_signature(bundle / MANIFEST, bundle / SIGNATURE, trusted_key)
-        if problem:
-            problems.append(problem)
-            signature = "refused"
-        else:
-            signature = "verified"
-    elif signed:
-        signature = "present, not checked (no trusted key given)"
-    return {"bundle": str(bundle), "ok": not problems, "n_files": len(listed), "signed": signed,
-            "signature": signature, "problems": problems}
+
+# ---------------------------------------------------------------- a typed view of the manifest
+
+
+#: How ``panoedge build`` names where the input size came from.
+SIZE_ORIGINS = {"trained": "the size the student was trained at", "--size": "--size",
+                "target": "the target profile's size"}
+
+
+@dataclass(frozen=True)
+class InputSize(Record):
+    """The bundle's input size and where it came from (``trained``, ``--size`` or ``target``)."""
+
+    hw: tuple[int, int]
+    origin: str = json_field(key="from")
+    trained_hw: tuple[int, int] | None = None
+    target_hw: tuple[int, int] | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "InputSize":
+        def hw(v):
+            return tuple(v) if v else None
+
+        return cls(hw=hw(d.get("hw")), origin=d.get("from"), trained_hw=hw(d.get("trained_hw")),
+                   target_hw=hw(d.get("target_hw")))
+
+    def format(self, target: str) -> str:
+        return (f"input {self.hw[0]}x{self.hw[1]} ({SIZE_ORIGINS.get(self.origin, self.origin)}; "
+                f"{target} profile: {self.target_hw[0]}x{self.target_hw[1]})")
+
+
+@dataclass(frozen=True)
+class FileEntry(Record):
+    """One hashed file of the bundle."""
+
+    sha256: str
+    bytes: int
+
+
+@dataclass(frozen=True)
+class TensorInfo(Record):
+    """A model input or output as the manifest lists it."""
+
+    name: str
+    dtype: str | None
+    shape: tuple | None
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TensorInfo":
+        shape = d.get("shape")
+        return cls(name=d.get("name"), dtype=d.get("dtype"), shape=tuple(shape) if isinstance(shape, list) else shape)
+
+    def format(self) -> str:
+        shape = list(self.shape) if isinstance(self.shape, tuple) else self.shape
+        return f"{self.name} {self.dtype}{shape}"
+
+
+@dataclass(frozen=True)
+class ManifestTarget(Record):
+    """The target a bundle was built for (the whole profile stays in ``raw``)."""
+
+    name: str
+    backend: str
+    precision: str
+
+    @property
+    def uses_tensorrt(self) -> bool:
+        return self.backend in ("trt", "ort-trt")
+
+
+@dataclass(frozen=True)
+class BundleManifest(Result):
+    """A typed view of a bundle's ``manifest.json`` (``panoedge bundle info``); ``to_dict()`` is the
+    manifest exactly as written, and the fields are what people and the build report read."""
+
+    SCHEMA = SCHEMA
+    target: ManifestTarget
+    model_name: str | None
+    num_classes: int | None
+    source: str | None
+    input: TensorInfo
+    outputs: tuple[TensorInfo, ...]
+    models: dict[str, str]
+    files: dict[str, FileEntry]
+    input_size: InputSize | None
+    warnings: tuple[str, ...]
+    engine_plan_reason: str | None
+    build_seconds: float | None
+    raw: dict = json_field(json=False, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, m: dict) -> "BundleManifest":
+        """The view of a manifest :func:`check_manifest` accepted (optional parts may be absent)."""
+        model = m.get("model") or {}
+        t = m["target"]
+        return cls(target=ManifestTarget(name=t["name"], backend=t["backend"], precision=t["precision"]),
+                   model_name=model.get("name"), num_classes=model.get("num_classes"), source=model.get("source"),
+                   input=TensorInfo.from_dict(m["input"]),
+                   outputs=tuple(TensorInfo.from_dict(o) for o in m.get("outputs", [])), models=dict(m["models"]),
+                   files={rel: FileEntry(sha256=f["sha256"], bytes=f["bytes"]) for rel, f in m["files"].items()},
+                   input_size=InputSize.from_dict(m["input_size"]) if m.get("input_size") else None,
+                   warnings=tuple(m.get("warnings") or ()),
+                   engine_plan_reason=(m.get("engine_plan") or {}).get("reason"),
+                   build_seconds=m.get("build_seconds"), raw=m)
+
+    def to_dict(self) -> dict:
+        return dict(self.raw)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.bytes for f in self.files.values())
+
+    def model_sha256(self, precision: str) -> str:
+        """The sha256 of the bundle's ``precision`` model."""
+        return self.files[self.models[precision]].sha256
+
+    def accuracy_line(self) -> str | None:
+        """FP32 vs INT8 area-weighted mIoU and the layers kept in float, where the build measured them."""
+        acc = self.raw.get("accuracy") or {}
+        if not acc.get("fp32"):
+            return None
+        return (f"accuracy FP32 mIoU {acc['fp32'].get('miou_area', float('nan')):.2f} / INT8 "
+                f"{acc['int8'].get('miou_area', float('nan')):.2f} (area-weighted); "
+                f"{len(acc.get('excluded_nodes') or [])} layers kept in float")
+
+    def format(self) -> str:
+        t = self.target
+        lines = [f"target   {t.name} ({t.backend}, {t.precision})",
+                 f"model    {self.model_name} ({self.num_classes} classes) from {self.source}",
+                 f"input    {self.input.format()}",
+                 "outputs  " + ", ".join(o.format() for o in self.outputs)]
+        if self.accuracy_line():
+            lines.append(self.accuracy_line())
+        lines += [f"  {rel:<32} {f.bytes:>10,} B  {f.sha256[:SHA_PRINTED]}" for rel, f in self.files.items()]
+        return "\n".join(lines)
+
+
+def inspect_bundle(bundle: str | Path) -> BundleManifest:
+    """The typed view of ``bundle``'s manifest (read and shape-checked by :func:`read_manifest`)."""
+    return BundleManifest.from_dict(read_manifest(bundle))

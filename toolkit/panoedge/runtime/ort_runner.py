@@ -8,6 +8,7 @@ import numpy as np
 
 from panoedge.errors import DataError, UsageError
 from panoedge.runtime.base import Runner, TensorSpec
+from panoedge.runtime.registry import register_backend
 
 PROVIDERS = {
     "ort-cpu": ["CPUExecutionProvider"],
@@ -103,6 +104,29 @@ class OrtRunner(Runner):
     def _infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return dict(zip(self._names, self.session.run(self._names, feed)))
 
+    def _release(self) -> None:
+        """Drop the session (ONNX Runtime frees its arena and provider state with it)."""
+        self.session = None
+
     def metadata(self) -> dict[str, str]:
         """The model's ONNX ``metadata_props`` (e.g. ``panoedge.preprocess`` as JSON text)."""
         return dict(self.session.get_modelmeta().custom_metadata_map)
+
+
+def ort_available(backend: str) -> tuple[bool, str]:
+    """Whether ``backend``'s execution provider is in this onnxruntime, and why not."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return False, "onnxruntime is not installed"
+    provider = PROVIDERS[backend][0]
+    if provider in ort.get_available_providers():
+        return True, ""
+    return False, f"no {provider} in this onnxruntime"
+
+
+@register_backend(*PROVIDERS, available=ort_available)
+def open_ort(path: str | Path, *, backend: str, threads: int | None = None,
+             provider_options: dict[str, dict] | None = None) -> OrtRunner:
+    """The registry's factory for the ONNX Runtime backends."""
+    return OrtRunner(path, backend, threads=threads, provider_options=provider_options)

@@ -20,13 +20,34 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from panoedge.errors import DataError, UsageError
+from panoedge.results import Result
 
 SIG_SCHEMA = "panoedge.signature/1"
 EXTRA = "sign"
 PRIVATE_NAME, PUBLIC_NAME = "panoedge-signing.key", "panoedge-signing.pub"
+#: Mode of the private key file: readable by its owner only.
+PRIVATE_MODE = 0o600
+#: umask while the private key is written, so it is never readable by others, not even briefly.
+PRIVATE_UMASK = 0o077
+#: Hex digits of the public key's sha256 that name it in messages.
+KEY_ID_HEX = 16
+
+
+@dataclass(frozen=True)
+class KeyPair(Result):
+    """A key pair written by :func:`generate_keypair`."""
+
+    SCHEMA = "panoedge.keypair/1"
+    private: Path
+    public: Path
+
+    def format(self) -> str:
+        return (f"wrote {self.private} (private, mode {PRIVATE_MODE:04o}) and {self.public} "
+                "(give this to `panoedge run --trusted-key`)")
 
 
 def require_crypto(flag: str) -> None:
@@ -43,7 +64,7 @@ def _raw_public(pub) -> bytes:
 
 
 def key_id(pub) -> str:
-    return hashlib.sha256(_raw_public(pub)).hexdigest()[:16]
+    return hashlib.sha256(_raw_public(pub)).hexdigest()[:KEY_ID_HEX]
 
 
 def load_private_key(path: str | Path):
@@ -75,8 +96,8 @@ def load_public_key(path: str | Path):
     return key
 
 
-def generate_keypair(out_dir: str | Path, overwrite: bool = False) -> tuple[Path, Path]:
-    """Write a new Ed25519 key pair into ``out_dir`` (private key mode 0600); returns ``(private, public)``."""
+def generate_keypair(out_dir: str | Path, overwrite: bool = False) -> KeyPair:
+    """Write a new Ed25519 key pair into ``out_dir`` (private key readable by its owner only)."""
     require_crypto("bundle keygen")
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -92,14 +113,14 @@ def generate_keypair(out_dir: str | Path, overwrite: bool = False) -> tuple[Path
                              serialization.NoEncryption())
     pub = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     out.mkdir(parents=True, exist_ok=True)
-    old = os.umask(0o077)
+    old = os.umask(PRIVATE_UMASK)
     try:
         atomic_write_bytes(priv_path, priv)
     finally:
         os.umask(old)
-    os.chmod(priv_path, 0o600)
+    os.chmod(priv_path, PRIVATE_MODE)
     atomic_write_bytes(pub_path, pub)
-    return priv_path, pub_path
+    return KeyPair(private=priv_path, public=pub_path)
 
 
 def sign_manifest(manifest_path: str | Path, private_key: str | Path, sig_path: str | Path) -> str:

@@ -23,6 +23,7 @@ import numpy as np
 
 from panoedge.errors import DataError, UsageError
 from panoedge.runtime.base import Runner, TensorSpec
+from panoedge.runtime.registry import register_backend
 
 #: Oldest TensorRT the runner accepts: the first with ``execute_async_v3`` and ``TensorIOMode``,
 #: and the one JetPack 5.1 ships (8.5.2).
@@ -98,25 +99,22 @@ class TrtRunner(Runner):
         self.cuda.synchronize(self.stream)
         return {s.name: self._host[s.name].copy() for s in self.outputs}
 
-    def close(self) -> None:
-        """Free device and page-locked host buffers and the stream; idempotent."""
+    def _release(self) -> None:
+        """Free device and page-locked host buffers and the stream, then the TensorRT objects
+        (execution context before engine before runtime, the order TensorRT requires)."""
         cuda = getattr(self, "cuda", None)
-        if cuda is None:
-            return
-        for ptr in self._device.values():
-            cuda.free(ptr)
-        for host in self._host.values():
-            cuda.free_pinned(host)
-        self._device, self._host = {}, {}
-        if self.stream is not None:
-            cuda.destroy(self.stream)
-            self.stream = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+        if cuda is not None:
+            for ptr in getattr(self, "_device", {}).values():
+                cuda.free(ptr)
+            for host in getattr(self, "_host", {}).values():
+                cuda.free_pinned(host)
+            self._device, self._host = {}, {}
+            if getattr(self, "stream", None) is not None:
+                cuda.destroy(self.stream)
+                self.stream = None
+        for name in ("context", "engine", "runtime"):
+            if hasattr(self, name):
+                setattr(self, name, None)
 
     def __del__(self):
         try:
@@ -146,7 +144,7 @@ def pick_engine(engines, precision: str, trt=None, cuda=None) -> Path:
 
     trt = trt or import_tensorrt()
     cuda = cuda or load_binding()
-    return select_engine(engines, trt.__version__, cuda.compute_capability(), precision).path
+    return select_engine(engines, tensorrt=trt.__version__, cc=cuda.compute_capability(), precision=precision).path
 
 
 def open_bundle_engine(engines, precision: str) -> TrtRunner:
@@ -154,4 +152,10 @@ def open_bundle_engine(engines, precision: str) -> TrtRunner:
     from panoedge.runtime.cuda_binding import load_binding
 
     trt, cuda = import_tensorrt(), load_binding()
-    return TrtRunner(pick_engine(engines, precision, trt, cuda), trt=trt, cuda=cuda)
+    return TrtRunner(pick_engine(engines, precision=precision, trt=trt, cuda=cuda), trt=trt, cuda=cuda)
+
+
+@register_backend("trt", available=lambda _name: trt_available())
+def open_trt(path: str | Path, *, backend: str = "trt", threads: int | None = None) -> TrtRunner:
+    """The registry's factory for ``trt``: a plan file (``threads`` does not apply to TensorRT)."""
+    return TrtRunner(path)

@@ -66,16 +66,17 @@ def engine_info(path: str | Path) -> EngineInfo | None:
     if sidecar.is_file():
         try:
             key = json.loads(sidecar.read_text())
-            return EngineInfo(path, str(key["precision"]), str(key["tensorrt"]), str(key["compute_capability"]),
-                              None if key.get("dla_core") is None else int(key["dla_core"]))
+            return EngineInfo(path=path, precision=str(key["precision"]), tensorrt=str(key["tensorrt"]),
+                              compute_capability=str(key["compute_capability"]),
+                              dla_core=None if key.get("dla_core") is None else int(key["dla_core"]))
         except (OSError, ValueError, KeyError, TypeError):
             pass  # a broken sidecar: the name still says what the engine is
     m = _NAME.match(path.name)
     if m is None:
         return None
     cc = m["cc"]
-    return EngineInfo(path, m["precision"], m["trt"], f"{cc[:-1]}.{cc[-1]}",
-                      None if m["dla"] is None else int(m["dla"]))
+    return EngineInfo(path=path, precision=m["precision"], tensorrt=m["trt"], compute_capability=f"{cc[:-1]}.{cc[-1]}",
+                      dla_core=None if m["dla"] is None else int(m["dla"]))
 
 
 def select_engine(engines, tensorrt: str, cc: str | None, precision: str, prefer_dla: bool | None = None) -> EngineInfo:
