@@ -262,6 +262,13 @@ def load_run_config(path: str | Path) -> DistillConfig:
     return replace(DistillConfig(), **known).validate(p)
 
 
+def synth_family(data: str) -> str | None:
+    """``indoor`` for ``synth:indoor?...``; ``None`` for a dataset folder."""
+    if not str(data).startswith("synth:"):
+        return None
+    return str(data)[len("synth:"):].partition("?")[0] or "indoor"
+
+
 def lr_at(cfg, step: int) -> float:
     """The learning rate of 0-based ``step`` for a config with ``lr``, ``warmup`` and ``steps``
     (distillation and teacher training share it): linear warm-up over ``warmup`` steps (at most a
