@@ -22,6 +22,7 @@ the weights of an uninterrupted run. At the end ``out/`` is a builtin teacher fo
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import os
@@ -29,6 +30,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -40,6 +42,7 @@ from panoedge.distill.teacher_config import TeacherTrainConfig
 from panoedge.errors import DataError, Interrupted, UsageError
 from panoedge import metrics
 from panoedge.home import atomic_write_bytes, cache_dir, content_key, write_json
+from panoedge.results import Record, Result, json_field
 from panoedge.signals import deferred_interrupt
 from panoedge.synth.world import FAMILIES, class_names
 
@@ -52,8 +55,106 @@ SHARD = 64
 CKPT = "ckpt.pt"
 TANGENT_NOTE = ("the teacher runs on the default tangent layout (patches of its input size) fused to "
                 "ERP (panoedge.distill.tangent): how distillation sees it")
+LOSS_CURVE_POINTS = 50
+"""About this many points of the loss curve go into the report (every ``len // 50``-th step, plus the last)."""
 ERP_NOTE = ("the teacher runs on the whole ERP image through its adapter (resized to input_hw and "
             "back); its z-depth output is read as ERP range as-is: the naive use the gap measures")
+
+
+@dataclass(frozen=True)
+class TeacherTrainStats(Record):
+    """How the teacher trained: ``steps``, seconds per step of this call, torch ``threads`` and a
+    thinned ``loss_curve`` (``[step, loss, cross entropy, depth loss]`` rows)."""
+
+    steps: int
+    s_per_step_this_run: float | None
+    threads: int
+    loss_curve: list
+
+
+@dataclass(frozen=True)
+class DistortionGap(Record):
+    """The teacher's ERP gap: mIoU points lost from perspective views to the whole ERP image,
+    the AbsRel ratio (``None`` without perspective AbsRel), and the points tangent patches win back."""
+
+    miou_points: float
+    absrel_ratio: float | None
+    tangent_over_erp_miou_points: float
+
+
+@dataclass(frozen=True)
+class TeacherScores(Record):
+    """:func:`evaluate_teacher`'s result: score dicts ``perspective``, ``erp``, ``tangent`` (keys as
+    written in ``report.json``) and the :class:`DistortionGap`."""
+
+    perspective: dict
+    erp: dict
+    tangent: dict
+    gap: DistortionGap
+
+
+@dataclass(frozen=True)
+class TeacherStopped(Record):
+    """Teacher training stopped early (``stop_at``): the step, seconds per step and the loss curve so far."""
+
+    stopped_at: int
+    s_per_step: float | None
+    curve: list
+
+    def format(self) -> str:
+        return f"stopped at step {self.stopped_at} (checkpoint saved; rerun to resume)"
+
+
+@dataclass(frozen=True)
+class TeacherReport(Result):
+    """``panoedge teacher train``'s report (``report.json`` in the teacher folder): ``machine``, the
+    resolved ``config``, ``arch``, ``params``, :class:`TeacherTrainStats` and the scores of
+    :class:`TeacherScores` (``perspective``, ``erp``, ``tangent``, ``gap``) flattened in."""
+
+    SCHEMA: ClassVar[str] = REPORT_SCHEMA
+
+    machine: dict
+    config: TeacherTrainConfig
+    arch: str
+    params: int
+    train: TeacherTrainStats
+    perspective: dict
+    erp: dict
+    tangent: dict
+    gap: DistortionGap
+    out: Path | None = json_field(json=False, default=None)
+
+    def format(self) -> str:
+        """Perspective, whole-ERP and tangent-patch scores and the distortion gap."""
+        p, e, t, g, c = self.perspective, self.erp, self.tangent, self.gap, self.config
+        ratio = f"{g.absrel_ratio:.2f}" if g.absrel_ratio is not None else "n/a"
+        return "\n".join([
+            f"teacher {self.arch} x{c.width_mult} ({self.params / 1e6:.1f}M params), {c.steps} steps"
+            + (f" -> {self.out}" if self.out is not None else ""),
+            f"perspective {p['size'][0]}x{p['size'][1]} ({p['n_images']} views): mIoU {p['miou']:.1f}%  "
+            f"AbsRel {p['absrel']:.3f}  delta1 {p['delta1']:.3f}",
+            f"ERP {e['size'][0]}x{e['size'][1]} ({e['n_images']} panoramas): mIoU area {e['miou_area']:.1f}% "
+            f"(plain {e['miou']:.1f}%)  AbsRel area {e['absrel_area']:.3f} (plain {e['absrel']:.3f})",
+            f"ERP through tangent patches: mIoU area {t['miou_area']:.1f}% (plain {t['miou']:.1f}%)  "
+            f"AbsRel area {t['absrel_area']:.3f}",
+            f"distortion gap: {g.miou_points:.1f} mIoU points perspective -> whole ERP, AbsRel x{ratio}; "
+            f"tangent patches recover {g.tangent_over_erp_miou_points:+.1f} points over whole ERP"])
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TeacherReport":
+        """A report read back from a teacher folder's ``report.json``."""
+        cfg = TeacherTrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d["config"].items()})
+        return cls(machine=d["machine"], config=cfg, arch=d["arch"], params=int(d["params"]),
+                   train=TeacherTrainStats(**d["train"]), perspective=d["perspective"], erp=d["erp"],
+                   tangent=d["tangent"], gap=DistortionGap(**d["gap"]), out=None)
+
+
+def read_teacher_report(folder: str | Path) -> TeacherReport | None:
+    """The :class:`TeacherReport` in ``folder/report.json`` (``None`` when there is none)."""
+    from panoedge.safe_load import load_json
+
+    path = Path(folder) / "report.json"
+    return dataclasses.replace(TeacherReport.from_dict(load_json(path)), out=Path(folder)) if path.is_file() else None
 
 
 # --- data ----------------------------------------------------------------------------------
@@ -275,12 +376,12 @@ def _resume_state(ckpt_path: Path, cfg: TeacherTrainConfig) -> dict:
 
 
 def train_teacher(cfg: TeacherTrainConfig, out_dir: str | Path, progress: bool = True, resume: bool = True,
-                  stop_at: int | None = None) -> dict:
-    """Train the teacher of ``cfg`` into ``out_dir`` and evaluate it; returns the report dict.
+                  stop_at: int | None = None) -> TeacherReport | TeacherStopped:
+    """Train the teacher of ``cfg`` into ``out_dir`` and evaluate it; returns the :class:`TeacherReport`.
 
     ``resume`` continues from ``out_dir/ckpt.pt`` when its config matches ``cfg`` (a different
     config is a ``UsageError``; ``resume=False`` starts over). ``stop_at`` ends the call after
-    that many steps in all, with a checkpoint and no teacher folder (returns ``{"stopped_at": step}``).
+    that many steps in all, with a checkpoint and no teacher folder (returns a :class:`TeacherStopped`).
     """
     from panoedge.env import machine_info
     from panoedge.models.teacher_net import create_teacher_net
@@ -327,16 +428,18 @@ def train_teacher(cfg: TeacherTrainConfig, out_dir: str | Path, progress: bool =
                                   f"run the same command again (same --out and options) to resume from there")
     s_per_step = (time.perf_counter() - t0) / t_steps if t_steps else None
     if end < cfg.steps:
-        return {"stopped_at": end, "s_per_step": s_per_step, "curve": curve}
+        return TeacherStopped(stopped_at=end, s_per_step=s_per_step, curve=curve)
     if not ckpt_path.is_file():
         _save_ckpt(ckpt_path, cfg, model, opt, end, curve)
     _write_teacher(out, model, classes, cfg)
-    report = {"schema": REPORT_SCHEMA, "machine": machine_info(backends_used=["torch"]), "config": asdict(cfg),
-              "arch": ARCH, "params": sum(p.numel() for p in model.parameters()),
-              "train": {"steps": cfg.steps, "s_per_step_this_run": s_per_step, "threads": torch.get_num_threads(),
-                        "loss_curve": curve[:: max(1, len(curve) // 50)] + curve[-1:]}}
-    report.update(evaluate_teacher(cfg, "builtin:" + str(out), progress))
-    write_json(out / "report.json", report)
+    train = TeacherTrainStats(steps=cfg.steps, s_per_step_this_run=s_per_step, threads=torch.get_num_threads(),
+                              loss_curve=curve[:: max(1, len(curve) // LOSS_CURVE_POINTS)] + curve[-1:])
+    scores = evaluate_teacher(cfg, "builtin:" + str(out), progress)
+    report = TeacherReport(machine=machine_info(backends_used=["torch"]), config=cfg, arch=ARCH,
+                           params=sum(p.numel() for p in model.parameters()), train=train,
+                           perspective=scores.perspective, erp=scores.erp, tangent=scores.tangent, gap=scores.gap,
+                           out=out)
+    write_json(out / "report.json", report.to_dict())
     return report
 
 
@@ -378,8 +481,8 @@ def _scores(pred_l, gt_l, pred_d, gt_d, k: int, classes, weights=None) -> dict:
             "per_class_iou": {c: (None if np.isnan(v) else 100.0 * float(v)) for c, v in zip(classes, iou)}, **d}
 
 
-def evaluate_teacher(cfg: TeacherTrainConfig, spec: str, progress: bool = False) -> dict:
-    """``{"perspective", "erp", "gap"}`` of teacher ``spec`` on ``cfg``'s held-out views and panoramas.
+def evaluate_teacher(cfg: TeacherTrainConfig, spec: str, progress: bool = False) -> TeacherScores:
+    """:class:`TeacherScores` of teacher ``spec`` on ``cfg``'s held-out views and panoramas.
 
     Perspective: mIoU (percent), per-class IoU, AbsRel/RMSE/delta1 on z-depth. ERP: the same
     teacher on whole held-out panoramas; ``miou_area``/``absrel_area`` weighted by
@@ -414,8 +517,8 @@ def evaluate_teacher(cfg: TeacherTrainConfig, spec: str, progress: bool = False)
                "per_class_iou": tarea["per_class_iou"], "absrel_area": tarea["absrel"],
                "rmse_area": tarea["rmse"], "delta1_area": tarea["delta1"], "n_images": len(panos), "size": [h, w],
                "note": TANGENT_NOTE}
-    gap = {"miou_points": persp["miou"] - erp["miou_area"],
-           "absrel_ratio": erp["absrel_area"] / persp["absrel"] if persp["absrel"] else None,
-           "tangent_over_erp_miou_points": tangent["miou_area"] - erp["miou_area"]}
-    return {"perspective": persp, "erp": erp, "tangent": tangent, "gap": gap}
+    gap = DistortionGap(miou_points=persp["miou"] - erp["miou_area"],
+                        absrel_ratio=erp["absrel_area"] / persp["absrel"] if persp["absrel"] else None,
+                        tangent_over_erp_miou_points=tangent["miou_area"] - erp["miou_area"])
+    return TeacherScores(perspective=persp, erp=erp, tangent=tangent, gap=gap)
 
