@@ -185,6 +185,9 @@ def test_label_free_mode_clusters_teacher_features(tmp_path, teacher):
     rep = evaluate_distill_run(rep)
     assert rep.report.classes == ["cluster00", "cluster01", "cluster02", "cluster03"]
     assert 0 <= rep.eval.student.cluster_miou_area <= 100
+    from panoedge.eval.distill_check import read_distill_run
+
+    assert read_distill_run(tmp_path / "run").to_dict() == rep.to_dict()
 
 
 def test_cli_distill_and_ablation(tmp_path, teacher):
@@ -208,7 +211,11 @@ def test_cli_distill_and_ablation(tmp_path, teacher):
     assert rep["machine_conv_gflops"] > 0 and rep["timing_s"]["total"] >= rep["timing_s"]["distill"]
     assert rep["eval"]["student"]["miou_area"] is not None and "miou_gain_over_teacher_erp" in rep["eval"]["targets"]
     assert (tmp_path / "run" / "student.pt").is_file()
-    from panoedge.eval.distill_check import run_ablation
+    from panoedge.eval.distill_check import read_distill_run, run_ablation
+
+    back = read_distill_run(tmp_path / "run")  # the run folder's report read back as a typed result, same JSON
+    assert back.to_dict() == json.loads((tmp_path / "run" / "report.json").read_text())
+    assert back.eval.student["miou_area"] == rep["eval"]["student"]["miou_area"] and "student pano-nano" in back.format()
 
     ab = run_ablation(_cfg(teacher, steps=2, eval_data="auto"), tmp_path / "ab", variants=["baseline", "+pixl"], progress=False)
     assert set(ab.variants) == {"baseline", "+pixl"} and ab.variants["+pixl"].delta_miou_area is not None

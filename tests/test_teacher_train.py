@@ -32,6 +32,12 @@ def test_tiny_run_writes_a_loadable_teacher(tmp_path):
     for key in ("miou_area", "miou", "absrel_area", "absrel", "note"):
         assert key in rep.erp
     assert "miou_points" in rep.gap.to_dict()
+    import json
+
+    from panoedge.distill.teacher_train import read_teacher_report
+
+    back = read_teacher_report(tmp_path / "t")  # report.json read back as a typed result, same JSON
+    assert back.to_dict() == json.loads((tmp_path / "t" / "report.json").read_text()) and back.format() == rep.format()
     teacher = load_teacher("builtin:" + str(tmp_path / "t"))
     out = teacher.predict(torch.rand(1, 3, 64, 96))
     assert out.probs.shape == (1, 11, 64, 96) and out.depth.shape == (1, 1, 64, 96)

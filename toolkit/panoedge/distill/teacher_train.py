@@ -375,6 +375,50 @@ def _resume_state(ckpt_path: Path, cfg: TeacherTrainConfig) -> dict:
     return state
 
 
+def _start(cfg: TeacherTrainConfig, state: dict | None, n_classes: int):
+    """``(model, optimiser, step, curve)``: a fresh network, or the checkpoint ``state``'s."""
+    from panoedge.models.teacher_net import create_teacher_net
+
+    torch.manual_seed(cfg.seed)
+    model = create_teacher_net(ARCH, n_classes, width_mult=cfg.width_mult, max_depth_m=cfg.max_depth_m)
+    model = model.to(memory_format=torch.channels_last)  # oneDNN's convolutions run faster so on CPU
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if state is None:
+        return model, opt, 0, []
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["torch_rng"])
+    return model, opt, int(state["step"]), list(state["curve"])
+
+
+def _loop(cfg: TeacherTrainConfig, model, opt, views, *, ckpt_path: Path, start: int, end: int, curve: list,
+          progress: bool) -> float | None:
+    """Steps ``start..end-1`` (appending to ``curve``), checkpoints every ``ckpt_every``; a signal saves
+    and raises :class:`Interrupted`. Returns seconds per step (``None`` when no step ran)."""
+    model.train()
+    t0, t_steps = time.perf_counter(), 0
+    bar = tqdm(range(start, end), desc="teacher train", unit="step", initial=start, total=end, disable=not progress)
+    with deferred_interrupt() as stop:
+        for step in bar:
+            for g in opt.param_groups:
+                g["lr"] = lr_at(cfg, step)
+            x, depth, labels = _batch(cfg, views, step)
+            loss, ce, dl = _loss(cfg, model, x, depth, labels)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            t_steps += 1
+            curve.append([step + 1, round(float(loss.detach()), 5), round(ce, 5), round(dl, 5)])
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", ce=f"{ce:.3f}", depth=f"{dl:.3f}")
+            if (step + 1) % cfg.ckpt_every == 0 or step + 1 == end:
+                _save_ckpt(ckpt_path, cfg, model=model, opt=opt, step=step + 1, curve=curve)
+            if stop.requested and step + 1 < end:
+                _save_ckpt(ckpt_path, cfg, model=model, opt=opt, step=step + 1, curve=curve)
+                raise Interrupted(f"{stop.name} at step {step + 1} of {cfg.steps}: checkpoint saved to {ckpt_path}; "
+                                  f"run the same command again (same --out and options) to resume from there")
+    return (time.perf_counter() - t0) / t_steps if t_steps else None
+
+
 def train_teacher(cfg: TeacherTrainConfig, out_dir: str | Path, progress: bool = True, resume: bool = True,
                   stop_at: int | None = None) -> TeacherReport | TeacherStopped:
     """Train the teacher of ``cfg`` into ``out_dir`` and evaluate it; returns the :class:`TeacherReport`.
@@ -384,7 +428,6 @@ def train_teacher(cfg: TeacherTrainConfig, out_dir: str | Path, progress: bool =
     that many steps in all, with a checkpoint and no teacher folder (returns a :class:`TeacherStopped`).
     """
     from panoedge.env import machine_info
-    from panoedge.models.teacher_net import create_teacher_net
 
     cfg = cfg.validate()
     out = Path(out_dir)
@@ -394,43 +437,14 @@ def train_teacher(cfg: TeacherTrainConfig, out_dir: str | Path, progress: bool =
     classes = class_names(cfg.family)
     state = _resume_state(ckpt_path, cfg) if resume and ckpt_path.is_file() else None  # refused before any work
     train_views = load_views(cfg, "train", progress)
-    torch.manual_seed(cfg.seed)
-    model = create_teacher_net(ARCH, len(classes), width_mult=cfg.width_mult, max_depth_m=cfg.max_depth_m)
-    model = model.to(memory_format=torch.channels_last)  # oneDNN's convolutions run 11-14% faster so on CPU
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    step, curve = 0, []
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
-        step, curve = int(state["step"]), list(state["curve"])
+    model, opt, step, curve = _start(cfg, state, len(classes))
     end = cfg.steps if stop_at is None else min(cfg.steps, int(stop_at))
-    model.train()
-    t0, t_steps = time.perf_counter(), 0
-    bar = tqdm(range(step, end), desc="teacher train", unit="step", initial=step, total=end, disable=not progress)
-    with deferred_interrupt() as stop:
-        for step in bar:
-            for g in opt.param_groups:
-                g["lr"] = lr_at(cfg, step)
-            x, depth, labels = _batch(cfg, train_views, step)
-            loss, ce, dl = _loss(cfg, model, x, depth, labels)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            t_steps += 1
-            curve.append([step + 1, round(float(loss.detach()), 5), round(ce, 5), round(dl, 5)])
-            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", ce=f"{ce:.3f}", depth=f"{dl:.3f}")
-            if (step + 1) % cfg.ckpt_every == 0 or step + 1 == end:
-                _save_ckpt(ckpt_path, cfg, model, opt, step + 1, curve)
-            if stop.requested and step + 1 < end:
-                _save_ckpt(ckpt_path, cfg, model, opt, step + 1, curve)
-                raise Interrupted(f"{stop.name} at step {step + 1} of {cfg.steps}: checkpoint saved to {ckpt_path}; "
-                                  f"run the same command again (same --out and options) to resume from there")
-    s_per_step = (time.perf_counter() - t0) / t_steps if t_steps else None
+    s_per_step = _loop(cfg, model, opt, train_views, ckpt_path=ckpt_path, start=step, end=end, curve=curve,
+                       progress=progress)
     if end < cfg.steps:
         return TeacherStopped(stopped_at=end, s_per_step=s_per_step, curve=curve)
     if not ckpt_path.is_file():
-        _save_ckpt(ckpt_path, cfg, model, opt, end, curve)
+        _save_ckpt(ckpt_path, cfg, model=model, opt=opt, step=end, curve=curve)
     _write_teacher(out, model, classes, cfg)
     train = TeacherTrainStats(steps=cfg.steps, s_per_step_this_run=s_per_step, threads=torch.get_num_threads(),
                               loss_curve=curve[:: max(1, len(curve) // LOSS_CURVE_POINTS)] + curve[-1:])

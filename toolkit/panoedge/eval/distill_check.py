@@ -22,7 +22,7 @@ from pathlib import Path
 from panoedge.results import Record, json_field
 
 __all__ = ["ClusterEval", "DistillEval", "Targets", "evaluate_clusters", "evaluate_distill_run", "evaluate_run",
-           "param_ratio", "run_ablation", "targets"]
+           "param_ratio", "read_distill_run", "run_ablation", "targets"]
 
 MIN_MIOU_GAIN_OVER_ERP = 5.0
 """Target: the student beats the teacher run on the whole ERP image by this many mIoU points (area-weighted)."""
@@ -216,6 +216,33 @@ def evaluate_distill_run(run, progress: bool = False):
     run = dataclasses.replace(run, eval=ev, timing_s=timing)
     run.write()
     return run
+
+
+def _eval_from_dict(d: dict | None):
+    if d is None:
+        return None
+    student = d.get("student") or {}
+    if "cluster_miou_area" in student:
+        return ClusterEval(data=d["data"], student=ClusterScore(**student))
+    return DistillEval(data=d["data"], student=d.get("student"), teacher_erp=d.get("teacher_erp"),
+                       teacher_tangent=d.get("teacher_tangent"), targets=Targets(**d.get("targets", {})))
+
+
+def read_distill_run(folder: str | Path):
+    """The finished run in ``folder`` as a :class:`~panoedge.distill.default.DistillRun` (with its
+    ``eval`` when evaluated), read back from ``report.json``; ``None`` when the folder holds no
+    finished run (no ``student.pt`` or no report). Its ``teacher`` is not resolved (``None``)."""
+    from panoedge.distill.default import REPORT_FILE, DistillRun, Timing
+    from panoedge.distill.report import DistillReport
+    from panoedge.safe_load import load_json
+
+    folder = Path(folder)
+    if not (folder / "student.pt").is_file() or not (folder / REPORT_FILE).is_file():
+        return None
+    d = load_json(folder / REPORT_FILE)
+    return DistillRun(report=DistillReport.from_dict(d), timing_s=Timing(**d["timing_s"]),
+                      machine_conv_gflops=d.get("machine_conv_gflops"), eval=_eval_from_dict(d.get("eval")),
+                      out=folder, teacher=None)
 
 
 def run_ablation(cfg, out: str | Path, variants=None, progress: bool = True):
