@@ -215,7 +215,7 @@ def test_cli_distill_and_ablation(tmp_path, teacher):
 
     back = read_distill_run(tmp_path / "run")  # the run folder's report read back as a typed result, same JSON
     assert back.to_dict() == json.loads((tmp_path / "run" / "report.json").read_text())
-    assert back.eval.student["miou_area"] == rep["eval"]["student"]["miou_area"] and "student pano-nano" in back.format()
+    assert back.eval.student.miou_area == rep["eval"]["student"]["miou_area"] and "student pano-nano" in back.format()
 
     ab = run_ablation(_cfg(teacher, steps=2, eval_data="auto"), tmp_path / "ab", variants=["baseline", "+pixl"], progress=False)
     assert set(ab.variants) == {"baseline", "+pixl"} and ab.variants["+pixl"].delta_miou_area is not None

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, replace
-from typing import ClassVar
 
 from panoedge.distill.config import COMPONENTS, DistillConfig
 from panoedge.results import Record, Result, json_field
@@ -77,12 +76,15 @@ class VariantRow(Record):
 class TeacherRow(Record):
     """The teacher's held-out scores in one mode (whole ERP image or tangent patches), for reference."""
 
-    KEYS: ClassVar[tuple[str, ...]] = ("miou_area", "miou", "absrel_area", "absrel")
-
     miou_area: float | None
     miou: float | None
     absrel_area: float | None
     absrel: float | None
+
+    @classmethod
+    def of(cls, scores) -> "TeacherRow":
+        """The row of an evaluation's scores (any object with these attributes)."""
+        return cls(miou_area=scores.miou_area, miou=scores.miou, absrel_area=scores.absrel_area, absrel=scores.absrel)
 
 
 @dataclass(frozen=True)

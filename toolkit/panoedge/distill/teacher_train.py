@@ -83,13 +83,60 @@ class DistortionGap(Record):
 
 
 @dataclass(frozen=True)
-class TeacherScores(Record):
-    """:func:`evaluate_teacher`'s result: score dicts ``perspective``, ``erp``, ``tangent`` (keys as
-    written in ``report.json``) and the :class:`DistortionGap`."""
+class PerspectiveScores(Record):
+    """The teacher on held-out pinhole views: mIoU (percent), per-class IoU, z-depth AbsRel/RMSE/delta1."""
 
-    perspective: dict
-    erp: dict
-    tangent: dict
+    miou: float
+    per_class_iou: dict
+    absrel: float | None
+    rmse: float | None
+    delta1: float | None
+    n_images: int
+    size: list
+
+
+@dataclass(frozen=True)
+class ErpScores(Record):
+    """The teacher on whole held-out panoramas: area-weighted (``*_area``) beside plain scores (see ``ERP_NOTE``)."""
+
+    miou_area: float
+    miou: float
+    per_class_iou: dict
+    per_class_iou_plain: dict
+    absrel_area: float | None
+    absrel: float | None
+    rmse_area: float | None
+    rmse: float | None
+    delta1_area: float | None
+    delta1: float | None
+    n_images: int
+    size: list
+    note: str = ERP_NOTE
+
+
+@dataclass(frozen=True)
+class TangentScores(Record):
+    """The teacher through its default tangent layout fused to ERP (see ``TANGENT_NOTE``)."""
+
+    miou_area: float
+    miou: float
+    per_class_iou: dict
+    absrel_area: float | None
+    rmse_area: float | None
+    delta1_area: float | None
+    n_images: int
+    size: list
+    note: str = TANGENT_NOTE
+
+
+@dataclass(frozen=True)
+class TeacherScores(Record):
+    """:func:`evaluate_teacher`'s result: :class:`PerspectiveScores`, :class:`ErpScores`,
+    :class:`TangentScores` and the :class:`DistortionGap`."""
+
+    perspective: PerspectiveScores
+    erp: ErpScores
+    tangent: TangentScores
     gap: DistortionGap
 
 
@@ -118,9 +165,9 @@ class TeacherReport(Result):
     arch: str
     params: int
     train: TeacherTrainStats
-    perspective: dict
-    erp: dict
-    tangent: dict
+    perspective: PerspectiveScores
+    erp: ErpScores
+    tangent: TangentScores
     gap: DistortionGap
     out: Path | None = json_field(json=False, default=None)
 
@@ -131,12 +178,12 @@ class TeacherReport(Result):
         return "\n".join([
             f"teacher {self.arch} x{c.width_mult} ({self.params / 1e6:.1f}M params), {c.steps} steps"
             + (f" -> {self.out}" if self.out is not None else ""),
-            f"perspective {p['size'][0]}x{p['size'][1]} ({p['n_images']} views): mIoU {p['miou']:.1f}%  "
-            f"AbsRel {p['absrel']:.3f}  delta1 {p['delta1']:.3f}",
-            f"ERP {e['size'][0]}x{e['size'][1]} ({e['n_images']} panoramas): mIoU area {e['miou_area']:.1f}% "
-            f"(plain {e['miou']:.1f}%)  AbsRel area {e['absrel_area']:.3f} (plain {e['absrel']:.3f})",
-            f"ERP through tangent patches: mIoU area {t['miou_area']:.1f}% (plain {t['miou']:.1f}%)  "
-            f"AbsRel area {t['absrel_area']:.3f}",
+            f"perspective {p.size[0]}x{p.size[1]} ({p.n_images} views): mIoU {p.miou:.1f}%  "
+            f"AbsRel {p.absrel:.3f}  delta1 {p.delta1:.3f}",
+            f"ERP {e.size[0]}x{e.size[1]} ({e.n_images} panoramas): mIoU area {e.miou_area:.1f}% "
+            f"(plain {e.miou:.1f}%)  AbsRel area {e.absrel_area:.3f} (plain {e.absrel:.3f})",
+            f"ERP through tangent patches: mIoU area {t.miou_area:.1f}% (plain {t.miou:.1f}%)  "
+            f"AbsRel area {t.absrel_area:.3f}",
             f"distortion gap: {g.miou_points:.1f} mIoU points perspective -> whole ERP, AbsRel x{ratio}; "
             f"tangent patches recover {g.tangent_over_erp_miou_points:+.1f} points over whole ERP"])
 
@@ -145,8 +192,9 @@ class TeacherReport(Result):
         """A report read back from a teacher folder's ``report.json``."""
         cfg = TeacherTrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d["config"].items()})
         return cls(machine=d["machine"], config=cfg, arch=d["arch"], params=int(d["params"]),
-                   train=TeacherTrainStats(**d["train"]), perspective=d["perspective"], erp=d["erp"],
-                   tangent=d["tangent"], gap=DistortionGap(**d["gap"]), out=None)
+                   train=TeacherTrainStats(**d["train"]), perspective=PerspectiveScores(**d["perspective"]),
+                   erp=ErpScores(**d["erp"]), tangent=TangentScores(**d["tangent"]), gap=DistortionGap(**d["gap"]),
+                   out=None)
 
 
 def read_teacher_report(folder: str | Path) -> TeacherReport | None:
@@ -511,8 +559,8 @@ def evaluate_teacher(cfg: TeacherTrainConfig, spec: str, progress: bool = False)
     k = len(classes)
     views = load_views(cfg, "eval", progress)
     pl, pd = _predict(teacher, views["rgb"])
-    persp = {**_scores(pl, views["labels"], pd, views["depth"], k, classes),
-             "n_images": len(pl), "size": list(cfg.view_hw)}
+    persp = PerspectiveScores(**_scores(pl, views["labels"], pd, views["depth"], k, classes),
+                              n_images=len(pl), size=list(cfg.view_hw))
     panos = _eval_panoramas(cfg)
     rgb = np.stack([p["rgb"] for p in panos])
     gl, gd = np.stack([p["labels"] for p in panos]), np.stack([p["depth"] for p in panos])
@@ -521,18 +569,17 @@ def evaluate_teacher(cfg: TeacherTrainConfig, spec: str, progress: bool = False)
     wts = np.broadcast_to(erp_area_weights(h, w), gl.shape)
     area = _scores(el, gl, ed, gd, k, classes, wts)
     plain = _scores(el, gl, ed, gd, k, classes)
-    erp = {"miou_area": area["miou"], "miou": plain["miou"], "per_class_iou": area["per_class_iou"],
-           "per_class_iou_plain": plain["per_class_iou"], "absrel_area": area["absrel"], "absrel": plain["absrel"],
-           "rmse_area": area["rmse"], "rmse": plain["rmse"], "delta1_area": area["delta1"], "delta1": plain["delta1"],
-           "n_images": len(panos), "size": [h, w], "note": ERP_NOTE}
+    erp = ErpScores(miou_area=area["miou"], miou=plain["miou"], per_class_iou=area["per_class_iou"],
+                    per_class_iou_plain=plain["per_class_iou"], absrel_area=area["absrel"], absrel=plain["absrel"],
+                    rmse_area=area["rmse"], rmse=plain["rmse"], delta1_area=area["delta1"], delta1=plain["delta1"],
+                    n_images=len(panos), size=[h, w])
     tl, td = _predict(teacher, rgb, batch=2, tangent=True)
     tarea = _scores(tl, gl, td, gd, k, classes, wts)
-    tangent = {"miou_area": tarea["miou"], "miou": _scores(tl, gl, td, gd, k, classes)["miou"],
-               "per_class_iou": tarea["per_class_iou"], "absrel_area": tarea["absrel"],
-               "rmse_area": tarea["rmse"], "delta1_area": tarea["delta1"], "n_images": len(panos), "size": [h, w],
-               "note": TANGENT_NOTE}
-    gap = DistortionGap(miou_points=persp["miou"] - erp["miou_area"],
-                        absrel_ratio=erp["absrel_area"] / persp["absrel"] if persp["absrel"] else None,
-                        tangent_over_erp_miou_points=tangent["miou_area"] - erp["miou_area"])
+    tangent = TangentScores(miou_area=tarea["miou"], miou=_scores(tl, gl, td, gd, k, classes)["miou"],
+                            per_class_iou=tarea["per_class_iou"], absrel_area=tarea["absrel"],
+                            rmse_area=tarea["rmse"], delta1_area=tarea["delta1"], n_images=len(panos), size=[h, w])
+    gap = DistortionGap(miou_points=persp.miou - erp.miou_area,
+                        absrel_ratio=erp.absrel_area / persp.absrel if persp.absrel else None,
+                        tangent_over_erp_miou_points=tangent.miou_area - erp.miou_area)
     return TeacherScores(perspective=persp, erp=erp, tangent=tangent, gap=gap)
 

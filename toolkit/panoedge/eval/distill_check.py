@@ -21,7 +21,7 @@ from pathlib import Path
 
 from panoedge.results import Record, json_field
 
-__all__ = ["ClusterEval", "DistillEval", "Targets", "evaluate_clusters", "evaluate_distill_run", "evaluate_run",
+__all__ = ["ClusterEval", "DistillEval", "EvalScores", "Targets", "evaluate_clusters", "evaluate_distill_run", "evaluate_run",
            "param_ratio", "read_distill_run", "run_ablation", "targets"]
 
 MIN_MIOU_GAIN_OVER_ERP = 5.0
@@ -39,6 +39,23 @@ SLIM_KEYS = ("model", "mode", "miou_area", "miou", "per_class_iou", "absrel_area
 
 def _fmt(v, spec: str = ".1f") -> str:
     return "n/a" if v is None else format(v, spec)
+
+
+@dataclass(frozen=True)
+class EvalScores(Record):
+    """One model's slim evaluation report: the :data:`SLIM_KEYS` that :func:`panoedge.eval.evaluate.evaluate`
+    gave, kept as given (a key it leaves out, e.g. ``absrel_area`` for a model without depth, stays out
+    of the JSON and reads ``None`` here: ``scores.miou_area``, ``scores.absrel_area`` ...)."""
+
+    values: dict
+
+    def to_dict(self) -> dict:
+        return dict(self.values)
+
+
+for _key in SLIM_KEYS:
+    setattr(EvalScores, _key, property(lambda self, k=_key: self.values.get(k),
+                                       doc=f"``{_key}`` of the evaluation report (``None`` when absent)."))
 
 
 @dataclass(frozen=True)
@@ -70,22 +87,17 @@ class DistillEval(Record):
     evaluated) and the :class:`Targets`."""
 
     data: str
-    student: dict | None = json_field(omit_none=True, default=None)
-    teacher_erp: dict | None = json_field(omit_none=True, default=None)
-    teacher_tangent: dict | None = json_field(omit_none=True, default=None)
+    student: EvalScores | None = json_field(omit_none=True, default=None)
+    teacher_erp: EvalScores | None = json_field(omit_none=True, default=None)
+    teacher_tangent: EvalScores | None = json_field(omit_none=True, default=None)
     targets: Targets = dataclasses.field(default_factory=Targets)
-
-    def scores(self, key: str, name: str) -> float | None:
-        """``name`` (``miou_area``...) of ``key`` (``student``, ``teacher_erp``, ``teacher_tangent``); ``None`` if absent."""
-        return (getattr(self, key) or {}).get(name)
 
     def format(self) -> str:
         lines = [f"held-out {self.data}:", f"  {'model':<18} {'mIoU area':>9} {'mIoU':>6} {'AbsRel area':>11}"]
         for key, name in (("student", "student"), ("teacher_erp", "teacher (ERP)"), ("teacher_tangent", "teacher (patches)")):
             r = getattr(self, key)
             if r is not None:
-                lines.append(f"  {name:<18} {_fmt(r.get('miou_area')):>9} {_fmt(r.get('miou')):>6} "
-                             f"{_fmt(r.get('absrel_area'), '.3f'):>11}")
+                lines.append(f"  {name:<18} {_fmt(r.miou_area):>9} {_fmt(r.miou):>6} {_fmt(r.absrel_area, '.3f'):>11}")
         if self.targets.to_dict():
             lines.append(self.targets.format())
         return "\n".join(lines)
@@ -112,9 +124,9 @@ class ClusterEval(Record):
                 f"({self.student.n_images} panoramas, {self.student.matching})")
 
 
-def _slim(rep) -> dict:
+def _slim(rep) -> EvalScores:
     d = rep.to_dict() if hasattr(rep, "to_dict") else rep
-    return {k: d[k] for k in SLIM_KEYS if k in d}
+    return EvalScores({k: d[k] for k in SLIM_KEYS if k in d})
 
 
 def evaluate_run(run: str | Path, teacher, eval_data: str, progress: bool = False,
@@ -162,16 +174,17 @@ def evaluate_clusters(run: str | Path, eval_data: str, progress: bool = False) -
 
 def targets(ev: DistillEval, run, teacher) -> Targets:
     """The issue's targets from an evaluation (``None`` where a number is missing)."""
-    s, e, t = ev.student or {}, ev.teacher_erp or {}, ev.teacher_tangent or {}
+    none = EvalScores({})
+    s, e, t = ev.student or none, ev.teacher_erp or none, ev.teacher_tangent or none
     res: dict = {}
-    if s.get("miou_area") is not None and e.get("miou_area") is not None:
-        res["miou_gain_over_teacher_erp"] = s["miou_area"] - e["miou_area"]
+    if s.miou_area is not None and e.miou_area is not None:
+        res["miou_gain_over_teacher_erp"] = s.miou_area - e.miou_area
         res["miou_gain_ok"] = res["miou_gain_over_teacher_erp"] >= MIN_MIOU_GAIN_OVER_ERP
-    if s.get("miou_area") is not None and t.get("miou_area"):
-        res["miou_ratio_to_teacher_tangent"] = s["miou_area"] / t["miou_area"]
+    if s.miou_area is not None and t.miou_area:
+        res["miou_ratio_to_teacher_tangent"] = s.miou_area / t.miou_area
         res["miou_ratio_ok"] = res["miou_ratio_to_teacher_tangent"] >= MIN_MIOU_RATIO_TO_TANGENT
-    if s.get("absrel_area") is not None and t.get("absrel_area"):
-        res["absrel_ratio_to_teacher_tangent"] = s["absrel_area"] / t["absrel_area"]
+    if s.absrel_area is not None and t.absrel_area:
+        res["absrel_ratio_to_teacher_tangent"] = s.absrel_area / t.absrel_area
         res["absrel_ok"] = res["absrel_ratio_to_teacher_tangent"] <= MAX_ABSREL_RATIO_TO_TANGENT
     if teacher:
         res.update(param_ratio(run, teacher))
@@ -224,8 +237,8 @@ def _eval_from_dict(d: dict | None):
     student = d.get("student") or {}
     if "cluster_miou_area" in student:
         return ClusterEval(data=d["data"], student=ClusterScore(**student))
-    return DistillEval(data=d["data"], student=d.get("student"), teacher_erp=d.get("teacher_erp"),
-                       teacher_tangent=d.get("teacher_tangent"), targets=Targets(**d.get("targets", {})))
+    rows = {k: EvalScores(d[k]) for k in ("student", "teacher_erp", "teacher_tangent") if d.get(k) is not None}
+    return DistillEval(data=d["data"], targets=Targets(**d.get("targets", {})), **rows)
 
 
 def read_distill_run(folder: str | Path):
@@ -269,14 +282,14 @@ def run_ablation(cfg, out: str | Path, variants=None, progress: bool = True):
         rep = run(variant_config(cfg, name), out / name, progress)
         train_s = time.perf_counter() - t0
         ev = evaluate_run(out / name, None, held, modes=("student",)).student
-        rows[name] = VariantRow(miou_area=ev.get("miou_area"), miou=ev.get("miou"), absrel_area=ev.get("absrel_area"),
-                                absrel=ev.get("absrel"), train_s=train_s,
+        rows[name] = VariantRow(miou_area=ev.miou_area, miou=ev.miou, absrel_area=ev.absrel_area,
+                                absrel=ev.absrel, train_s=train_s,
                                 generations=rep.report.train.generations if rep.finished else [])
     ref = evaluate_run(out / names[0], teacher, held, modes=("erp", "tangent"))
     base = rows["baseline"].miou_area if "baseline" in rows else None
     rows = {k: r.with_delta(base) for k, r in rows.items()}
-    teacher_rows = {m: TeacherRow(**{k: getattr(ref, f"teacher_{m}").get(k) for k in TeacherRow.KEYS})
-                    for m in ("erp", "tangent") if getattr(ref, f"teacher_{m}") is not None}
+    teacher_rows = {m: TeacherRow.of(scores) for m, scores in (("erp", ref.teacher_erp), ("tangent", ref.teacher_tangent))
+                    if scores is not None}
     report = AblationReport(machine=machine_info(backends_used=["torch"]), config=cfg, eval_data=held, variants=rows,
                             teacher=teacher_rows)
     write_json(out / "ablation.json", report.to_dict())
