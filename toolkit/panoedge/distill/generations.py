@@ -62,7 +62,7 @@ def label_miou(probs: torch.Tensor, ts: TrainingSet) -> float | None:
 
     h, w = ts.gt.shape[-2:]
     wts = np.broadcast_to(erp_area_weights(h, w), ts.gt.shape)
-    return 100.0 * metrics.miou(probs.argmax(1).numpy(), ts.gt.numpy(), len(ts.classes), wts)
+    return 100.0 * metrics.miou(probs.argmax(1).numpy(), ts.gt.numpy(), num_classes=len(ts.classes), weights=wts)
 
 
 def next_labels(ts: TrainingSet, g: int, ema, cfg: DistillConfig, device) -> tuple[torch.Tensor, torch.Tensor, dict]:
@@ -118,7 +118,7 @@ def _bismap(new, weight, sp, feats, area, cfg, g) -> tuple[torch.Tensor, torch.T
     out_p, out_w = new.clone(), weight.clone().float()
     for i in range(len(new)):
         f = F.interpolate(feats[i][None], size=(h, w), mode="bilinear", align_corners=False)[0]
-        out_p[i], out_w[i], act = bismap.refine(new[i], weight[i].float(), f, model)
+        out_p[i], out_w[i], act = bismap.refine(new[i], weight[i].float(), feats=f, model=model)
         for a in range(len(BISMAP_ACTIONS)):
             counts[a] += float((area * (act == a)).sum())
     frac = (counts / counts.sum().clamp_min(AREA_EPS)).tolist()

@@ -451,7 +451,7 @@ def _loop(cfg: TeacherTrainConfig, model, opt, views, *, ckpt_path: Path, start:
             for g in opt.param_groups:
                 g["lr"] = lr_at(cfg, step)
             x, depth, labels = _batch(cfg, views, step)
-            loss, ce, dl = _loss(cfg, model, x, depth, labels)
+            loss, ce, dl = _loss(cfg, model, x=x, depth=depth, labels=labels)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -559,7 +559,7 @@ def evaluate_teacher(cfg: TeacherTrainConfig, spec: str, progress: bool = False)
     k = len(classes)
     views = load_views(cfg, "eval", progress)
     pl, pd = _predict(teacher, views["rgb"])
-    persp = PerspectiveScores(**_scores(pl, views["labels"], pd, views["depth"], k, classes),
+    persp = PerspectiveScores(**_scores(pl, views["labels"], pred_d=pd, gt_d=views["depth"], k=k, classes=classes),
                               n_images=len(pl), size=list(cfg.view_hw))
     panos = _eval_panoramas(cfg)
     rgb = np.stack([p["rgb"] for p in panos])
@@ -567,15 +567,15 @@ def evaluate_teacher(cfg: TeacherTrainConfig, spec: str, progress: bool = False)
     el, ed = _predict(teacher, rgb)
     h, w = rgb.shape[1:3]
     wts = np.broadcast_to(erp_area_weights(h, w), gl.shape)
-    area = _scores(el, gl, ed, gd, k, classes, wts)
-    plain = _scores(el, gl, ed, gd, k, classes)
+    area = _scores(el, gl, pred_d=ed, gt_d=gd, k=k, classes=classes, weights=wts)
+    plain = _scores(el, gl, pred_d=ed, gt_d=gd, k=k, classes=classes)
     erp = ErpScores(miou_area=area["miou"], miou=plain["miou"], per_class_iou=area["per_class_iou"],
                     per_class_iou_plain=plain["per_class_iou"], absrel_area=area["absrel"], absrel=plain["absrel"],
                     rmse_area=area["rmse"], rmse=plain["rmse"], delta1_area=area["delta1"], delta1=plain["delta1"],
                     n_images=len(panos), size=[h, w])
     tl, td = _predict(teacher, rgb, batch=2, tangent=True)
-    tarea = _scores(tl, gl, td, gd, k, classes, wts)
-    tangent = TangentScores(miou_area=tarea["miou"], miou=_scores(tl, gl, td, gd, k, classes)["miou"],
+    tarea = _scores(tl, gl, pred_d=td, gt_d=gd, k=k, classes=classes, weights=wts)
+    tangent = TangentScores(miou_area=tarea["miou"], miou=_scores(tl, gl, pred_d=td, gt_d=gd, k=k, classes=classes)["miou"],
                             per_class_iou=tarea["per_class_iou"], absrel_area=tarea["absrel"],
                             rmse_area=tarea["rmse"], delta1_area=tarea["delta1"], n_images=len(panos), size=[h, w])
     gap = DistortionGap(miou_points=persp.miou - erp.miou_area,

@@ -110,12 +110,12 @@ def load_training_set(cfg: DistillConfig, rank: int = 0, world: int = 1, progres
         raise UsageError("--clusters and --class-map exclude each other: the label-free mode makes its own classes")
     rgb = np.stack([_read_erp(data, s, cfg.erp_hw) for s in stems])
     spec = pseudo_spec(cfg)
-    classes, pls_classes, cluster_on = _classes(cfg, data, teacher, spec, device)
+    classes, pls_classes, cluster_on = _classes(cfg, data=data, teacher=teacher, spec=spec, device=device)
     loaded = _pseudo_labels(data, teacher, spec, pls_classes, rank=rank, world=world, progress=progress, device=device)
     depth = torch.from_numpy(np.stack([x["depth"] for x in loaded])) if loaded[0]["depth"] is not None else None
     depth_kind = loaded[0]["depth_kind"]
     if cfg.n_clusters:
-        base = _cluster_labels(cfg, teacher.load(device), spec, rgb, device, cluster_on)
+        base = _cluster_labels(cfg, teacher=teacher.load(device), spec=spec, rgb=rgb, device=device, source=cluster_on)
         mass = torch.ones(len(stems), *cfg.erp_hw)
         label_stats = {"clusters_of": cluster_on}
     else:
@@ -123,8 +123,10 @@ def load_training_set(cfg: DistillConfig, rank: int = 0, world: int = 1, progres
             raise UsageError(f"teacher {cfg.teacher} gives no classes; use the label-free mode (--clusters N)")
         probs = torch.from_numpy(np.stack([x["probs"] for x in loaded]))
         mass = probs.sum(1)
-        base, label_stats = refine_teacher_labels(probs / mass.clamp_min(MASS_EPS)[:, None], mass, depth, classes, cfg)
-    depth, depth_kind = _camera_height(cfg, depth, depth_kind, base, classes, label_stats)
+        base, label_stats = refine_teacher_labels(probs / mass.clamp_min(MASS_EPS)[:, None], mass, depth=depth,
+                                                  classes=classes, cfg=cfg)
+    depth, depth_kind = _camera_height(cfg, depth=depth, depth_kind=depth_kind, base=base, classes=classes,
+                                       label_stats=label_stats)
     colors, family = _colors_family(data, classes, cfg)
     return TrainingSet(stems=list(stems), rgb=torch.from_numpy(rgb).permute(0, 3, 1, 2).contiguous(), base=base.half(),
                        base_w=mass.clamp(0, 1).half(), depth=depth, depth_kind=depth_kind, classes=classes,
@@ -244,7 +246,7 @@ def _cluster_labels(cfg, teacher, spec, rgb: np.ndarray, device, source: str = "
 
     layout = spec.layout(teacher.input_hw)
     feats = [cluster.teacher_erp_features(teacher, torch.from_numpy(r).permute(2, 0, 1)[None].float().to(device) / 255,
-                                          layout, source)[0].cpu() for r in rgb]
+                                          layout=layout, source=source)[0].cpu() for r in rgb]
     h, w = rgb.shape[1:3]
     area = erp_area_weights(h, w).expand(h, w)
     centres = cluster.fit_clusters(feats, cfg.n_clusters, area, seed=cfg.seed)

@@ -97,7 +97,8 @@ class _Trainables:
 
 @torch.no_grad()
 def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float, step: int) -> None:
-    """``ema = d ema + (1 - d) model`` with ``d = min(decay, (1 + step) / (EMA_WARMUP_STEPS + step))``: the early EMA follows the model closely; buffers copied."""
+    """``ema = d ema + (1 - d) model`` with ``d = min(decay, (1 + step) / (EMA_WARMUP_STEPS + step))``
+    (the early EMA follows the model closely); buffers copied."""
     d = min(decay, (1.0 + step) / (EMA_WARMUP_STEPS + step))
     for e, p in zip(ema.parameters(), model.parameters()):
         e.mul_(d).add_(p.detach(), alpha=1.0 - d)
@@ -179,7 +180,7 @@ def _train(tr: _Trainables, ts: TrainingSet, loop: _Loop, start: int, end: int, 
         for step in bar:
             g = step // cfg.steps_per_generation
             if g != ts.generation:
-                gen_stats.append(advance(ts, g, tr.ema, cfg, folder=out / LABELS, rank=rank, world=loop.world,
+                gen_stats.append(advance(ts, g, tr.ema, cfg=cfg, folder=out / LABELS, rank=rank, world=loop.world,
                                          device=loop.device))
             parts = _one_step(tr, ts, loop, step)
             n_steps += 1
@@ -229,7 +230,7 @@ def distill(cfg: DistillConfig, out: str | Path, progress: bool = True, stop_at:
     if cfg.batch % world:
         raise UsageError(f"batch {cfg.batch} does not split over {world} ranks")
     check_out(out, cfg)
-    ts = load_training_set(cfg, rank, world, progress and rank == 0, device, teacher=teacher)
+    ts = load_training_set(cfg, rank=rank, world=world, progress=progress and rank == 0, device=device, teacher=teacher)
     teacher.release()  # the labels are built: the teacher need not sit in memory through training
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)

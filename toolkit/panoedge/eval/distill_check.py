@@ -168,7 +168,7 @@ def evaluate_clusters(run: str | Path, eval_data: str, progress: bool = False) -
         gts.append(sample["semantic"])
     labels, gts = np.stack(labels), np.stack(gts)
     wts = np.broadcast_to(erp_area_weights(*gts.shape[1:]), gts.shape)
-    miou = cluster_miou(labels, gts, pred.num_classes, len(data.classes), wts)
+    miou = cluster_miou(labels, gts, k=pred.num_classes, num_classes=len(data.classes), weights=wts)
     return ClusterEval(data=eval_data, student=ClusterScore(cluster_miou_area=100.0 * miou, n_images=len(gts)))
 
 
