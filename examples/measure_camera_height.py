@@ -184,7 +184,7 @@ def students(args, teacher_spec: str) -> dict:
         ev = evaluate(load_predictor(str(tmp / name)), DatasetFolder(held), progress=False)
         out[name] = {"absrel_area": ev["absrel_area"], "depth_kind": ev["depth_kind"],
                      "depth_alignment": ev["depth_alignment"], "miou_area": ev["miou_area"],
-                     "camera_height_stats": res.report["teacher_labels"].get("camera_height")}
+                     "camera_height_stats": res.report.teacher_labels.get("camera_height")}
         print(f"student from {name}: AbsRel {ev['absrel_area']:.4f} ({ev['depth_kind']}, alignment "
               f"{ev['depth_alignment']}), mIoU {ev['miou_area']:.1f}", flush=True)
     return out

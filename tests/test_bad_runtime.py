@@ -138,7 +138,7 @@ def test_ctrl_c_during_distillation_saves_and_says_how_to_resume(tmp_path, monke
     assert (tmp_path / "run" / "ckpt.pt").is_file() and not (tmp_path / "run" / "student.pt").exists()
     monkeypatch.setattr(trainer, "step_loss", real)
     res = trainer.distill(cfg, tmp_path / "run", progress=False)
-    assert (tmp_path / "run" / "student.pt").is_file() and res.report["train"]["steps"] == 4
+    assert (tmp_path / "run" / "student.pt").is_file() and res.report.train.steps == 4
 
 
 def test_ctrl_c_during_teacher_training_saves_and_says_how_to_resume(tmp_path, monkeypatch):

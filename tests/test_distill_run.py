@@ -67,9 +67,9 @@ def test_tiny_run_writes_config_and_a_loadable_student(tmp_path, teacher):
         assert (run / name).is_file(), name
     rows = (run / "log.csv").read_text().splitlines()
     assert rows[0].startswith("step,generation,lr,loss") and len(rows) == 7
-    gens = res.report["train"]["generations"]
+    gens = res.report.train.generations
     assert len(gens) == 1 and gens[0]["generation"] == 1 and "bismap" in gens[0]
-    labels = res.report["teacher_labels"]  # the plane check and class balancing ran on generation 0
+    labels = res.report.teacher_labels  # the plane check and class balancing ran on generation 0
     assert labels["planes"]["images"] == 4 and len(labels["balance_prior"]) == 11
     assert sum(labels["balance_prior"]) == pytest.approx(1.0, abs=1e-3)
     for k, v in model.state_dict().items():
@@ -81,7 +81,7 @@ def test_generations_without_relabelling_train_on_the_teachers_labels(tmp_path, 
 
     torch.set_num_threads(1)
     res = distill(_cfg(teacher, bismap=False, rlcc=False), tmp_path / "run", progress=False)
-    gens = res.report["train"]["generations"]
+    gens = res.report.train.generations
     assert [g["generation"] for g in gens] == [1] and "teacher" in gens[0]["labels"]
     assert not (tmp_path / "run" / "labels" / "gen001.pt").exists()  # nothing new to store
 
@@ -92,7 +92,7 @@ def test_resume_is_exact(tmp_path, teacher):
     torch.set_num_threads(1)
     cfg = _cfg(teacher, generations=3)  # generations start at steps 0, 2, 4
     part = distill(cfg, tmp_path / "a", progress=False, stop_at=4)  # resume right at a generation boundary
-    assert part.student is None and part.report["stopped_at"] == 4 and not (tmp_path / "a" / "student.pt").exists()
+    assert part.student is None and part.report.stopped_at == 4 and not (tmp_path / "a" / "student.pt").exists()
     distill(cfg, tmp_path / "a", progress=False)
     distill(cfg, tmp_path / "b", progress=False)
     wa, wb = _weights(tmp_path / "a" / "student.pt"), _weights(tmp_path / "b" / "student.pt")
@@ -179,9 +179,15 @@ def test_label_free_mode_clusters_teacher_features(tmp_path, teacher):
     from panoedge.distill.default import run
 
     torch.set_num_threads(1)
+    from panoedge.eval.distill_check import evaluate_distill_run
+
     rep = run(_cfg(teacher, n_clusters=4, rlcc=True, bismap=False, eval_data="auto"), tmp_path / "run", progress=False)
-    assert rep["classes"] == ["cluster00", "cluster01", "cluster02", "cluster03"]
-    assert 0 <= rep["eval"]["student"]["cluster_miou_area"] <= 100
+    rep = evaluate_distill_run(rep)
+    assert rep.report.classes == ["cluster00", "cluster01", "cluster02", "cluster03"]
+    assert 0 <= rep.eval.student.cluster_miou_area <= 100
+    from panoedge.eval.distill_check import read_distill_run
+
+    assert read_distill_run(tmp_path / "run").to_dict() == rep.to_dict()
 
 
 def test_cli_distill_and_ablation(tmp_path, teacher):
@@ -205,9 +211,13 @@ def test_cli_distill_and_ablation(tmp_path, teacher):
     assert rep["machine_conv_gflops"] > 0 and rep["timing_s"]["total"] >= rep["timing_s"]["distill"]
     assert rep["eval"]["student"]["miou_area"] is not None and "miou_gain_over_teacher_erp" in rep["eval"]["targets"]
     assert (tmp_path / "run" / "student.pt").is_file()
-    from panoedge.distill.ablation import run_ablation
+    from panoedge.eval.distill_check import read_distill_run, run_ablation
+
+    back = read_distill_run(tmp_path / "run")  # the run folder's report read back as a typed result, same JSON
+    assert back.to_dict() == json.loads((tmp_path / "run" / "report.json").read_text())
+    assert back.eval.student.miou_area == rep["eval"]["student"]["miou_area"] and "student pano-nano" in back.format()
 
     ab = run_ablation(_cfg(teacher, steps=2, eval_data="auto"), tmp_path / "ab", variants=["baseline", "+pixl"], progress=False)
-    assert set(ab["variants"]) == {"baseline", "+pixl"} and ab["variants"]["+pixl"]["delta_miou_area"] is not None
+    assert set(ab.variants) == {"baseline", "+pixl"} and ab.variants["+pixl"].delta_miou_area is not None
     r = CliRunner().invoke(app, ["distill", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")])
     assert isinstance(r.exception, UsageError)

@@ -82,7 +82,9 @@ def test_built_once_then_reused_without_the_teacher(world, spy, monkeypatch):
     assert one["depth"].shape == (32, 64) and (one["depth"] > 0).all() and one["depth_kind"] == "metric"
     assert one["conf"].shape == (32, 64) and 0 < one["conf"].min() <= one["conf"].max() <= 1.001
 
-    monkeypatch.setattr(pseudo, "load_teacher", lambda *a, **k: pytest.fail("teacher loaded for a cached set"))
+    from panoedge.models.teachers import ResolvedTeacher
+
+    monkeypatch.setattr(ResolvedTeacher, "load", lambda *a, **k: pytest.fail("teacher loaded for a cached set"))
     again = build_pseudo_labels(ds, None, spec, ds.classes, progress=False)
     assert spy.calls == 3 and again.root == labels.root
     assert pseudo_key(ds, replace(spec, fov_deg=110.0), ds.classes) != pseudo_key(ds, spec, ds.classes)

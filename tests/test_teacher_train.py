@@ -25,13 +25,19 @@ def test_tiny_run_writes_a_loadable_teacher(tmp_path):
     from panoedge.models.teachers import load_teacher
 
     rep = train_teacher(_cfg(), tmp_path / "t", progress=False)
-    assert rep["schema"] == REPORT_SCHEMA and (tmp_path / "t" / "report.json").is_file()
+    assert rep.to_dict()["schema"] == REPORT_SCHEMA and (tmp_path / "t" / "report.json").is_file()
     assert (tmp_path / "t" / "ckpt.pt").is_file()
     for key in ("miou", "absrel", "rmse", "delta1", "per_class_iou"):
-        assert key in rep["perspective"]
+        assert key in rep.perspective.to_dict()
     for key in ("miou_area", "miou", "absrel_area", "absrel", "note"):
-        assert key in rep["erp"]
-    assert "miou_points" in rep["gap"]
+        assert key in rep.erp.to_dict()
+    assert "miou_points" in rep.gap.to_dict()
+    import json
+
+    from panoedge.distill.teacher_train import read_teacher_report
+
+    back = read_teacher_report(tmp_path / "t")  # report.json read back as a typed result, same JSON
+    assert back.to_dict() == json.loads((tmp_path / "t" / "report.json").read_text()) and back.format() == rep.format()
     teacher = load_teacher("builtin:" + str(tmp_path / "t"))
     out = teacher.predict(torch.rand(1, 3, 64, 96))
     assert out.probs.shape == (1, 11, 64, 96) and out.depth.shape == (1, 1, 64, 96)
@@ -59,7 +65,7 @@ def test_resume_is_exact(tmp_path):
     cfg = _cfg(ckpt_every=100)
     torch.set_num_threads(1)
     part = train_teacher(cfg, tmp_path / "a", progress=False, stop_at=3)
-    assert part["stopped_at"] == 3 and not (tmp_path / "a" / "teacher.pt").exists()
+    assert part.stopped_at == 3 and not (tmp_path / "a" / "teacher.pt").exists()
     train_teacher(cfg, tmp_path / "a", progress=False)
     train_teacher(cfg, tmp_path / "b", progress=False)
     wa = torch.load(tmp_path / "a" / "teacher.pt", weights_only=True)

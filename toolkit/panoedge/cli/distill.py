@@ -53,44 +53,17 @@ def distill(
     cfg = resolve_config(config, teacher=teacher, data=data, student=student, steps=steps, rig=rig, every=every,
                          class_map=class_map, n_clusters=clusters, camera_height_m=camera_height)
     if ablate:
-        from panoedge.distill.ablation import format_table, run_ablation
+        from panoedge.eval.distill_check import run_ablation
 
         names = [v.strip() for v in variants.split(",") if v.strip()] if variants else None
         rep = run_ablation(cfg, out, variants=names, progress=True)
-        typer.echo(format_table(rep))
-        emit_json(json_path, rep)
-        return
-    from panoedge.distill.default import run
+    else:
+        from panoedge.distill.default import run
 
-    rep = run(cfg, out, progress=True, evaluate=not no_eval)
-    _print(rep, out)
+        rep = run(cfg, out, progress=True)
+        if not no_eval:
+            from panoedge.eval.distill_check import evaluate_distill_run
+
+            rep = evaluate_distill_run(rep, progress=True)
+    typer.echo(rep.format())
     emit_json(json_path, rep)
-
-
-def _fmt(v, spec: str = ".1f") -> str:
-    return "n/a" if v is None else format(v, spec)
-
-
-def _print(rep: dict, out: Path) -> None:
-    cfg, t = rep["config"], rep.get("timing_s", {})
-    typer.echo(f"student {cfg['student']} <- {cfg['teacher']}: {cfg['steps']} steps, {cfg['generations']} generations "
-               f"-> {out / 'student.pt'}")
-    parts = ", ".join(f"{name} {_fmt(t.get(key), '.0f')} s" for key, name in
-                      (("teacher", "teacher"), ("distill", "data, labels and training"), ("eval", "evaluation")) if key in t)
-    typer.echo(f"  time {_fmt(t.get('total'), '.0f')} s ({parts}); this CPU: "
-               f"{_fmt(rep.get('machine_conv_gflops'), '.0f')} GFLOP/s on a reference convolution")
-    ev = rep.get("eval")
-    if not ev:
-        return
-    typer.echo(f"held-out {ev['data']}:")
-    typer.echo(f"  {'model':<18} {'mIoU area':>9} {'mIoU':>6} {'AbsRel area':>11}")
-    for key, name in (("student", "student"), ("teacher_erp", "teacher (ERP)"), ("teacher_tangent", "teacher (patches)")):
-        if key in ev:
-            r = ev[key]
-            typer.echo(f"  {name:<18} {_fmt(r.get('miou_area')):>9} {_fmt(r.get('miou')):>6} {_fmt(r.get('absrel_area'), '.3f'):>11}")
-    tg = ev.get("targets", {})
-    if tg:
-        typer.echo(f"  targets: +{_fmt(tg.get('miou_gain_over_teacher_erp'))} mIoU over teacher ERP (>= 5), "
-                   f"{_fmt(tg.get('miou_ratio_to_teacher_tangent'), '.3f')} of teacher patches (>= 0.95), "
-                   f"AbsRel x{_fmt(tg.get('absrel_ratio_to_teacher_tangent'), '.2f')} (<= 1.1), "
-                   f"params x{_fmt(tg.get('param_ratio'), '.3f')} (<= 0.1)")

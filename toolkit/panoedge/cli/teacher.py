@@ -8,8 +8,8 @@ from typing import Optional
 import typer
 
 from panoedge.cli.app import app
-from panoedge.distill.teacher_config import TeacherTrainConfig
 from panoedge.cli.common import JsonOpt, emit_json, legacy, preflight
+from panoedge.distill.teacher_config import TeacherTrainConfig
 
 teacher_app = typer.Typer(rich_markup_mode=None, help="panoedge's own perspective teacher: train it, measure its ERP gap.",
                           no_args_is_help=True)
@@ -45,34 +45,15 @@ def train(
 ) -> None:
     """Train teacher-large on pinhole views; report perspective and whole-ERP mIoU/AbsRel (the distortion gap)."""
     preflight("panoedge teacher train", "train", ("torch",))
-    from dataclasses import replace
-
-    from panoedge.distill.default import synth_family
+    from panoedge.distill.teacher_config import teacher_config_from_flags
     from panoedge.distill.teacher_train import train_teacher
-    from panoedge.errors import UsageError
     from panoedge.geometry import parse_hw
 
-    warmup = legacy(warmup_steps, warmup_old, "--warmup", "--warmup-steps")
-    if family is None:
-        family = synth_family(data)
-        if family is None:
-            raise UsageError(f"--data {data}: a dataset folder needs --family indoor|outdoor (its class set)")
-
-    given = {"data": data, "family": family, "steps": steps, "n_views": n_views, "width_mult": width_mult,
-             "batch": batch, "seed": seed, "view_hw": parse_hw(size, "--size") if size else None,
-             "lr": lr, "warmup": warmup, "pitch_deg": pitch_deg, "erp_hw": parse_hw(erp_size, "--erp-size") if erp_size else None}
-    cfg = replace(_D, **{k: v for k, v in given.items() if v is not None})
+    cfg = teacher_config_from_flags(
+        data=data, family=family, steps=steps, n_views=n_views, width_mult=width_mult, batch=batch, seed=seed,
+        view_hw=parse_hw(size, "--size") if size else None, lr=lr,
+        warmup=legacy(warmup_steps, warmup_old, "--warmup", "--warmup-steps"), pitch_deg=pitch_deg,
+        erp_hw=parse_hw(erp_size, "--erp-size") if erp_size else None)
     rep = train_teacher(cfg, out, progress=True, resume=not no_resume)
-    p, e, g = rep["perspective"], rep["erp"], rep["gap"]
-    typer.echo(f"teacher {rep['arch']} x{cfg.width_mult} ({rep['params'] / 1e6:.1f}M params), {cfg.steps} steps -> {out}")
-    typer.echo(f"perspective {p['size'][0]}x{p['size'][1]} ({p['n_images']} views): mIoU {p['miou']:.1f}%  "
-               f"AbsRel {p['absrel']:.3f}  delta1 {p['delta1']:.3f}")
-    typer.echo(f"ERP {e['size'][0]}x{e['size'][1]} ({e['n_images']} panoramas): mIoU area {e['miou_area']:.1f}% "
-               f"(plain {e['miou']:.1f}%)  AbsRel area {e['absrel_area']:.3f} (plain {e['absrel']:.3f})")
-    t = rep["tangent"]
-    typer.echo(f"ERP through tangent patches: mIoU area {t['miou_area']:.1f}% (plain {t['miou']:.1f}%)  "
-               f"AbsRel area {t['absrel_area']:.3f}")
-    ratio = f"{g['absrel_ratio']:.2f}" if g["absrel_ratio"] is not None else "n/a"
-    typer.echo(f"distortion gap: {g['miou_points']:.1f} mIoU points perspective -> whole ERP, AbsRel x{ratio}; "
-               f"tangent patches recover {g['tangent_over_erp_miou_points']:+.1f} points over whole ERP")
+    typer.echo(rep.format())
     emit_json(json_path, rep)

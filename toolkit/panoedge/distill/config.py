@@ -39,9 +39,11 @@ class DistillConfig:
     ``patch_hw`` per panorama (0/None: the pseudo-label module's defaults), sampled from the
     panorama at ``pseudo_hw`` (None: its own size, the sharpest view the teacher can get) and
     fused at ``erp_hw``; ``pseudo_fusion`` ``tangent+erp`` also mixes in the teacher on the whole
-    panorama, weighted by ``cos(latitude)`` (projection fusion; off by default: it adds a
-    whole-panorama teacher pass, and its gain is within the noise: at 1200 steps the student
-    scored 29.1 mIoU with it and 29.2 without, at 2000 steps 30.8 and 30.4); ``class_map`` maps
+    panorama, weighted by ``cos(latitude)`` (projection fusion). It is off by default because it adds
+    a whole-panorama teacher pass per image and its gain at the default budget is within run-to-run
+    noise; it is on in ``examples/distill-accurate.yaml``, the longer budget where it pays. Measure it:
+    ``panoedge distill --out A`` against ``panoedge distill --config F --out B`` with ``F`` holding
+    ``pseudo_fusion: tangent+erp`` (the held-out table of each run); ``class_map`` maps
     teacher classes onto the student's.
 
     Training: ``steps`` optimiser steps in all, split evenly over ``generations`` of self-training;
@@ -51,9 +53,10 @@ class DistillConfig:
     teacher's own depth puts them on, :mod:`panoedge.distill.planes`; ``planes_conf``,
     ``planes_tol``, ``planes_sigma``), ``balance`` (class-balanced labels: the teacher's own
     class prior on the training set divided out to the power ``balance_tau``,
-    :mod:`panoedge.distill.balance`; ``label_temperature`` < 1 then sharpens them, off at 1:
-    the student learns more from the teacher's soft labels, 29.2 mIoU against 26.5 at 0.5 and
-    28.2 at 0.25), ``pixl`` (drift fraction ``pixl_drift``, temperature
+    :mod:`panoedge.distill.balance`; ``label_temperature`` < 1 then sharpens them, off at 1
+    because the student learns more from the teacher's soft labels than from sharpened ones: measure
+    with ``panoedge distill --config F`` for ``label_temperature`` 0.5 and 0.25 in ``F`` against the
+    default), ``pixl`` (drift fraction ``pixl_drift``, temperature
     ``pixl_tau``), ``bismap`` (``bismap_components``
     diagonal Gaussians per class, reject below the ``bismap_quantile`` likelihood quantile of
     confident pixels, confident = pseudo confidence >= ``bismap_conf``), ``rlcc`` (new labels weigh
@@ -64,14 +67,18 @@ class DistillConfig:
     clusters or the teacher's own classes. ``camera_height_m > 0`` turns a relative depth
     teacher's labels metric: per image, the floor plane where the labels say floor fixes the
     scale (camera height / plane distance, :mod:`panoedge.distill.camera_height`).
-    Component switches follow the ablation (``panoedge distill --ablate``): RLCC is off because,
-    with the built-in teacher, the EMA student's labels were worse than the teacher's; BiSMAP is
-    off because its vetting lowered the labels' mIoU (30.3 to 30.1) and the default student
-    scored 29.7 without it, 29.2 with it. With both off, every generation trains on the
-    generation-0 labels and no generation pass is run. Spherical consistency is off by default
-    because, at 1200 steps, the student scored the same without it (29.7) in 58% of the time;
-    the default spends that time on 2000 steps instead (30.4). The longer
-    ``examples/distill-accurate.yaml`` (3600 steps, projection fusion, consistency on) scored 31.7.
+    Component switches follow the ablation (``panoedge distill --ablate``, whose table compares each
+    component against the baseline; ``--ablate --variants default,-X`` retrains the default without
+    ``X``, what a default has to earn): a component is on when it raised the held-out area-weighted
+    mIoU beyond run-to-run noise. RLCC is off because, with the built-in teacher, the EMA student's
+    labels were worse than the teacher's; BiSMAP is off because its vetting lowered the labels'
+    mIoU and the student's (``OUT/ablation.json``: each variant's ``generations`` carry its labels' mIoU).
+    With both off, every generation trains on the generation-0 labels and no generation pass is
+    run. Spherical consistency is off by default because it cost time without raising the
+    student's score at the default budget; the default spends that time on more steps instead
+    (the ablation's ``+consistency`` row against ``baseline`` shows both the score and ``train s``). The
+    longer ``examples/distill-accurate.yaml`` (more steps, projection fusion, consistency on) is
+    the accuracy setting; its figures are in the README.
     """
 
     teacher: str = ""
@@ -260,6 +267,13 @@ def load_run_config(path: str | Path) -> DistillConfig:
     data = load_json(p)
     known = check_fields({k: v for k, v in data.items() if k in FIELDS}, DistillConfig, p, lenient=_SIZE_LENIENT)
     return replace(DistillConfig(), **known).validate(p)
+
+
+def synth_family(data: str) -> str | None:
+    """``indoor`` for ``synth:indoor?...``; ``None`` for a dataset folder."""
+    if not str(data).startswith("synth:"):
+        return None
+    return str(data)[len("synth:"):].partition("?")[0] or "indoor"
 
 
 def lr_at(cfg, step: int) -> float:

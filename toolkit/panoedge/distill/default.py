@@ -7,34 +7,34 @@
   width, trained on the :data:`DEFAULT_TEACHER` budget (small views, few steps: sized so the
   whole chain fits 15 minutes on 2 CPU cores) and cached under ``$PANOEDGE_HOME/teachers/<key>``
   (key = the training config), resuming if a previous attempt was interrupted;
-* student: ``cfg.student`` (``pano-small``), trained by :func:`panoedge.distill.trainer.distill`;
-* evaluation (:func:`evaluate_run`): the student, the teacher on the whole ERP image and the
-  teacher through tangent patches, on held-out synthetic scenes (``eval_seed``: never used in
-  training) at the training size, with ``panoedge.eval.evaluate`` (area-weighted mIoU, AbsRel).
+* student: ``cfg.student`` (``pano-small``), trained by :func:`panoedge.distill.trainer.distill`.
+
+:func:`run` returns a :class:`DistillRun`. The held-out evaluation (the student, the teacher on the
+whole ERP image and through tangent patches, on the scenes of :func:`eval_data_spec`) sits above
+the distillation, in :func:`panoedge.eval.distill_check.evaluate_distill_run`, which the CLI calls
+next and which adds ``eval`` to the same result and ``report.json``.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+import time
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
-from panoedge.distill.config import DistillConfig
+from panoedge.distill.config import DistillConfig, synth_family
+from panoedge.distill.report import DistillReport, StoppedRun
 from panoedge.distill.teacher_config import TeacherTrainConfig
 from panoedge.errors import UsageError
+from panoedge.results import Record, Result, json_field
 
 DEFAULT_TEACHER = TeacherTrainConfig(n_views=512, view_hw=(96, 128), width_mult=1.0, steps=800, batch=12, lr=2e-3,
                                      warmup=60, ckpt_every=100, n_eval=16, erp_hw=(128, 256))
 """The embedded teacher's training budget (family and data are filled in per run)."""
 EVAL_SEED_OFFSET = 1_000_003
 """Held-out synthetic scenes use dataset seed ``cfg.seed + EVAL_SEED_OFFSET`` (training uses ``cfg.seed``)."""
-SCHEMA = "panoedge.distill_run/1"
-
-
-def synth_family(data: str) -> str | None:
-    """``indoor`` for ``synth:indoor?...``; ``None`` for a dataset folder."""
-    if not str(data).startswith("synth:"):
-        return None
-    return str(data)[len("synth:"):].partition("?")[0] or "indoor"
+REPORT_FILE = "report.json"
+"""The run folder's report: the trainer's, completed with timings (and the evaluation, once run)."""
 
 
 def default_teacher_folder(family: str, base: TeacherTrainConfig = DEFAULT_TEACHER) -> Path:
@@ -71,25 +71,26 @@ def _net_signature(cfg: TeacherTrainConfig) -> list:
     return [[k, list(v.shape)] for k, v in net.state_dict().items()]
 
 
-def resolve_teacher(cfg: DistillConfig, progress: bool = True) -> DistillConfig:
-    """``cfg`` with ``teacher`` filled in (the embedded default for ``synth:`` data)."""
+def resolve_teacher(cfg: DistillConfig, progress: bool = True):
+    """``(cfg, teacher)``: ``cfg`` with ``teacher`` filled in (the embedded default for ``synth:`` data)
+    and that spec resolved once (:class:`~panoedge.models.teachers.ResolvedTeacher`), for every stage after."""
+    from panoedge.models.teachers import resolve_teacher_spec
+
     if cfg.teacher:
-        return cfg
+        return cfg, resolve_teacher_spec(cfg.teacher)
     family = synth_family(cfg.data)
     if family is None:
         raise UsageError(f"{cfg.data}: a dataset folder needs a teacher (--teacher SPEC); "
                          "the built-in teacher is trained on the synthetic world only")
-    from panoedge.distill.trainer import barrier, dist_info
+    from panoedge.distill.distributed import barrier, dist_info, init_distributed, resolve_device
 
     rank, world, _ = dist_info()
     spec = default_teacher(family, progress) if rank == 0 else None
     if world > 1:  # one rank trains the teacher, the others wait and find it cached
-        from panoedge.distill.trainer import init_distributed, resolve_device
-
         init_distributed(resolve_device(cfg.device))
         barrier(world)
         spec = spec or default_teacher(family, False)
-    return replace(cfg, teacher=spec)
+    return replace(cfg, teacher=spec), resolve_teacher_spec(spec)
 
 
 def eval_data_spec(cfg: DistillConfig) -> str | None:
@@ -105,120 +106,93 @@ def eval_data_spec(cfg: DistillConfig) -> str | None:
     return f"synth:{family}?n={cfg.eval_n}&size={h}x{w}&seed={cfg.seed + EVAL_SEED_OFFSET}"
 
 
-def evaluate_run(run: str | Path, teacher: str | None, eval_data: str, progress: bool = False,
-                 modes=("student", "erp", "tangent"), device: str = "cpu") -> dict:
-    """Evaluate ``run``'s student and ``teacher`` (whole ERP and tangent patches) on ``eval_data``.
+def _fmt(v, spec: str = ".1f") -> str:
+    return "n/a" if v is None else format(v, spec)
 
-    Returns ``{"data", "student", "teacher_erp", "teacher_tangent", "targets"}``: evaluation reports
-    (``panoedge.eval/1``) and the issue's target checks (mIoU gain over ERP, ratio to tangent,
-    AbsRel ratio, parameter ratio).
+
+@dataclass(frozen=True)
+class Timing(Record):
+    """Wall seconds of the run's stages: the teacher (trained or found cached), the distillation
+    (data, labels and training), the evaluation (once run) and in all."""
+
+    teacher: float
+    distill: float
+    eval: float | None = json_field(omit_none=True, default=None)
+    total: float = 0.0
+
+    def format(self) -> str:
+        parts = [f"teacher {_fmt(self.teacher, '.0f')} s", f"data, labels and training {_fmt(self.distill, '.0f')} s"]
+        if self.eval is not None:
+            parts.append(f"evaluation {_fmt(self.eval, '.0f')} s")
+        return f"time {_fmt(self.total, '.0f')} s ({', '.join(parts)})"
+
+
+@dataclass(frozen=True)
+class DistillRun(Result):
+    """What :func:`run` returns: the trainer's ``report`` (:class:`DistillReport`, or
+    :class:`StoppedRun`), ``timing_s``, ``machine_conv_gflops`` (this machine's speed on a reference
+    convolution: makes wall times comparable) and, once evaluated, ``eval`` (a record of
+    :mod:`panoedge.eval.distill_check`). ``out`` is the run folder and ``teacher`` the resolved
+    teacher (neither in the JSON).
+
+    The JSON is the trainer's report with ``timing_s``, ``machine_conv_gflops`` and ``eval`` appended
+    (so its ``schema`` is the trainer's ``panoedge.distill_report/1``): the form ``report.json`` has.
     """
-    from panoedge.data import resolve_data
-    from panoedge.eval.evaluate import evaluate, load_predictor
 
-    data = resolve_data(eval_data, progress)
-    out: dict = {"data": eval_data}
-    if "student" in modes:
-        out["student"] = _slim(evaluate(load_predictor(str(run), device=device), data, progress=progress))
-    for mode in ("erp", "tangent"):
-        if teacher and mode in modes:
-            out[f"teacher_{mode}"] = _slim(evaluate(load_predictor(teacher, mode, device), data, progress=progress))
-    out["targets"] = targets(out, run, teacher)
-    return out
+    report: DistillReport | StoppedRun
+    timing_s: Timing
+    machine_conv_gflops: float | None
+    eval: Any = json_field(omit_none=True, default=None)
+    out: Path = json_field(json=False, default=Path("."))
+    teacher: Any = json_field(json=False, default=None)
 
+    @property
+    def finished(self) -> bool:
+        """Whether a student was written (not stopped early)."""
+        return isinstance(self.report, DistillReport)
 
-def evaluate_clusters(run: str | Path, eval_data: str, progress: bool = False) -> dict:
-    """Label-free students: area-weighted mIoU (percent) of their clusters on ``eval_data`` after a
-    one-to-one Hungarian matching of clusters to the dataset's classes (:func:`cluster.cluster_miou`)."""
-    import numpy as np
+    def to_dict(self) -> dict:
+        body = super().to_dict()
+        del body["report"]
+        return {**self.report.to_dict(), **body}
 
-    from panoedge.data import resolve_data
-    from panoedge.distill.cluster import cluster_miou
-    from panoedge.eval.predictors import load_predictor
-    from panoedge.geometry import erp_area_weights
+    def format(self) -> str:
+        if not self.finished:
+            return self.report.format()
+        c = self.report.config
+        lines = [f"student {c.student} <- {c.teacher}: {c.steps} steps, {c.generations} generations "
+                 f"-> {self.out / 'student.pt'}",
+                 f"  {self.timing_s.format()}; this CPU: {_fmt(self.machine_conv_gflops, '.0f')} GFLOP/s "
+                 "on a reference convolution"]
+        if self.eval is not None:
+            lines.append(self.eval.format())
+        return "\n".join(lines)
 
-    data = resolve_data(eval_data, progress)
-    pred = load_predictor(str(run))
-    labels, gts = [], []
-    for stem in data.stems:
-        sample = data.load(stem, ["rgb", "semantic"])
-        labels.append(pred.predict(sample["rgb"])[0])
-        gts.append(sample["semantic"])
-    labels, gts = np.stack(labels), np.stack(gts)
-    wts = np.broadcast_to(erp_area_weights(*gts.shape[1:]), gts.shape)
-    return {"data": eval_data, "student": {"cluster_miou_area": 100.0 * cluster_miou(labels, gts, pred.num_classes,
-                                                                                  len(data.classes), wts),
-                                           "n_images": len(gts), "matching": "hungarian, one cluster per class"}}
+    def write(self) -> None:
+        """Write ``report.json`` into the run folder (a finished run, on rank 0 only)."""
+        from panoedge.distill.distributed import dist_info
+        from panoedge.home import write_json
 
-
-def _slim(rep: dict) -> dict:
-    keep = ("model", "mode", "miou_area", "miou", "per_class_iou", "absrel_area", "absrel", "rmse_area",
-            "delta1_area", "n_images", "depth_alignment", "seam")
-    return {k: rep[k] for k in keep if k in rep}
+        if self.finished and dist_info()[0] == 0:
+            write_json(Path(self.out) / REPORT_FILE, self.to_dict())
 
 
-def targets(ev: dict, run, teacher: str | None) -> dict:
-    """The issue's targets from an :func:`evaluate_run` result (``None`` where a number is missing)."""
-    s, e, t = ev.get("student", {}), ev.get("teacher_erp", {}), ev.get("teacher_tangent", {})
-    res: dict = {}
-    if s.get("miou_area") is not None and e.get("miou_area") is not None:
-        res["miou_gain_over_teacher_erp"] = s["miou_area"] - e["miou_area"]
-        res["miou_gain_ok"] = res["miou_gain_over_teacher_erp"] >= 5.0
-    if s.get("miou_area") is not None and t.get("miou_area"):
-        res["miou_ratio_to_teacher_tangent"] = s["miou_area"] / t["miou_area"]
-        res["miou_ratio_ok"] = res["miou_ratio_to_teacher_tangent"] >= 0.95
-    if s.get("absrel_area") is not None and t.get("absrel_area"):
-        res["absrel_ratio_to_teacher_tangent"] = s["absrel_area"] / t["absrel_area"]
-        res["absrel_ok"] = res["absrel_ratio_to_teacher_tangent"] <= 1.1
-    if teacher:
-        res.update(param_ratio(run, teacher))
-    return res
+def run(cfg: DistillConfig, out: str | Path, progress: bool = True, stop_at: int | None = None) -> DistillRun:
+    """The whole chain but the evaluation (module docstring): resolve the teacher once, distil.
 
-
-def param_ratio(run, teacher: str) -> dict:
-    """``{"student_params", "teacher_params", "param_ratio", "param_ok"}`` (builtin teachers only)."""
-    import torch
-
-    from panoedge.models.checkpoint import load_student
-    from panoedge.models.teachers import load_teacher
-
-    student, _ = load_student(run)
-    n_s = sum(p.numel() for p in student.parameters())
-    t = load_teacher(teacher, "cpu")
-    model = getattr(t, "model", None)
-    if not isinstance(model, torch.nn.Module):
-        return {"student_params": n_s}
-    n_t = sum(p.numel() for p in model.parameters())
-    return {"student_params": n_s, "teacher_params": n_t, "param_ratio": n_s / n_t, "param_ok": n_s * 10 <= n_t}
-
-
-def run(cfg: DistillConfig, out: str | Path, progress: bool = True, stop_at: int | None = None,
-        evaluate: bool = True) -> dict:
-    """The whole chain (module docstring); returns the run report (with ``eval`` when evaluated).
-
-    Under ``torchrun`` every rank calls this; only rank 0 evaluates.
+    Under ``torchrun`` every rank calls this. Next, :func:`panoedge.eval.distill_check.evaluate_distill_run`
+    adds the held-out evaluation.
     """
-    import time
-
-    from panoedge.distill.trainer import dist_info, distill
+    from panoedge.distill.trainer import distill
     from panoedge.env import conv_gflops
-    from panoedge.home import write_json
 
     gflops = conv_gflops()  # wall times below depend on it: 0.5 s to make them comparable across machines
     t0 = time.perf_counter()
-    cfg = resolve_teacher(cfg.validate(), progress)
+    cfg, teacher = resolve_teacher(cfg.validate(), progress)
     t_teacher = time.perf_counter() - t0
-    res = distill(cfg, out, progress, stop_at)
-    report = dict(res.report)
-    report["timing_s"] = {"teacher": t_teacher, "distill": time.perf_counter() - t0 - t_teacher}
-    report["machine_conv_gflops"] = gflops
-    held = eval_data_spec(cfg)
-    if evaluate and res.student is not None and held and dist_info()[0] == 0:
-        t1 = time.perf_counter()
-        report["eval"] = (evaluate_clusters(out, held, progress) if cfg.n_clusters
-                          else evaluate_run(out, cfg.teacher, held, progress))
-        report["timing_s"]["eval"] = time.perf_counter() - t1
-    report["timing_s"]["total"] = time.perf_counter() - t0
-    if res.student is not None and dist_info()[0] == 0:
-        write_json(Path(out) / "report.json", report)
-    return report
+    res = distill(cfg, out, progress=progress, stop_at=stop_at, teacher=teacher)
+    t_all = time.perf_counter() - t0
+    result = DistillRun(report=res.report, timing_s=Timing(teacher=t_teacher, distill=t_all - t_teacher, total=t_all),
+                        machine_conv_gflops=gflops, out=Path(out), teacher=teacher)
+    result.write()
+    return result

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import io
 import math
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -37,7 +36,7 @@ from panoedge.distill.pseudo_set import SCHEMA, PseudoLabelSet, shard_name
 from panoedge.distill.tangent import PatchLayout, make_layout, tangent_predict
 from panoedge.errors import DataError, UsageError
 from panoedge.home import atomic_write_bytes, atomic_write_text, cache_dir, content_key, sha256_file, write_json
-from panoedge.models.teachers import TEACHER_KINDS, ClassMap, load_class_map, load_teacher, shipped_class_maps
+from panoedge.models.teachers import ClassMap, ResolvedTeacher, load_class_map, resolve_teacher_spec, shipped_class_maps
 from panoedge.models.teachers.classmap import normalise_name
 
 __all__ = ["PseudoLabelSet", "PseudoLabelSpec", "build_pseudo_labels", "check_teacher_classes", "pseudo_key",
@@ -139,27 +138,8 @@ def _short(names, n: int = 8) -> str:
 
 
 def teacher_fingerprint(spec: str) -> list:
-    """``[part, [(file, sha256), ...]]`` per part of a teacher spec: what its outputs depend on.
-
-    ``builtin:`` hashes ``teacher.pt`` and ``teacher.json``; a model file hashes itself and its
-    ``.yaml`` sidecar; a local folder (``hf:DIR``) every file in it; a hub id only its name.
-    """
-    kinds = "|".join(re.escape(k) for k in sorted(TEACHER_KINDS, key=len, reverse=True))
-    out = []
-    for part in re.split(rf"\+(?=(?:{kinds}):)", spec.strip()):
-        kind, _, target = part.partition(":")
-        p = Path(target).expanduser()
-        if kind == "builtin":
-            files = [p / "teacher.pt", p / "teacher.json"]
-        elif p.is_file():
-            files = [p, p.with_suffix(".yaml")]
-        elif p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.is_file())
-        else:
-            files = []
-        out.append([part, [(str(f.relative_to(p)) if p.is_dir() else f.name, sha256_file(f))
-                           for f in files if f.is_file()]])
-    return out
+    """``[part, [(file, sha256), ...]]`` per part of a teacher spec (:meth:`ResolvedTeacher.fingerprint`)."""
+    return resolve_teacher_spec(spec).fingerprint()
 
 
 def _class_map_fingerprint(class_map: str | None) -> str | None:
@@ -170,13 +150,15 @@ def _class_map_fingerprint(class_map: str | None) -> str | None:
     return sha256_file(path) if path is not None else class_map
 
 
-def pseudo_key(data: DatasetFolder, spec: PseudoLabelSpec, student_classes) -> str:
-    """The cache key: teacher files, class map, dataset files (names, sizes, mtimes), spec, student classes."""
+def pseudo_key(data: DatasetFolder, spec: PseudoLabelSpec, student_classes, teacher: ResolvedTeacher | None = None) -> str:
+    """The cache key: teacher files, class map, dataset files (names, sizes, mtimes), spec, student classes.
+
+    ``teacher``: ``spec.teacher`` already resolved (else it is resolved here)."""
     rgb = data.files["rgb"]
     if not rgb:
         raise DataError(f"{data.root}: no panoramas in rgb/; pseudo labels need ERP images")
     files = [(s, p.stat().st_size, p.stat().st_mtime_ns) for s, p in sorted(rgb.items())]
-    return content_key("pseudo", VERSION, spec.to_dict(), teacher_fingerprint(spec.teacher),
+    return content_key("pseudo", VERSION, spec.to_dict(), resolve_teacher_spec(teacher or spec.teacher).fingerprint(),
                        _class_map_fingerprint(spec.class_map), str(data.root.resolve()), files,
                        [str(c) for c in student_classes])
 
@@ -228,28 +210,31 @@ def _label_one(teacher, layout, cmap, rgb: np.ndarray, device, out_hw=None, fusi
     return res
 
 
-def build_pseudo_labels(data: DatasetFolder, teacher_spec: str | None, spec: PseudoLabelSpec, student_classes,
-                        rank: int = 0, world_size: int = 1, progress: bool = True, device: str = "cpu") -> PseudoLabelSet:
+def build_pseudo_labels(data: DatasetFolder, teacher: ResolvedTeacher | str | None, spec: PseudoLabelSpec,
+                        student_classes, rank: int = 0, world_size: int = 1, progress: bool = True,
+                        device: str = "cpu") -> PseudoLabelSet:
     """Build (or reuse, or resume) the pseudo labels of ``data`` for ``spec``; see the module docstring.
 
-    ``teacher_spec`` must equal ``spec.teacher`` (or be ``None``). The teacher is loaded only
+    ``teacher`` is the resolved teacher (or its spec) and must be ``spec.teacher`` (or ``None``:
+    resolved from ``spec.teacher``). The teacher is loaded only
     if this rank has shards to build (or ``meta.json`` is not written yet); its classes are
     checked against ``student_classes`` (:func:`check_teacher_classes`) before any image is
     processed. ``device`` is where the teacher runs (e.g. ``f"cuda:{rank}"``). A panorama that is not 2:1
     is a ``UsageError`` naming its file; an empty or unreadable folder a ``DataError``.
     """
-    if teacher_spec is not None and teacher_spec != spec.teacher:
-        raise UsageError(f"teacher {teacher_spec!r} differs from the pseudo-label spec's {spec.teacher!r}")
+    if teacher is not None and str(teacher) != spec.teacher.strip():
+        raise UsageError(f"teacher {str(teacher)!r} differs from the pseudo-label spec's {spec.teacher!r}")
+    resolved = resolve_teacher_spec(spec.teacher if teacher is None else teacher)
     if not 0 <= int(rank) < int(world_size):
         raise UsageError(f"rank {rank} of world_size {world_size}: need 0 <= rank < world_size")
     stems = data.stems
-    root = cache_dir("pseudo", pseudo_key(data, spec, student_classes))
+    root = cache_dir("pseudo", pseudo_key(data, spec, student_classes, resolved))
     if (root / "complete").is_file():
         return PseudoLabelSet(root)
     n_shards = math.ceil(len(stems) / spec.shard_size)
     todo = [i for i in range(rank, n_shards, world_size) if not (root / shard_name(i)).is_file()]
     if todo or not (root / "meta.json").is_file():
-        teacher = load_teacher(spec.teacher, device)
+        teacher = resolved.load(device)
         cmap = check_teacher_classes(teacher, student_classes, spec.class_map)
         layout = spec.layout(teacher.input_hw)
         classes = list(cmap.target) if cmap is not None else (list(teacher.classes) if teacher.classes else None)

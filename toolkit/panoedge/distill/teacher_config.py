@@ -64,3 +64,16 @@ class TeacherTrainConfig:
         if not 0 <= self.seed < 9000:
             raise UsageError(f"seed {self.seed}: must be in [0, 9000) (held-out worlds use a separate range)")
         return replace(self, view_hw=(h, w), erp_hw=(eh, ew), fov_deg=(float(lo), float(hi)))
+
+
+def teacher_config_from_flags(*, data: str, family: str | None = None, **flags) -> TeacherTrainConfig:
+    """Defaults < ``flags`` (``None``: not given) for ``panoedge teacher train``; ``family`` defaults to
+    ``FAMILY`` of ``data`` = ``synth:FAMILY`` (a dataset folder needs it given)."""
+    from panoedge.distill.config import synth_family
+
+    if family is None:
+        family = synth_family(data)
+        if family is None:
+            raise UsageError(f"--data {data}: a dataset folder needs --family indoor|outdoor (its class set)")
+    given = {k: v for k, v in flags.items() if v is not None}
+    return replace(TeacherTrainConfig(), data=data, family=family, **given)

@@ -27,7 +27,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,23 +37,34 @@ from panoedge.progress import tqdm
 
 from panoedge.distill.config import lr_at
 from panoedge.distill.teacher_config import TeacherTrainConfig
+from panoedge.distill.teacher_report import (  # noqa: F401  (REPORT_SCHEMA and read_teacher_report: re-exported)
+    ERP_NOTE,
+    REPORT_SCHEMA,
+    TANGENT_NOTE,
+    DistortionGap,
+    ErpScores,
+    PerspectiveScores,
+    TangentScores,
+    TeacherReport,
+    TeacherScores,
+    TeacherStopped,
+    TeacherTrainStats,
+    read_teacher_report,
+)
 from panoedge.errors import DataError, Interrupted, UsageError
 from panoedge import metrics
 from panoedge.home import atomic_write_bytes, cache_dir, content_key, write_json
 from panoedge.signals import deferred_interrupt
 from panoedge.synth.world import FAMILIES, class_names
 
-REPORT_SCHEMA = "panoedge.teacher_report/1"
 ARCH = "teacher-large"
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 EVAL_SEED_BASE = 900_000_000
 VIEWS_PER_WORLD = 8
 SHARD = 64
 CKPT = "ckpt.pt"
-TANGENT_NOTE = ("the teacher runs on the default tangent layout (patches of its input size) fused to "
-                "ERP (panoedge.distill.tangent): how distillation sees it")
-ERP_NOTE = ("the teacher runs on the whole ERP image through its adapter (resized to input_hw and "
-            "back); its z-depth output is read as ERP range as-is: the naive use the gap measures")
+LOSS_CURVE_POINTS = 50
+"""About this many points of the loss curve go into the report (every ``len // 50``-th step, plus the last)."""
 
 
 # --- data ----------------------------------------------------------------------------------
@@ -274,16 +285,59 @@ def _resume_state(ckpt_path: Path, cfg: TeacherTrainConfig) -> dict:
     return state
 
 
+def _start(cfg: TeacherTrainConfig, state: dict | None, n_classes: int):
+    """``(model, optimiser, step, curve)``: a fresh network, or the checkpoint ``state``'s."""
+    from panoedge.models.teacher_net import create_teacher_net
+
+    torch.manual_seed(cfg.seed)
+    model = create_teacher_net(ARCH, n_classes, width_mult=cfg.width_mult, max_depth_m=cfg.max_depth_m)
+    model = model.to(memory_format=torch.channels_last)  # oneDNN's convolutions run faster so on CPU
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if state is None:
+        return model, opt, 0, []
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["torch_rng"])
+    return model, opt, int(state["step"]), list(state["curve"])
+
+
+def _loop(cfg: TeacherTrainConfig, model, opt, views, *, ckpt_path: Path, start: int, end: int, curve: list,
+          progress: bool) -> float | None:
+    """Steps ``start..end-1`` (appending to ``curve``), checkpoints every ``ckpt_every``; a signal saves
+    and raises :class:`Interrupted`. Returns seconds per step (``None`` when no step ran)."""
+    model.train()
+    t0, t_steps = time.perf_counter(), 0
+    bar = tqdm(range(start, end), desc="teacher train", unit="step", initial=start, total=end, disable=not progress)
+    with deferred_interrupt() as stop:
+        for step in bar:
+            for g in opt.param_groups:
+                g["lr"] = lr_at(cfg, step)
+            x, depth, labels = _batch(cfg, views, step)
+            loss, ce, dl = _loss(cfg, model, x=x, depth=depth, labels=labels)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            t_steps += 1
+            curve.append([step + 1, round(float(loss.detach()), 5), round(ce, 5), round(dl, 5)])
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", ce=f"{ce:.3f}", depth=f"{dl:.3f}")
+            if (step + 1) % cfg.ckpt_every == 0 or step + 1 == end:
+                _save_ckpt(ckpt_path, cfg, model=model, opt=opt, step=step + 1, curve=curve)
+            if stop.requested and step + 1 < end:
+                _save_ckpt(ckpt_path, cfg, model=model, opt=opt, step=step + 1, curve=curve)
+                raise Interrupted(f"{stop.name} at step {step + 1} of {cfg.steps}: checkpoint saved to {ckpt_path}; "
+                                  f"run the same command again (same --out and options) to resume from there")
+    return (time.perf_counter() - t0) / t_steps if t_steps else None
+
+
 def train_teacher(cfg: TeacherTrainConfig, out_dir: str | Path, progress: bool = True, resume: bool = True,
-                  stop_at: int | None = None) -> dict:
-    """Train the teacher of ``cfg`` into ``out_dir`` and evaluate it; returns the report dict.
+                  stop_at: int | None = None) -> TeacherReport | TeacherStopped:
+    """Train the teacher of ``cfg`` into ``out_dir`` and evaluate it; returns the :class:`TeacherReport`.
 
     ``resume`` continues from ``out_dir/ckpt.pt`` when its config matches ``cfg`` (a different
     config is a ``UsageError``; ``resume=False`` starts over). ``stop_at`` ends the call after
-    that many steps in all, with a checkpoint and no teacher folder (returns ``{"stopped_at": step}``).
+    that many steps in all, with a checkpoint and no teacher folder (returns a :class:`TeacherStopped`).
     """
     from panoedge.env import machine_info
-    from panoedge.models.teacher_net import create_teacher_net
 
     cfg = cfg.validate()
     out = Path(out_dir)
@@ -293,50 +347,23 @@ def train_teacher(cfg: TeacherTrainConfig, out_dir: str | Path, progress: bool =
     classes = class_names(cfg.family)
     state = _resume_state(ckpt_path, cfg) if resume and ckpt_path.is_file() else None  # refused before any work
     train_views = load_views(cfg, "train", progress)
-    torch.manual_seed(cfg.seed)
-    model = create_teacher_net(ARCH, len(classes), width_mult=cfg.width_mult, max_depth_m=cfg.max_depth_m)
-    model = model.to(memory_format=torch.channels_last)  # oneDNN's convolutions run 11-14% faster so on CPU
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    step, curve = 0, []
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
-        step, curve = int(state["step"]), list(state["curve"])
+    model, opt, step, curve = _start(cfg, state, len(classes))
     end = cfg.steps if stop_at is None else min(cfg.steps, int(stop_at))
-    model.train()
-    t0, t_steps = time.perf_counter(), 0
-    bar = tqdm(range(step, end), desc="teacher train", unit="step", initial=step, total=end, disable=not progress)
-    with deferred_interrupt() as stop:
-        for step in bar:
-            for g in opt.param_groups:
-                g["lr"] = lr_at(cfg, step)
-            x, depth, labels = _batch(cfg, train_views, step)
-            loss, ce, dl = _loss(cfg, model, x, depth, labels)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            t_steps += 1
-            curve.append([step + 1, round(float(loss.detach()), 5), round(ce, 5), round(dl, 5)])
-            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", ce=f"{ce:.3f}", depth=f"{dl:.3f}")
-            if (step + 1) % cfg.ckpt_every == 0 or step + 1 == end:
-                _save_ckpt(ckpt_path, cfg, model, opt, step + 1, curve)
-            if stop.requested and step + 1 < end:
-                _save_ckpt(ckpt_path, cfg, model, opt, step + 1, curve)
-                raise Interrupted(f"{stop.name} at step {step + 1} of {cfg.steps}: checkpoint saved to {ckpt_path}; "
-                                  f"run the same command again (same --out and options) to resume from there")
-    s_per_step = (time.perf_counter() - t0) / t_steps if t_steps else None
+    s_per_step = _loop(cfg, model, opt, train_views, ckpt_path=ckpt_path, start=step, end=end, curve=curve,
+                       progress=progress)
     if end < cfg.steps:
-        return {"stopped_at": end, "s_per_step": s_per_step, "curve": curve}
+        return TeacherStopped(stopped_at=end, s_per_step=s_per_step, curve=curve)
     if not ckpt_path.is_file():
-        _save_ckpt(ckpt_path, cfg, model, opt, end, curve)
+        _save_ckpt(ckpt_path, cfg, model=model, opt=opt, step=end, curve=curve)
     _write_teacher(out, model, classes, cfg)
-    report = {"schema": REPORT_SCHEMA, "machine": machine_info(backends_used=["torch"]), "config": asdict(cfg),
-              "arch": ARCH, "params": sum(p.numel() for p in model.parameters()),
-              "train": {"steps": cfg.steps, "s_per_step_this_run": s_per_step, "threads": torch.get_num_threads(),
-                        "loss_curve": curve[:: max(1, len(curve) // 50)] + curve[-1:]}}
-    report.update(evaluate_teacher(cfg, "builtin:" + str(out), progress))
-    write_json(out / "report.json", report)
+    train = TeacherTrainStats(steps=cfg.steps, s_per_step_this_run=s_per_step, threads=torch.get_num_threads(),
+                              loss_curve=curve[:: max(1, len(curve) // LOSS_CURVE_POINTS)] + curve[-1:])
+    scores = evaluate_teacher(cfg, "builtin:" + str(out), progress)
+    report = TeacherReport(machine=machine_info(backends_used=["torch"]), config=cfg, arch=ARCH,
+                           params=sum(p.numel() for p in model.parameters()), train=train,
+                           perspective=scores.perspective, erp=scores.erp, tangent=scores.tangent, gap=scores.gap,
+                           out=out)
+    write_json(out / "report.json", report.to_dict())
     return report
 
 
@@ -378,8 +405,8 @@ def _scores(pred_l, gt_l, pred_d, gt_d, k: int, classes, weights=None) -> dict:
             "per_class_iou": {c: (None if np.isnan(v) else 100.0 * float(v)) for c, v in zip(classes, iou)}, **d}
 
 
-def evaluate_teacher(cfg: TeacherTrainConfig, spec: str, progress: bool = False) -> dict:
-    """``{"perspective", "erp", "gap"}`` of teacher ``spec`` on ``cfg``'s held-out views and panoramas.
+def evaluate_teacher(cfg: TeacherTrainConfig, spec: str, progress: bool = False) -> TeacherScores:
+    """:class:`TeacherScores` of teacher ``spec`` on ``cfg``'s held-out views and panoramas.
 
     Perspective: mIoU (percent), per-class IoU, AbsRel/RMSE/delta1 on z-depth. ERP: the same
     teacher on whole held-out panoramas; ``miou_area``/``absrel_area`` weighted by
@@ -394,28 +421,27 @@ def evaluate_teacher(cfg: TeacherTrainConfig, spec: str, progress: bool = False)
     k = len(classes)
     views = load_views(cfg, "eval", progress)
     pl, pd = _predict(teacher, views["rgb"])
-    persp = {**_scores(pl, views["labels"], pd, views["depth"], k, classes),
-             "n_images": len(pl), "size": list(cfg.view_hw)}
+    persp = PerspectiveScores(**_scores(pl, views["labels"], pred_d=pd, gt_d=views["depth"], k=k, classes=classes),
+                              n_images=len(pl), size=list(cfg.view_hw))
     panos = _eval_panoramas(cfg)
     rgb = np.stack([p["rgb"] for p in panos])
     gl, gd = np.stack([p["labels"] for p in panos]), np.stack([p["depth"] for p in panos])
     el, ed = _predict(teacher, rgb)
     h, w = rgb.shape[1:3]
     wts = np.broadcast_to(erp_area_weights(h, w), gl.shape)
-    area = _scores(el, gl, ed, gd, k, classes, wts)
-    plain = _scores(el, gl, ed, gd, k, classes)
-    erp = {"miou_area": area["miou"], "miou": plain["miou"], "per_class_iou": area["per_class_iou"],
-           "per_class_iou_plain": plain["per_class_iou"], "absrel_area": area["absrel"], "absrel": plain["absrel"],
-           "rmse_area": area["rmse"], "rmse": plain["rmse"], "delta1_area": area["delta1"], "delta1": plain["delta1"],
-           "n_images": len(panos), "size": [h, w], "note": ERP_NOTE}
+    area = _scores(el, gl, pred_d=ed, gt_d=gd, k=k, classes=classes, weights=wts)
+    plain = _scores(el, gl, pred_d=ed, gt_d=gd, k=k, classes=classes)
+    erp = ErpScores(miou_area=area["miou"], miou=plain["miou"], per_class_iou=area["per_class_iou"],
+                    per_class_iou_plain=plain["per_class_iou"], absrel_area=area["absrel"], absrel=plain["absrel"],
+                    rmse_area=area["rmse"], rmse=plain["rmse"], delta1_area=area["delta1"], delta1=plain["delta1"],
+                    n_images=len(panos), size=[h, w])
     tl, td = _predict(teacher, rgb, batch=2, tangent=True)
-    tarea = _scores(tl, gl, td, gd, k, classes, wts)
-    tangent = {"miou_area": tarea["miou"], "miou": _scores(tl, gl, td, gd, k, classes)["miou"],
-               "per_class_iou": tarea["per_class_iou"], "absrel_area": tarea["absrel"],
-               "rmse_area": tarea["rmse"], "delta1_area": tarea["delta1"], "n_images": len(panos), "size": [h, w],
-               "note": TANGENT_NOTE}
-    gap = {"miou_points": persp["miou"] - erp["miou_area"],
-           "absrel_ratio": erp["absrel_area"] / persp["absrel"] if persp["absrel"] else None,
-           "tangent_over_erp_miou_points": tangent["miou_area"] - erp["miou_area"]}
-    return {"perspective": persp, "erp": erp, "tangent": tangent, "gap": gap}
+    tarea = _scores(tl, gl, pred_d=td, gt_d=gd, k=k, classes=classes, weights=wts)
+    tangent = TangentScores(miou_area=tarea["miou"], miou=_scores(tl, gl, pred_d=td, gt_d=gd, k=k, classes=classes)["miou"],
+                            per_class_iou=tarea["per_class_iou"], absrel_area=tarea["absrel"],
+                            rmse_area=tarea["rmse"], delta1_area=tarea["delta1"], n_images=len(panos), size=[h, w])
+    gap = DistortionGap(miou_points=persp.miou - erp.miou_area,
+                        absrel_ratio=erp.absrel_area / persp.absrel if persp.absrel else None,
+                        tangent_over_erp_miou_points=tangent.miou_area - erp.miou_area)
+    return TeacherScores(perspective=persp, erp=erp, tangent=tangent, gap=gap)
 

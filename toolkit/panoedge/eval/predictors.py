@@ -256,14 +256,18 @@ class OnnxPredictor(Predictor):
 
 
 class TeacherPredictor(Predictor):
-    """A teacher spec on the whole ERP image (``erp``) or on fused tangent patches (``tangent``)."""
+    """A teacher spec on the whole ERP image (``erp``) or on fused tangent patches (``tangent``).
 
-    def __init__(self, spec: str, mode: str = "erp", device: str = "cpu", layout=None):
+    ``spec``: a spec string or a :class:`~panoedge.models.teachers.ResolvedTeacher` (whose loaded
+    model is shared with whoever loaded it first)."""
+
+    def __init__(self, spec, mode: str = "erp", device: str = "cpu", layout=None):
         from panoedge.distill.tangent import default_layout, make_layout
-        from panoedge.models.teachers import load_teacher
+        from panoedge.models.teachers import resolve_teacher_spec
 
-        self.teacher = load_teacher(spec, _torch_device(device))
-        self.mode, self.name = mode, spec
+        resolved = resolve_teacher_spec(spec)
+        self.teacher = resolved.load(_torch_device(device))
+        self.mode, self.name = mode, resolved.spec
         if isinstance(layout, dict):  # make_layout options; the patch size defaults to the teacher's input
             layout = make_layout(**{"patch_hw": self.teacher.input_hw, **layout})
         self.layout = (layout or default_layout(self.teacher.input_hw)) if mode == "tangent" else None
@@ -386,10 +390,12 @@ def load_predictor(model: str, mode: str = "erp", device: str = "auto", layout=N
     dict of :func:`~panoedge.distill.tangent.make_layout` options whose ``patch_hw`` defaults to
     the teacher's ``input_hw``; ``None`` is the default layout at that patch size.
     """
-    from panoedge.models.teachers import TEACHER_KINDS
+    from panoedge.models.teachers import TEACHER_KINDS, ResolvedTeacher
 
     if mode not in MODES:
         raise UsageError(f"mode {mode!r}: choose one of {', '.join(MODES)}")
+    if isinstance(model, ResolvedTeacher):  # a teacher resolved once by the caller (a distillation run)
+        return TeacherPredictor(model, mode, device, layout)
     text = str(model)
     kind, sep, _ = text.partition(":")
     if sep and kind in TEACHER_KINDS:

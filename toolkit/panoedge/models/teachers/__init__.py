@@ -34,11 +34,6 @@ Importing the adapter modules below registers their kinds in :data:`TEACHER_KIND
 
 from __future__ import annotations
 
-import re
-
-import torch
-
-from panoedge.errors import UsageError, unknown_name
 from panoedge.models.teachers.base import (
     DEPTH_KINDS,
     TEACHER_KINDS,
@@ -59,76 +54,7 @@ from panoedge.models.teachers.hf_teacher import HFTeacher
 from panoedge.models.teachers.onnx_teacher import OnnxTeacher
 from panoedge.models.teachers.sidecar import Sidecar, read_sidecar
 from panoedge.models.teachers.torchscript_teacher import TorchScriptTeacher
-
-
-class CombinedTeacher(Teacher):
-    """Several teachers as one: ``probs``/``classes`` from the first part that has classes,
-    ``depth``/``depth_kind`` from the first part that has depth (one call when that is the
-    same part). Every part must contribute something. ``features`` come from the part that
-    gives the classes, else the depth part.
-    """
-
-    def __init__(self, parts: list[Teacher]):
-        seg = next((p for p in parts if p.classes is not None), None)
-        depth = next((p for p in parts if p.depth_kind is not None), None)
-        unused = [p.name for p in parts if p is not seg and p is not depth]
-        if unused:
-            raise UsageError(f"teacher {' + '.join(p.name for p in parts)}: {', '.join(unused)} adds nothing "
-                             "(classes come from the first part that has them, depth likewise)")
-        self.parts, self.seg_part, self.depth_part = parts, seg, depth
-        self.name = "+".join(p.name for p in parts)
-        self.classes = seg.classes if seg else None
-        self.depth_kind = depth.depth_kind if depth else None
-        first = seg or depth
-        self.input_hw, self.device = first.input_hw, first.device
-
-    def predict(self, images: torch.Tensor, features: bool = False) -> TeacherOutput:
-        """Each used part's :meth:`Teacher.predict`, merged (shapes as in :class:`TeacherOutput`)."""
-        first = self.seg_part or self.depth_part
-        out = first.predict(images, features=features)
-        if self.seg_part is None:
-            return out
-        merged = TeacherOutput(probs=out.probs, classes=out.classes, features=out.features)
-        if self.depth_part is self.seg_part:
-            merged.depth, merged.depth_kind = out.depth, out.depth_kind
-        elif self.depth_part is not None:
-            d = self.depth_part.predict(images, features=features and out.features is None)
-            merged.depth, merged.depth_kind = d.depth, d.depth_kind
-            if merged.features is None:
-                merged.features = d.features
-        return merged
-
-
-def _split_spec(spec: str) -> list[str]:
-    """``"hf:A+onnx:b+c.onnx"`` -> ``["hf:A", "onnx:b+c.onnx"]``: splits only before ``+KIND:``."""
-    kinds = "|".join(re.escape(k) for k in sorted(TEACHER_KINDS, key=len, reverse=True))
-    return re.split(rf"\+(?=(?:{kinds}):)", spec)
-
-
-def _load_one(spec: str, device: torch.device) -> Teacher:
-    kind, sep, target = spec.partition(":")
-    if not sep or not kind:
-        raise UsageError(f"teacher spec {spec!r}: expected KIND:PATH_OR_ID with KIND one of "
-                         f"{', '.join(sorted(TEACHER_KINDS))}")
-    if kind not in TEACHER_KINDS:
-        raise unknown_name("teacher kind", kind, TEACHER_KINDS)
-    if not target:
-        raise UsageError(f"teacher spec {spec!r}: nothing after {kind}:; give a path or id")
-    return TEACHER_KINDS[kind](target, device)
-
-
-def load_teacher(spec: str, device: str | torch.device = "cpu") -> Teacher:
-    """Load the teacher ``spec`` (see the module docstring) onto ``device``.
-
-    Raises ``UsageError`` for a malformed spec or unknown kind (listing the valid kinds),
-    ``DataError`` for a missing or unreadable model, ``ConfigError`` for a bad sidecar or
-    ``teacher.json`` field; all before any image is processed.
-    """
-    if not isinstance(spec, str) or not spec.strip():
-        raise UsageError(f"teacher spec {spec!r}: expected KIND:PATH_OR_ID, e.g. hf:nvidia/segformer-b0-finetuned-ade-512-512")
-    dev = resolve_device(device)
-    parts = [_load_one(s, dev) for s in _split_spec(spec.strip())]
-    return parts[0] if len(parts) == 1 else CombinedTeacher(parts)
+from panoedge.models.teachers.spec import CombinedTeacher, ResolvedTeacher, load_teacher, resolve_teacher_spec
 
 
 __all__ = [
@@ -140,6 +66,7 @@ __all__ = [
     "HFTeacher",
     "ModelTeacher",
     "OnnxTeacher",
+    "ResolvedTeacher",
     "Sidecar",
     "Teacher",
     "TeacherOutput",
@@ -150,6 +77,7 @@ __all__ = [
     "read_sidecar",
     "read_teacher_meta",
     "register_teacher_kind",
+    "resolve_teacher_spec",
     "save_teacher_folder",
     "shipped_class_maps",
 ]
