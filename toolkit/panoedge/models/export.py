@@ -115,26 +115,58 @@ def export_student_onnx(model: nn.Module, path: str | os.PathLike, hw: tuple[int
     ``panoedge.depth_kind`` says what the depth output is: ``metric`` (metres; the default for a
     depth head), ``relative`` (range up to scale and shift) or ``none`` (no depth head).
     """
-    import onnx
-
     h, w = (int(v) for v in hw)
     check_input(torch.empty(1, 3, h, w, device="meta"))
-    if opset < 13:
-        raise UsageError(f"opset {opset}: need 13 or newer")
+    if opset < MIN_OPSET:
+        raise UsageError(f"opset {opset}: need {MIN_OPSET} or newer")
     config = getattr(model, "config", None)
     if config is None or not hasattr(config, "heads"):
         raise UsageError("export_student_onnx needs a panoedge student (a model with .config.heads)")
     heads = tuple(config.heads)
-    wrapper = _TupleOutputs(prepare_for_export(model, (h, w)), heads)
+    kind = (depth_kind or "metric") if "depth" in heads else "none"
+    if kind not in DEPTH_KINDS:
+        raise UsageError(f"depth kind {depth_kind!r}: choose metric or relative")
+    if classes is not None and len(classes) != config.num_classes:
+        raise UsageError(f"{len(classes)} class names for a student with {config.num_classes} classes")
+
+    proto = _trace(_TupleOutputs(prepare_for_export(model, (h, w)), heads), heads=heads, hw=(h, w), opset=int(opset),
+                   dynamic_batch=dynamic_batch)
+    meta = {
+        "panoedge.config": config.to_dict(),
+        "panoedge.preprocess": getattr(model, "preprocess", None),
+        "panoedge.export": {"hw": [h, w], "opset": int(opset), "dynamic_batch": bool(dynamic_batch),
+                            "batchnorm_folded": True, "torch": torch.__version__},
+        "panoedge.depth_kind": kind,
+    }
+    if classes is not None:
+        meta["panoedge.classes"] = list(classes)
+    if colors is not None:
+        meta["panoedge.colors"] = [[int(c) for c in col] for col in colors]
+    for key, value in meta.items():
+        prop = proto.metadata_props.add()
+        prop.key, prop.value = key, json.dumps(value, sort_keys=True)
+    return _write_atomically(proto, Path(path))
+
+
+MIN_OPSET = 13
+"""The oldest ONNX opset the export supports (``Resize`` and ``Split`` as the deployable set uses them)."""
+DEPTH_KINDS = ("metric", "relative", "none")
+
+
+def _trace(wrapper: nn.Module, heads: tuple[str, ...], hw: tuple[int, int], opset: int, dynamic_batch: bool):
+    """``wrapper`` traced with the TorchScript exporter, checked by ``onnx.checker`` and against
+    :data:`ALLOWED_ONNX_OPS`; the ONNX ``ModelProto``."""
+    import onnx
+
+    h, w = hw
     names = ["image", *heads]
     dynamic_axes = {n: {0: "batch"} for n in names} if dynamic_batch else None
-
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
         warnings.simplefilter("ignore", category=DeprecationWarning)
         torch.onnx.export(wrapper, (torch.zeros(1, 3, h, w),), buf, dynamo=False,
-                          opset_version=int(opset), input_names=["image"], output_names=list(heads),
+                          opset_version=opset, input_names=["image"], output_names=list(heads),
                           dynamic_axes=dynamic_axes, do_constant_folding=True)
     proto = onnx.load_from_string(buf.getvalue())
     _inline_shared_initializers(proto)
@@ -142,28 +174,11 @@ def export_student_onnx(model: nn.Module, path: str | os.PathLike, hw: tuple[int
     bad = graph_op_types(proto) - ALLOWED_ONNX_OPS
     if bad:
         raise UsageError(f"model exports op types outside the deployable set: {', '.join(sorted(bad))}")
+    return proto
 
-    meta = {
-        "panoedge.config": config.to_dict(),
-        "panoedge.preprocess": getattr(model, "preprocess", None),
-        "panoedge.export": {"hw": [h, w], "opset": int(opset), "dynamic_batch": bool(dynamic_batch),
-                            "batchnorm_folded": True, "torch": torch.__version__},
-    }
-    kind = (depth_kind or "metric") if "depth" in heads else "none"
-    if kind not in ("metric", "relative", "none"):
-        raise UsageError(f"depth kind {depth_kind!r}: choose metric or relative")
-    meta["panoedge.depth_kind"] = kind
-    if classes is not None:
-        if len(classes) != config.num_classes:
-            raise UsageError(f"{len(classes)} class names for a student with {config.num_classes} classes")
-        meta["panoedge.classes"] = list(classes)
-    if colors is not None:
-        meta["panoedge.colors"] = [[int(c) for c in col] for col in colors]
-    for key, value in meta.items():
-        prop = proto.metadata_props.add()
-        prop.key, prop.value = key, json.dumps(value, sort_keys=True)
 
-    path = Path(path)
+def _write_atomically(proto, path: Path) -> Path:
+    """``proto`` written to a temporary file beside ``path``, then renamed into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
