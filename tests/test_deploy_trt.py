@@ -386,7 +386,7 @@ def test_doctor_and_backend_selection_agree(monkeypatch, have):
     from panoedge.runtime import bundle as rb
     from panoedge.runtime import cuda_binding
 
-    monkeypatch.setattr(cuda_binding, "_spec", lambda m: m in have)
+    monkeypatch.setattr(cuda_binding, "installed", lambda m: m in have)
     usable = backends()["trt"].usable
     assert usable == rb._usable("trt") == ("tensorrt" in have and len(have) > 1)
     if have == {"tensorrt"}:
@@ -404,11 +404,11 @@ def test_cuda_python_built_for_another_cuda_is_skipped_on_a_jetson(monkeypatch, 
     monkeypatch.setattr(cuda_binding, "TEGRA_RELEASE", tmp_path / "tegra")
     monkeypatch.setattr(cuda_binding, "CUDA_VERSION_FILE", tmp_path / "version.json")
     monkeypatch.setattr(cuda_binding, "cuda_python_major", lambda: 13)
-    monkeypatch.setattr(cuda_binding, "_spec", lambda m: m in {"tensorrt", "cuda.bindings.runtime"})
+    monkeypatch.setattr(cuda_binding, "installed", lambda m: m in {"tensorrt", "cuda.bindings.runtime"})
     assert cuda_binding.jetson_cuda_major() == 12 and cuda_binding.binding_name() is None
     why = backends()["trt"].why
     assert "cuda-python 13.x is built for CUDA 13" in why and "'cuda-python>=12,<13'" in why
-    monkeypatch.setattr(cuda_binding, "_spec", lambda m: m in {"tensorrt", "cuda.bindings.runtime", "pycuda.driver"})
+    monkeypatch.setattr(cuda_binding, "installed", lambda m: m in {"tensorrt", "cuda.bindings.runtime", "pycuda.driver"})
     assert cuda_binding.binding_name() == "pycuda"  # pycuda is used instead
     monkeypatch.setattr(cuda_binding, "cuda_python_major", lambda: 12)
     assert cuda_binding.binding_name() == "cuda-python"

@@ -74,7 +74,7 @@ class DatasetFolder:
 
     @property
     def colors(self) -> np.ndarray:
-        return np.asarray(self.meta.get("colors") or _default_colors(len(self.classes)), dtype=np.uint8)
+        return np.asarray(self.meta.get("colors") or default_colors(len(self.classes)), dtype=np.uint8)
 
     def _files(self, modality: str) -> dict[str, Path]:
         folder = self.root / modality
@@ -112,6 +112,6 @@ class DatasetFolder:
         return out
 
 
-def _default_colors(k: int) -> np.ndarray:
+def default_colors(k: int) -> np.ndarray:
     rng = np.random.default_rng(12345)
     return rng.integers(40, 255, (k, 3))

@@ -129,9 +129,9 @@ def _classes(from_model: dict, data, num_classes: int) -> dict:
     if len(cls["classes"]) != num_classes:
         raise DataError(f"{len(cls['classes'])} class names for a model with {num_classes} classes")
     if cls.get("colors") is None:
-        from panoedge.data.folder import _default_colors
+        from panoedge.data.folder import default_colors
 
-        cls["colors"] = _default_colors(num_classes).tolist()
+        cls["colors"] = default_colors(num_classes).tolist()
     return {"classes": list(cls["classes"]), "colors": [list(map(int, c)) for c in cls["colors"]]}
 
 

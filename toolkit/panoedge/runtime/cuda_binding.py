@@ -25,7 +25,8 @@ BINDINGS = {"cuda-python": ("cuda.bindings.runtime", "cuda.cudart"), "pycuda": (
 INSTALL_HINT = "pip install 'panoedge[tensorrt]' (cuda-python 12.x) or pycuda"
 
 
-def _spec(module: str) -> bool:
+def installed(module: str) -> bool:
+    """Whether ``module`` can be imported, found without importing it (a broken parent counts as absent)."""
     try:
         return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):  # a parent package missing or broken
@@ -77,7 +78,7 @@ def binding_name(prefer: str | None = None) -> str | None:
     for name in names:
         if name not in BINDINGS:
             raise UsageError(f"unknown CUDA binding {name!r}; valid: {', '.join(BINDINGS)}")
-        if any(_spec(m) for m in BINDINGS[name]) and not (name == "cuda-python" and cuda_python_problem()):
+        if any(installed(m) for m in BINDINGS[name]) and not (name == "cuda-python" and cuda_python_problem()):
             return name
     return None
 

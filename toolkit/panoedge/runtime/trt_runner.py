@@ -128,9 +128,9 @@ def trt_available() -> tuple[bool, str]:
 
     ``panoedge doctor`` and backend selection both ask this, so they agree. Nothing is imported.
     """
-    from panoedge.runtime.cuda_binding import INSTALL_HINT, _spec, binding_name, cuda_python_problem
+    from panoedge.runtime.cuda_binding import INSTALL_HINT, binding_name, cuda_python_problem, installed
 
-    if not _spec("tensorrt"):
+    if not installed("tensorrt"):
         return False, "TensorRT is not installed (JetPack on a Jetson, or pip install 'panoedge[tensorrt]')"
     if binding_name() is None:
         return False, f"TensorRT is installed but no usable CUDA binding: {cuda_python_problem() or INSTALL_HINT}"
