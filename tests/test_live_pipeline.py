@@ -21,7 +21,7 @@ import pytest
 from panoedge.errors import UsageError
 from panoedge.live.model import LiveModel
 from panoedge.live.pipeline import Pipeline, PipelineConfig
-from panoedge.live.queues import Closed, StageQueue
+from panoedge.live.stream import Closed, StageQueue
 from panoedge.live.sinks import Sink
 from panoedge.live.sources import Captured, CorruptFrame, Pacer, Source, SourceEnded, SourceError, open_source, split_uri
 
@@ -194,13 +194,14 @@ def test_uris_parse_and_fail_clearly(home, tmp_path):
 # -- the pipeline -------------------------------------------------------------------------------
 
 def test_live_order_timestamps_and_report_shape(home):
-    from panoedge.live.report import make_report
+    from panoedge.live.report import LiveAccuracy, LiveRunResult, make_report
 
     rec = Recorder()
     pipe = Pipeline(f"{SYNTH}&fps=60", fake_model(), [rec])
     with pipe:
         case = pipe.run(1.5, warmup_s=0.3)
-        rep = make_report("panoedge.live/1", pipe, {"concurrent": case}, {}, {"live": pipe.accuracy_result()})
+        rep = make_report(LiveRunResult, pipe, {"concurrent": case}, {}, LiveAccuracy(live=pipe.accuracy_result()))
+    rep = rep.to_dict()
     seqs = [it[0] for it in rec.items]
     t_cap = [it[1] for it in rec.items]
     t_wall = [it[2] for it in rec.items]
@@ -209,7 +210,7 @@ def test_live_order_timestamps_and_report_shape(home):
     assert all(b > a for a, b in zip(t_cap, t_cap[1:])) and all(b > a for a, b in zip(t_wall, t_wall[1:]))
     assert all(it[3] > 0 for it in rec.items)
     assert rec.items[0][4] == (*ERP_HW, 3) and rec.items[0][5] == ERP_HW
-    assert case["frames"]["out_of_order"] == 0 and case["frames"]["corrupt"] == 0
+    assert case.frames.out_of_order == 0 and case.frames.corrupt == 0
     # CONVENTIONS.md report shape
     assert rep["schema"] == "panoedge.live/1" and "cpu" in rep["machine"] and "cores" in rep["machine"]
     c = rep["cases"]["concurrent"]
@@ -227,13 +228,13 @@ def test_faults_reconnect_with_backoff_and_skip_corrupt_frames():
                     on_event=events.append)
     with pipe:
         case = pipe.run(20.0)
-    assert case["ended"] and not case["interrupted"]
-    f = case["frames"]
-    assert f["corrupt"] == 2, events
-    assert f["disconnects"] == 2 and f["reconnects"] == 3, events  # failed first open + two losses
-    assert f["delivered"] == src.good == len(rec.items), "an unpaced source must not lose frames"
+    assert case.ended and not case.interrupted
+    f = case.frames
+    assert f.corrupt == 2, events
+    assert f.disconnects == 2 and f.reconnects == 3, events  # failed first open + two losses
+    assert f.delivered == src.good == len(rec.items), "an unpaced source must not lose frames"
     assert any("reconnected" in e for e in events) and any("cannot open" in e for e in events)
-    assert case["dropped_total"] == 0
+    assert case.dropped_total == 0
 
 
 def test_folder_of_frames_skips_unreadable_ones(tmp_path):
@@ -246,7 +247,7 @@ def test_folder_of_frames_skips_unreadable_ones(tmp_path):
     (tmp_path / "f1b.png").write_bytes(b"not a png")  # between f1 and f2
     with Pipeline(f"file://{tmp_path}", fake_model(), [rec := Recorder()], rig=rig) as pipe:
         case = pipe.run(20.0)
-    assert case["ended"] and case["frames"]["corrupt"] == 1 and case["frames"]["delivered"] == 3 == len(rec.items)
+    assert case.ended and case.frames.corrupt == 1 and case.frames.delivered == 3 == len(rec.items)
 
 
 def test_video_file_source_paced_or_as_fast_as_taken(tmp_path):
@@ -261,11 +262,11 @@ def test_video_file_source_paced_or_as_fast_as_taken(tmp_path):
     vw.release()
     with Pipeline(f"file://{path}?fps=0", fake_model(), [rec := Recorder()], rig=rig) as pipe:
         case = pipe.run(20.0)
-    assert not pipe.source.live and case["ended"] and case["frames"]["delivered"] == 6 == len(rec.items)
+    assert not pipe.source.live and case.ended and case.frames.delivered == 6 == len(rec.items)
     with Pipeline(f"file://{path}", fake_model(), rig=rig) as pipe:
         case = pipe.run(20.0)
-    assert pipe.source.live and pipe.source.fps == pytest.approx(20.0) and case["ended"]
-    assert case["duration_s"] >= 5 / 20.0  # paced at the file's own rate
+    assert pipe.source.live and pipe.source.fps == pytest.approx(20.0) and case.ended
+    assert case.duration_s >= 5 / 20.0  # paced at the file's own rate
 
 
 def test_display_sink_explains_when_there_is_no_screen(monkeypatch):
@@ -294,12 +295,12 @@ def test_bench_reports_concurrent_and_sequential(home):
     from panoedge.live.report import format_report
 
     rep = bench_pipeline(fake_model(), f"{SYNTH}&fps=0", duration_s=0.6, warmup_s=0.2)
-    assert rep["schema"] == "panoedge.bench/1"
-    assert set(rep["cases"]) == {"concurrent", "sequential"}
-    for c in rep["cases"].values():
-        assert c["fps"] > 0 and c["frames"]["out_of_order"] == 0 and c["dropped_total"] == 0
-    assert rep["ratios"]["concurrent_speedup"] > 0
-    assert "concurrent_speedup" in format_report(rep)
+    assert rep.to_dict()["schema"] == "panoedge.bench/1"
+    assert set(rep.cases) == {"concurrent", "sequential"}
+    for c in rep.cases.values():
+        assert c.fps > 0 and c.frames.out_of_order == 0 and c.dropped_total == 0
+    assert rep.ratios["concurrent_speedup"] > 0
+    assert "concurrent_speedup" in format_report(rep) and "concurrent_speedup" in rep.format()
 
 
 # -- a real ONNX model, the CLI and Ctrl-C ------------------------------------------------------
@@ -321,6 +322,7 @@ def test_onnx_model_live_and_offline_accuracy(home, nano_onnx):
 
     rep = run_live(nano_onnx, f"{SYNTH}&fps=0&loop=0", duration_s=30, warmup_s=0,
                    config=PipelineConfig(accuracy_fps=0))  # score every frame
+    rep = rep.to_dict()
     c = rep["cases"]["concurrent"]
     assert c["ended"] and c["frames"]["delivered"] == 2
     assert rep["model"]["backend"] == "ort-cpu" and rep["model"]["input_hw"] == list(ERP_HW)

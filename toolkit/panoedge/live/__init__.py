@@ -17,12 +17,13 @@ Example::
 from panoedge.live.bench import bench_pipeline
 from panoedge.live.model import LiveModel, load_model
 from panoedge.live.pipeline import Pipeline, PipelineConfig
-from panoedge.live.queues import StageQueue
 from panoedge.live.report import format_live, format_report
 from panoedge.live.run import run_live
-from panoedge.live.sinks import Result, Sink, StreamInfo, open_sink
-from panoedge.live.sources import Captured, Source, SourceError, open_source
+from panoedge.live.sinks import open_sink
+from panoedge.live.sources import open_source
+from panoedge.live.stream import Captured, FrameResult, Result, Sink, Source, SourceError, StageQueue, StreamInfo
+from panoedge.live.uri import register_sink, register_source
 
-__all__ = ["Captured", "LiveModel", "Pipeline", "PipelineConfig", "Result", "Sink", "Source", "SourceError",
+__all__ = ["Captured", "FrameResult", "LiveModel", "Pipeline", "PipelineConfig", "Result", "Sink", "Source", "SourceError",
            "StageQueue", "StreamInfo", "bench_pipeline", "format_live", "format_report", "load_model", "open_sink",
-           "open_source", "run_live"]
+           "open_source", "register_sink", "register_source", "run_live"]

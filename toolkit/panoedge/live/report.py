@@ -4,18 +4,27 @@
 the measurement began (a growing float32 array: a 10-minute run at 30 fps is ~70 kB per
 series, so percentiles are exact and memory stays flat), plus a short window of recent
 deliveries for the live figures (fps, latency p50/p99) the CLI prints each second and the web
-viewer shows. :meth:`PipelineStats.case` turns a run into the ``cases.<name>`` block:
-``{"fps", "latency_ms": {"min", "median", "p99"}, "stages_ms", "frames", "dropped", ...}``.
+viewer shows. :meth:`PipelineStats.case` turns a run into the ``cases.<name>`` block, a
+:class:`Case` (``{"fps", "latency_ms": {"min", "median", "p99"}, "stages_ms", "frames", "dropped", ...}``).
+
+The reports of ``panoedge run`` (:class:`LiveRunResult`), ``panoedge bench pipeline``
+(:class:`PipelineBenchResult`) and ``panoedge bench soak`` (:class:`SoakResult`) share one shape,
+:class:`PipelineReport`; :func:`progress_printer` is the live status line a command prints.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, ClassVar
 
 import numpy as np
+
+from panoedge.results import Record, Result, json_field
 
 STAGES = ("capture", "stitch", "infer", "post", "sinks")
 """The pipeline's stages in frame order (``capture`` is frame exposure -> frame in memory)."""
@@ -210,26 +219,244 @@ class PipelineStats:
                 "dropped_total": pipeline_drops(self.dropped),
             }
 
-    def case(self) -> dict:
+    def case(self) -> Case:
         """The report's case block for the measured span (call after :meth:`end_measurement`)."""
         with self._lock:
             t_end = self.t_end if self.t_end is not None else time.perf_counter()
             duration = max(t_end - self.t_start, 1e-9)
             lat = self.latency.summary()
             start, end = self.rss["start_mb"], self.rss["end_mb"]
-            return {
-                "fps": self.counts["delivered"] / duration,
-                "latency_ms": {"min": lat["min"], "median": lat["median"], "p99": lat["p99"],
-                               "mean": lat["mean"], "max": lat["max"]},
-                "stages_ms": {s: ser.summary() for s, ser in self.stages.items() if len(ser)},
-                "duration_s": duration,
-                "frames": dict(self.counts),
-                "dropped": dict(self.dropped),
-                "dropped_total": pipeline_drops(self.dropped),
-                "memory": {"rss_start_mb": start, "rss_end_mb": end, "rss_max_mb": self.rss["max_mb"],
-                           "rss_growth_pct": (end - start) / start * 100.0 if start == start and start > 0 else None,
-                           "samples_s_mb": [list(x) for x in self.rss_samples]},
-            }
+            return Case(
+                fps=self.counts["delivered"] / duration,
+                latency_ms=Latency(min=lat["min"], median=lat["median"], p99=lat["p99"], mean=lat["mean"],
+                                   max=lat["max"]),
+                stages_ms={s: ser.summary() for s, ser in self.stages.items() if len(ser)},
+                duration_s=duration,
+                frames=FrameCounts(**self.counts),
+                dropped=dict(self.dropped),
+                dropped_total=pipeline_drops(self.dropped),
+                memory=Memory(rss_start_mb=start, rss_end_mb=end, rss_max_mb=self.rss["max_mb"],
+                              rss_growth_pct=(end - start) / start * 100.0 if start == start and start > 0 else None,
+                              samples_s_mb=[list(x) for x in self.rss_samples]),
+            )
+
+
+# -- the typed report ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Latency(Record):
+    """End-to-end latency of the measured frames, ms (capture -> handed to the sinks)."""
+
+    min: float
+    median: float
+    p99: float
+    mean: float
+    max: float
+
+
+@dataclass(frozen=True)
+class FrameCounts(Record):
+    """The pipeline's counters over the measured span (:attr:`PipelineStats.COUNTERS`)."""
+
+    captured: int = 0
+    delivered: int = 0
+    corrupt: int = 0
+    disconnects: int = 0
+    reconnects: int = 0
+    out_of_order: int = 0
+    sink_errors: int = 0
+
+
+@dataclass(frozen=True)
+class Memory(Record):
+    """Resident memory, MiB, at the start and end of the measured span, its maximum and samples."""
+
+    rss_start_mb: float
+    rss_end_mb: float
+    rss_max_mb: float
+    rss_growth_pct: float | None
+    samples_s_mb: list
+
+
+@dataclass(frozen=True)
+class Case(Record):
+    """One measured run of the pipeline (a report's ``cases.<name>``).
+
+    ``stages_ms``: per stage ``{"min", "median", "p99", "mean", "max", "n"}``; ``dropped``: frames
+    lost per place (``camera``, ``queue:*``, ``sink:*``); ``dropped_total``: the pipeline's own
+    losses (a slow sink skipping frames for itself is not one); ``mode``: ``concurrent`` or
+    ``sequential``; ``warmup_s`` and ``wall_s`` where the benchmark adds them.
+    """
+
+    fps: float
+    latency_ms: Latency
+    stages_ms: dict
+    duration_s: float
+    frames: FrameCounts
+    dropped: dict
+    dropped_total: int
+    memory: Memory
+    interrupted: bool = False
+    ended: bool = False
+    mode: str = "concurrent"
+    warmup_s: float | None = json_field(omit_none=True, default=None)
+    wall_s: float | None = json_field(omit_none=True, default=None)
+
+    def stage_medians(self) -> str:
+        """``capture 1.2 stitch 8.0 ...``: each stage's median, ms."""
+        return " ".join(f"{k} {v['median']:.1f}" for k, v in self.stages_ms.items())
+
+
+@dataclass(frozen=True)
+class AccuracyFigures(Record):
+    """Segmentation and depth accuracy against ground truth (:class:`~panoedge.live.accuracy.AccuracyMeter`):
+    mIoU in percent (area-weighted and plain), per-class IoU, depth AbsRel, delta1 and RMSE (area-weighted)."""
+
+    miou_area: float
+    miou: float
+    per_class_iou: list
+    absrel_area: float
+    absrel: float
+    delta1: float
+    rmse: float
+    n_images: int
+
+
+@dataclass(frozen=True)
+class LiveAccuracy(Record):
+    """Live accuracy of a run, and (``synth://``) the same model offline on the same frames;
+    the deltas are live minus offline, points."""
+
+    live: AccuracyFigures
+    offline: AccuracyFigures | None = json_field(omit_none=True, default=None)
+    miou_area_delta: float | None = json_field(omit_none=True, default=None)
+    miou_delta: float | None = json_field(omit_none=True, default=None)
+
+    def format(self) -> str:
+        line = f"mIoU (area-weighted): live {self.live.miou_area:.2f}"
+        if self.offline is not None:
+            line += f", offline {self.offline.miou_area:.2f}, delta {self.miou_area_delta:+.2f}"
+        return line + f" points over {self.live.n_images} live frames"
+
+
+@dataclass(frozen=True)
+class PipelineReport(Result):
+    """A whole pipeline report (CONVENTIONS.md): machine, source, model, config, cases, ratios, events.
+
+    ``machine``, ``source``, ``model``, ``rig``, ``config``, ``threads`` and each sink are the
+    descriptive blocks their owners write (``describe()``); ``warmup_s`` and ``duration_s`` (what
+    was asked for) are for :meth:`format` only and not in the JSON.
+    """
+
+    SCHEMA: ClassVar[str] = "panoedge.bench/1"
+
+    machine: dict
+    source: dict
+    model: dict
+    erp_hw: list
+    rig: dict
+    config: dict
+    threads: dict
+    cases: dict
+    ratios: dict
+    accuracy: LiveAccuracy | None = json_field(omit_none=True, default=None)
+    sinks: list = json_field(default_factory=list)
+    events: list = json_field(default_factory=list)
+    warmup_s: float | None = json_field(json=False, default=None)
+    duration_s: float | None = json_field(json=False, default=None)
+
+    def table(self) -> str:
+        """The short human table: one line per case, the ratios, the accuracy."""
+        lines = [f"{'case':<12} {'fps':>7} {'p50 ms':>8} {'p99 ms':>8} {'frames':>7} {'dropped':>8} {'corrupt':>8}"
+                 f"  per stage median ms"]
+        for name, c in self.cases.items():
+            lines.append(f"{name:<12} {c.fps:>7.2f} {c.latency_ms.median:>8.1f} {c.latency_ms.p99:>8.1f} "
+                         f"{c.frames.delivered:>7d} {c.dropped_total:>8d} {c.frames.corrupt:>8d}  {c.stage_medians()}")
+        for k, v in self.ratios.items():
+            lines.append(f"{k}: {v:.2f}")
+        if self.accuracy is not None:
+            lines.append(self.accuracy.format())
+        return "\n".join(lines)
+
+    def format(self) -> str:
+        return self.table()
+
+
+@dataclass(frozen=True)
+class LiveRunResult(PipelineReport):
+    """``panoedge run``'s report: the run under the case ``concurrent``."""
+
+    SCHEMA: ClassVar[str] = "panoedge.live/1"
+
+    @property
+    def case(self) -> Case:
+        return self.cases["concurrent"]
+
+    def format(self) -> str:
+        m, c = self.model, self.case
+        warm = f" after {self.warmup_s:g} s warm-up" if self.warmup_s is not None else ""
+        head = (f"{m['name']} ({m['backend']}, {m.get('precision', '?')}) {self.erp_hw[0]}x{self.erp_hw[1]} ERP "
+                f"from {self.source['uri']}; {c.duration_s:.1f} s measured{warm}"
+                + (" (interrupted)" if c.interrupted else ""))
+        return head + "\n" + self.table()
+
+
+@dataclass(frozen=True)
+class PipelineBenchResult(PipelineReport):
+    """``panoedge bench pipeline``'s report: cases ``concurrent`` and ``sequential`` (missing when
+    the first was interrupted), ``ratios.concurrent_speedup``."""
+
+    @property
+    def concurrent(self) -> Case:
+        return self.cases["concurrent"]
+
+    @property
+    def sequential(self) -> Case | None:
+        return self.cases.get("sequential")
+
+    def format(self) -> str:
+        m, mod = self.machine, self.model
+        head = (f"{m['cpu']}, {m['cores']} cores; {mod['name']} {mod['backend']} {mod.get('precision', '')}, "
+                f"ORT threads {mod.get('threads') or 'default'}; ERP {self.erp_hw[0]}x{self.erp_hw[1]} from "
+                f"{self.source['uri']}; warm-up {self.warmup_s:g} s, {self.duration_s:g} s per case")
+        return head + "\n" + self.table()
+
+
+def progress_printer(quiet: bool, echo: Callable[..., None] | None = None, every_s: float = 10.0):
+    """``(on_event, on_status)`` callbacks that print a run's events and live status to stderr.
+
+    Events always; the status line (:func:`format_live`) every status call on a terminal (redrawn in
+    place), every ``every_s`` seconds otherwise (a log file gets a line now and then, not a flood).
+    ``quiet``: no status line. ``echo(text, err=, nl=)``: the printer (default: ``typer.echo``).
+    """
+    if echo is None:
+        import typer
+
+        echo = typer.echo
+    tty = sys.stderr.isatty()
+    last = [0.0]
+
+    def on_event(msg: str) -> None:
+        if tty and not quiet:
+            echo("", err=True)
+        echo(f"panoedge: {msg}", err=True)
+
+    def on_status(snap: dict) -> None:
+        if quiet:
+            return
+        now = time.monotonic()
+        if tty:
+            echo("\r" + format_live(snap)[:STATUS_LINE_CHARS], err=True, nl=False)
+        elif now - last[0] >= every_s:
+            last[0] = now
+            echo(format_live(snap), err=True)
+
+    return on_event, on_status
+
+
+STATUS_LINE_CHARS = 160
+"""The live status line is cut to this many characters on a terminal, so it redraws on one line."""
 
 
 def format_live(s: dict) -> str:
@@ -243,54 +470,35 @@ def format_live(s: dict) -> str:
             f"reconnects {s['reconnects']}  | ms: {stages}")
 
 
-def format_report(report: dict) -> str:
-    """The short human table of a pipeline report (run or bench)."""
-    lines = [f"{'case':<12} {'fps':>7} {'p50 ms':>8} {'p99 ms':>8} {'frames':>7} {'dropped':>8} {'corrupt':>8}"
-             f"  per stage median ms"]
-    for name, c in report["cases"].items():
-        lat = c["latency_ms"]
-        stages = " ".join(f"{k} {v['median']:.1f}" for k, v in c["stages_ms"].items())
-        lines.append(f"{name:<12} {c['fps']:>7.2f} {lat['median']:>8.1f} {lat['p99']:>8.1f} "
-                     f"{c['frames']['delivered']:>7d} {c['dropped_total']:>8d} {c['frames']['corrupt']:>8d}  {stages}")
-    for k, v in report.get("ratios", {}).items():
-        lines.append(f"{k}: {v:.2f}")
-    acc = report.get("accuracy")
-    if acc:
-        live, off = acc.get("live", {}), acc.get("offline", {})
-        line = f"mIoU (area-weighted): live {live.get('miou_area', float('nan')):.2f}"
-        if off:
-            line += f", offline {off.get('miou_area', float('nan')):.2f}, delta {acc.get('miou_area_delta', float('nan')):+.2f}"
-        lines.append(line + f" points over {live.get('n_images', 0)} live frames")
-    return "\n".join(lines)
+def format_report(report: PipelineReport) -> str:
+    """The short human table of a pipeline report (run or bench): :meth:`PipelineReport.table`."""
+    return report.table()
 
 
-def make_report(schema: str, pipeline, cases: dict, ratios: dict | None = None, accuracy: dict | None = None,
-                extra: dict | None = None) -> dict:
-    """A whole pipeline report (CONVENTIONS.md): machine, source, model, config, cases, ratios, events.
-
-    The CLI adds ``command`` when it writes the JSON.
-    """
+def make_report(result_type: type[PipelineReport], pipeline, cases: dict[str, Case], ratios: dict | None = None,
+                accuracy: LiveAccuracy | None = None, **extra) -> PipelineReport:
+    """A whole pipeline report of ``result_type`` (:class:`LiveRunResult`, :class:`PipelineBenchResult`,
+    :class:`SoakResult`) for ``pipeline``'s run ``cases``; ``extra``: that type's own fields."""
     from dataclasses import asdict
 
     from panoedge.env import machine_info
 
     backend = pipeline.model.backend
-    return {
-        "schema": schema,
-        "machine": machine_info([backend] if backend else None),
-        "source": pipeline.source.describe(),
-        "model": pipeline.model.describe(),
-        "erp_hw": list(pipeline.erp_hw),
-        "rig": {"name": pipeline.rig.name, "frame_hw": list(pipeline.rig.frame_hw)},
-        "config": asdict(pipeline.config),
-        "threads": _thread_settings(),
-        "cases": cases,
-        "ratios": ratios or {},
-        **({"accuracy": accuracy} if accuracy else {}),
-        "sinks": [s.describe() for s in pipeline.sinks],
-        "events": list(pipeline.events.items),
-        **(extra or {}),
-    }
+    return result_type(
+        machine=machine_info([backend] if backend else None),
+        source=pipeline.source.describe(),
+        model=pipeline.model.describe(),
+        erp_hw=list(pipeline.erp_hw),
+        rig={"name": pipeline.rig.name, "frame_hw": list(pipeline.rig.frame_hw)},
+        config=asdict(pipeline.config),
+        threads=_thread_settings(),
+        cases=dict(cases),
+        ratios=ratios or {},
+        accuracy=accuracy,
+        sinks=[s.describe() for s in pipeline.sinks],
+        events=list(pipeline.events.items),
+        **extra,
+    )
 
 
 def _thread_settings() -> dict:

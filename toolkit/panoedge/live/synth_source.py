@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from panoedge.errors import UsageError, unknown_name
-from panoedge.live.sources import Captured, Pacer, Source, SourceEnded, check_params, param_bool, param_float, split_uri
+from panoedge.live.stream import Captured, Pacer, Source, SourceEnded
+from panoedge.live.uri import check_params, param_bool, param_float, register_source, split_uri
 
 SCHEMA = "panoedge.live.synth/1"
 KEYS = ("fps", "n", "size", "seed", "gt", "loop", "workers")
@@ -79,6 +80,7 @@ def _render_one(args) -> dict:
     return {"frame": rf.frame, "rgb": rf.erp.rgb, "labels": rf.erp.labels, "depth": rf.erp.depth}
 
 
+@register_source("synth")
 class SynthSource(Source):
     """Replays a cached synthetic camera loop (see the module docstring for the URI)."""
 

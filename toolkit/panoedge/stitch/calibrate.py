@@ -59,38 +59,12 @@ import numpy as np
 from panoedge.errors import DataError, UsageError
 from panoedge.geometry import angle_between, get_lens_model, rotation_from_rodrigues, ypr_from_rotation
 from panoedge.stitch.circles import CircleFit, find_circle
-from panoedge.stitch.features import Matches, canvas_of, match_overlap
+from panoedge.stitch.features import Matches, canvas_of, match_overlap, match_rays, residual_stats
 from panoedge.stitch.rig import Rig
+from panoedge.stitch.seam import seam_mad
 
 REFINE = ("rotation", "fov", "fov_each", "center", "coeffs")
 DEFAULT_REFINE = ("rotation", "fov")
-
-
-def residual_stats(rig: Rig, m: Matches, depth_m: float | None = None) -> dict:
-    """Angles (degrees) between the two rays of each match under ``rig``: median, mean, p90, n."""
-    if len(m) == 0:
-        return {"n": 0, "median_deg": float("nan"), "mean_deg": float("nan"), "p90_deg": float("nan")}
-    a = np.rad2deg(angle_between(*match_rays(rig, m, depth_m)))
-    return {"n": int(a.size), "median_deg": float(np.median(a)), "mean_deg": float(np.mean(a)),
-            "p90_deg": float(np.percentile(a, 90))}
-
-
-def match_rays(rig: Rig, m: Matches, depth_m: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Rig-frame rays ``(N, 3)`` of both sides of each match, seen from the rig centre.
-
-    With ``depth_m``, each lens's ray is taken to a point that far from the lens (its
-    ``translation_m`` applied), which removes the parallax of points at that distance;
-    ``None`` puts every point at infinity.
-    """
-    out = []
-    for i, uv in enumerate((m.uv0, m.uv1)):
-        rays, _ = rig.canvas_camera(i).unproject(uv[:, 0], uv[:, 1])
-        rays = rays @ rig.lenses[i].rotation.T
-        if depth_m is not None:
-            rays = rays * depth_m + np.asarray(rig.lenses[i].translation_m)
-            rays /= np.linalg.norm(rays, axis=1, keepdims=True)
-        out.append(rays)
-    return out[0], out[1]
 
 
 def parallax_deg(rig: Rig, distance_m: float) -> float:
@@ -364,8 +338,6 @@ def seam_disagreement(rig: Rig, frames, gate_deg: float, strip_h: int | None = N
 
 def mean_seam_mad(rig: Rig, frames) -> float:
     """The band MAD of :func:`panoedge.stitch.seam.seam_mad` averaged over ``frames`` (``inf`` if any is not finite)."""
-    from panoedge.stitch.seam import seam_mad  # seam imports this module
-
     mads = [seam_mad(rig, f) for f in frames]
     return float(np.mean(mads)) if np.all(np.isfinite(mads)) else float("inf")
 

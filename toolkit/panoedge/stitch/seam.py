@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from panoedge.stitch.calibrate import residual_stats
-from panoedge.stitch.features import match_overlap
+from panoedge.stitch.features import match_overlap, residual_stats
 from panoedge.stitch.rig import Rig
 from panoedge.stitch.stitcher import Stitcher
 
