@@ -80,7 +80,8 @@ def run_cmd(
 ) -> None:
     """Run live: SOURCE -> stitch -> BUNDLE -> sinks, with fps, latency and drops reported live and at the end."""
     warmup = warmup_old if warmup_old is not None else warmup_seconds
-    _check("panoedge run", sink, duration, warmup, threads, queue, precision)
+    _check("panoedge run", sinks=sink, duration=duration, warmup=warmup, threads=threads, queue=queue,
+           precision=precision)
     from panoedge.live.report import progress_printer
     from panoedge.live.run import run_live
 
@@ -95,8 +96,8 @@ def run_cmd(
         from panoedge.stitch.level_hooks import ImageLevelHook
 
         gravity = ImageLevelHook()
-    result = run_live(bundle, source, sink or [], duration, warmup, rig=rig, backend=backend, precision=precision,
-                      threads=threads, config=_config(queue, stitch_device, accuracy, antialias), on_event=on_event,
+    result = run_live(bundle, source, sink or [], duration_s=duration, warmup_s=warmup, rig=rig, backend=backend, precision=precision,
+                      threads=threads, config=_config(queue, stitch_device=stitch_device, accuracy=accuracy, antialias=antialias), on_event=on_event,
                       on_status=on_status, trusted_key=trusted_key, gravity=gravity)
     if sys.stderr.isatty() and not quiet:
         typer.echo("", err=True)
@@ -123,13 +124,14 @@ def bench_pipeline_cmd(
 ) -> None:
     """Pipeline fps, end-to-end latency p50/p99 and per-stage split: concurrent against sequential stages."""
     warmup = warmup_old if warmup_old is not None else warmup_seconds
-    _check("panoedge bench pipeline", sink, duration, warmup, threads, queue, precision)
+    _check("panoedge bench pipeline", sinks=sink, duration=duration, warmup=warmup, threads=threads, queue=queue,
+           precision=precision)
     from panoedge.live.bench import DEFAULT_SOURCE, bench_pipeline
     from panoedge.live.report import progress_printer
 
     on_event, _ = progress_printer(True)
-    result = bench_pipeline(bundle, source or DEFAULT_SOURCE, sink or [], duration, warmup, rig=rig, backend=backend,
-                            precision=precision, threads=threads, config=_config(queue, "cpu", False, antialias),
+    result = bench_pipeline(bundle, source or DEFAULT_SOURCE, sink or [], duration_s=duration, warmup_s=warmup, rig=rig, backend=backend,
+                            precision=precision, threads=threads, config=_config(queue, stitch_device="cpu", accuracy=False, antialias=antialias),
                             on_event=on_event)
     typer.echo(result.format())
     emit_json(json_path, result)

@@ -43,4 +43,4 @@ def bench_pipeline(model, source: str = DEFAULT_SOURCE, sinks=(), duration_s: fl
     ratios = {}
     if "sequential" in cases and cases["sequential"].fps > 0:
         ratios["concurrent_speedup"] = cases["concurrent"].fps / cases["sequential"].fps
-    return make_report(PipelineBenchResult, pipe, cases, ratios, warmup_s=warmup_s, duration_s=duration_s)
+    return make_report(PipelineBenchResult, pipe, cases, ratios=ratios, warmup_s=warmup_s, duration_s=duration_s)

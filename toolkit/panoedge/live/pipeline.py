@@ -337,7 +337,8 @@ class Pipeline:
             self.events(f"corrupt frame skipped: {desc}, the rig expects {self.rig.frame_hw[0]}x{self.rig.frame_hw[1]}x3 uint8")
             return None
         self._got_frame = True
-        frame = Frame(self._seq, got.t_capture, time.time() - (now - got.t_capture), img, got.index, got.truth)
+        frame = Frame(seq=self._seq, t_capture=got.t_capture, t_wall=time.time() - (now - got.t_capture), image=img,
+                      index=got.index, truth=got.truth)
         self._seq += 1
         self.stats.count("captured")
         self.stats.stage("capture", (now - got.t_capture) * 1000.0)
@@ -399,8 +400,8 @@ class Pipeline:
         t1 = time.perf_counter()
         self.stats.stage("post", (t1 - t0) * 1000.0)
         latency = self.stats.delivered(frame.seq, frame.t_capture)
-        result = FrameResult(frame.seq, frame.t_capture, frame.t_wall, frame.erp, labels, depth, frame.truth, frame.index,
-                        latency)
+        result = FrameResult(seq=frame.seq, t_capture=frame.t_capture, t_wall=frame.t_wall, erp=frame.erp, labels=labels,
+                             depth=depth, truth=frame.truth, index=frame.index, latency_ms=latency)
         for sink in self.sinks:
             sink.deliver(result, concurrent)
         if self.accuracy is not None and frame.truth is not None:

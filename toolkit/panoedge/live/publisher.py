@@ -165,8 +165,8 @@ class ZmqPublisher(Sink):
         self.depth_format = params.get("depth", "f16")
         if self.depth_format not in DEPTH_FORMATS:
             raise UsageError(f"{uri}: depth={self.depth_format!r}; valid: {', '.join(DEPTH_FORMATS)}")
-        self.rgb = param_bool(uri, params, "rgb", False)
-        self.hwm = int(param_float(uri, params, "hwm", 2, 1, 1000))
+        self.rgb = param_bool(uri, params, "rgb", default=False)
+        self.hwm = int(param_float(uri, params, "hwm", default=2, lo=1, hi=1000))
         self.curve, self.clients = params.get("curve"), params.get("clients")
         self.remote = self.endpoint.startswith("tcp://") and \
             self.endpoint[len("tcp://"):].rpartition(":")[0] not in LOOPBACK_HOSTS
@@ -229,7 +229,8 @@ class ZmqPublisher(Sink):
             from panoedge.live.views import encode_jpeg
 
             jpeg = encode_jpeg(result.erp)
-        self._sock.send_multipart(encode_message(result, self._classes, self.depth_format, jpeg, self._depth_kind),
+        self._sock.send_multipart(encode_message(result, self._classes, depth_format=self.depth_format, jpeg=jpeg,
+                                                 depth_kind=self._depth_kind),
                                   copy=False)
 
     def teardown(self) -> None:

@@ -98,5 +98,5 @@ def run_live(model, source: str = "synth://indoor", sinks=(), duration_s: float 
     if not case.interrupted and not pipe.delivered_any:
         why = pipe.last_source_problem
         raise SourceFailed(f"{pipe.source.uri}: the run delivered no frame" + (f" ({why})" if why else ""))
-    return make_report(LiveRunResult, pipe, {"concurrent": case}, {}, accuracy, warmup_s=warmup_s,
+    return make_report(LiveRunResult, pipe, {"concurrent": case}, ratios={}, accuracy=accuracy, warmup_s=warmup_s,
                        duration_s=duration_s)

@@ -44,7 +44,7 @@ class FileSink(Sink):
         self.path = Path(path)
         if self.path.suffix.lower() not in self.FOURCC:
             raise UsageError(f"{uri}: the video file must end in {' or '.join(self.FOURCC)}")
-        self.fps_option = param_float(uri, params, "fps", 0.0, 0.0, 1000.0) if "fps" in params else None
+        self.fps_option = param_float(uri, params, "fps", default=0.0, lo=0.0, hi=1000.0) if "fps" in params else None
         self.tmp = self.path.with_name(f".{self.path.stem}.partial-{os.getpid()}{self.path.suffix}")
         self._writer = None
         self._lut = None

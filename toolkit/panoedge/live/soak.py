@@ -233,5 +233,5 @@ def soak(model, duration_s: float = 20.0, warmup_s: float = 2.0, backend: str | 
                 t0 = time.perf_counter()
                 case = pipe.run(duration_s, warmup_s=warmup_s, concurrent=True)
                 case = replace(case, warmup_s=warmup_s, wall_s=round(time.perf_counter() - t0, 2))
-        return make_report(SoakResult, pipe, {"soak": case}, {}, hostile=dict(hostile.counts), warmup_s=warmup_s,
+        return make_report(SoakResult, pipe, {"soak": case}, ratios={}, hostile=dict(hostile.counts), warmup_s=warmup_s,
                            duration_s=duration_s)

@@ -79,7 +79,7 @@ class CvSource(Source):
                 from panoedge.geometry import parse_hw
 
                 self.size = parse_hw(params["size"], f"{uri}: size")
-            self.fps = param_float(uri, params, "fps", 0.0, 0.0, 1000.0)
+            self.fps = param_float(uri, params, "fps", default=0.0, lo=0.0, hi=1000.0)
             self.fourcc = params.get("fourcc", "MJPG")
             if len(self.fourcc) != 4:
                 raise UsageError(f"{uri}: fourcc={self.fourcc!r}: expected four characters, e.g. MJPG or YUYV")
@@ -93,8 +93,8 @@ class CvSource(Source):
                     if Path(self.target).exists() else "no such video file"
                 raise UsageError(f"{uri}: {what}: {self.target!r}")
             self.live = True
-            self.loop = param_bool(uri, params, "loop", False)
-            self._fps_option = param_float(uri, params, "fps", -1.0, -1.0, 1000.0) if "fps" in params else None
+            self.loop = param_bool(uri, params, "loop", default=False)
+            self._fps_option = param_float(uri, params, "fps", default=-1.0, lo=-1.0, hi=1000.0) if "fps" in params else None
         else:
             raise UsageError(f"{uri}: CvSource takes v4l2://, gst:// or file:// URIs")
 
@@ -173,7 +173,7 @@ class CvSource(Source):
         if not ok or bgr is None:
             return None
         index = int(self._cap.get(cv2.CAP_PROP_POS_FRAMES)) - 1
-        return Captured(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), t, index, None, missed)
+        return Captured(image=cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), t_capture=t, index=index, missed=missed)
 
     def close(self) -> None:
         if self._cap is not None:
@@ -199,9 +199,9 @@ class FolderSource(Source):
         self.folder = Path(target)
         if not self.folder.is_dir():
             raise UsageError(f"{uri}: no such folder {target!r}")
-        self.fps = param_float(uri, params, "fps", 0.0, 0.0, 1000.0)
+        self.fps = param_float(uri, params, "fps", default=0.0, lo=0.0, hi=1000.0)
         self.live = self.fps > 0
-        self.loop = param_bool(uri, params, "loop", False)
+        self.loop = param_bool(uri, params, "loop", default=False)
         self.files: list[Path] = []
         self._i = 0
         self._n = 0
@@ -256,7 +256,7 @@ class FolderSource(Source):
                 return self.read()  # deleted while we read it: not a corrupt frame
             raise CorruptFrame(f"{path}: not a readable image")
         t = time.perf_counter() if tick is None else tick
-        return Captured(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), t, index, None, missed)
+        return Captured(image=cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), t_capture=t, index=index, missed=missed)
 
 
 @register_source("file")

@@ -112,9 +112,9 @@ class WebSink(Sink):
         if self.remote and not self.token:
             self.token = secrets.token_urlsafe(12)
             self.generated_token = True
-        self.max_fps = param_float(uri, params, "fps", 15.0, 0.1, 240.0)
-        self.quality = int(param_float(uri, params, "quality", 80, 10, 100))
-        self.max_clients = int(param_float(uri, params, "clients", MAX_CLIENTS, 1, 10000))
+        self.max_fps = param_float(uri, params, "fps", default=15.0, lo=0.1, hi=240.0)
+        self.quality = int(param_float(uri, params, "quality", default=80, lo=10, hi=100))
+        self.max_clients = int(param_float(uri, params, "clients", default=MAX_CLIENTS, lo=1, hi=10000))
         self.refused = 0
         self.open_connections = 0  # connections holding a slot now (changed by the server under _count_lock)
         self._count_lock = threading.Lock()
