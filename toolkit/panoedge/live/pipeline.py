@@ -13,7 +13,7 @@ Sequential mode runs the same stages one after another in one thread (the baseli
 ``panoedge bench pipeline``).
 
 Every frame carries its sequence number and capture timestamp. The stats
-(:class:`~panoedge.live.report.PipelineStats`) record per-stage times, end-to-end latency
+(:class:`~panoedge.live.stats.PipelineStats`) record per-stage times, end-to-end latency
 (capture -> handed to the sinks), fps, drops per queue, corrupt frames, disconnects and
 reconnects, and any frame delivered out of order.
 
@@ -38,7 +38,8 @@ from typing import Callable
 import numpy as np
 
 from panoedge.errors import UsageError
-from panoedge.live.report import AccuracyFigures, Case, PipelineStats, format_live
+from panoedge.live.report import AccuracyFigures
+from panoedge.live.stats import Case, PipelineStats, format_live
 from panoedge.live.sinks import open_sink
 from panoedge.live.sources import open_source
 from panoedge.live.stream import (Closed, CorruptFrame, FrameResult, Sink, Source, SourceEnded, SourceFailed,
@@ -87,7 +88,7 @@ class PipelineConfig:
     it (``panoedge bench pipeline --antialias`` against ``--no-antialias`` measures the cost;
     ``panoedge run`` on ``synth://`` reports live against offline mIoU).
     ``malloc_arenas``: cap glibc's malloc arenas for the process (keeps resident memory flat
-    over long runs, :func:`~panoedge.live.report.limit_malloc_arenas`; None leaves malloc alone).
+    over long runs, :func:`~panoedge.live.stats.limit_malloc_arenas`; None leaves malloc alone).
     ``backoff_s``/``backoff_max_s``: reconnect
     delays. ``stitch_device``: the :class:`~panoedge.stitch.Stitcher` device (``cpu`` keeps the
     process torch-free). ``exposure_smoothing``: temporal smoothing of the stitcher's per-lens
@@ -212,7 +213,7 @@ class Pipeline:
         self.source.stop_event = self._stop
         self.source.prepare()
         if self.config.malloc_arenas:
-            from panoedge.live.report import limit_malloc_arenas
+            from panoedge.live.stats import limit_malloc_arenas
 
             limit_malloc_arenas(self.config.malloc_arenas)
         if self.config.cv_threads is not None:

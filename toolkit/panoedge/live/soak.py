@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import ClassVar
 
 from panoedge.live.pipeline import PipelineConfig
-from panoedge.live.report import Case, PipelineReport, make_report
+from panoedge.live.report import PipelineReport, make_report
+from panoedge.live.stats import Case
 from panoedge.live.run import build_pipeline, sigterm_as_interrupt
 from panoedge.results import json_field
 
