@@ -390,3 +390,42 @@ def test_an_imu_gravity_hook_levels_the_live_stitch(home):
         pipe.run(0.6, warmup_s=0.1)
         r_out = pipe._stitcher.tables(hook.rotation()).r_out
     assert abs(np.degrees(rotation_angle(r_out @ pipe.rig.output_rotation.T)) - 10.0) < 0.2
+
+
+def test_stream_types_and_uris_are_leaves_of_live():
+    """Sources, sinks, the pipeline, the web viewer and the publisher stand on live/stream.py and
+    live/uri.py, which import nothing else of live (lazy imports included), so no file cycles."""
+    from tests.import_graph import build, file_cycles
+
+    g = build()
+    for leaf in ("panoedge.live.stream", "panoedge.live.uri"):
+        assert not [e.target for e in g.edges if e.source == leaf and e.target.startswith("panoedge.live")]
+    assert not [c for c in file_cycles(g) if any(m.startswith(("panoedge.live.", "panoedge.stitch.")) for m in c)]
+
+
+def test_sources_and_sinks_register_by_scheme_and_unknown_ones_list_the_valid():
+    from panoedge.live import register_sink, register_source
+    from panoedge.live.sinks import open_sink
+    from panoedge.live.uri import SINKS, SOURCES
+
+    assert {"v4l2", "gst", "file", "synth"} <= set(SOURCES) and {"display", "file", "web", "zmq"} <= set(SINKS)
+    with pytest.raises(UsageError, match="synth://"):
+        open_source("nosuch://x")
+    with pytest.raises(UsageError, match="web://"):
+        open_sink("nosuch://x")
+
+    @register_sink("test-recorder")
+    class _Rec(Recorder):
+        def __init__(self, uri):
+            super().__init__()
+
+    try:
+        with open_sink("test-recorder://x") as sink:  # sinks are context managers
+            assert isinstance(sink, _Rec)
+        with pytest.raises(RuntimeError, match="registered twice"):
+            register_sink("test-recorder")(Recorder)
+    finally:
+        SINKS.pop("test-recorder", None)
+    with pytest.raises(TypeError):
+        register_source()
+

@@ -3,7 +3,9 @@
 Sources (:mod:`.sources`, :mod:`.synth_source`) -> the threaded pipeline (:mod:`.pipeline`:
 capture -> stitch -> infer -> post-process, bounded drop-oldest queues) -> sinks (:mod:`.sinks`:
 window, video file; :mod:`.web`: the web viewer; :mod:`.publisher`: ZeroMQ for robot
-software). :func:`run_live` is ``panoedge run``; :func:`bench_pipeline` is
+software). The types they share (:class:`FrameResult`, :class:`StreamInfo`, :class:`Source`,
+:class:`Sink`) live in the leaf :mod:`.stream`; sources and sinks register by URI scheme
+(:func:`register_source`, :func:`register_sink`, :mod:`.uri`). :func:`run_live` is ``panoedge run``; :func:`bench_pipeline` is
 ``panoedge bench pipeline``. Torch-free: a robot needs NumPy, OpenCV, ONNX Runtime (and
 pyzmq for ``zmq://``).
 
@@ -11,7 +13,7 @@ Example::
 
     from panoedge.live import run_live
     report = run_live("bundle/", "synth://indoor?fps=30", ["web://127.0.0.1:8080"], duration_s=30)
-    report["cases"]["concurrent"]["fps"], report["cases"]["concurrent"]["latency_ms"]["p99"]
+    report.case.fps, report.case.latency_ms.p99     # a LiveRunResult; report.to_dict() is the JSON
 """
 
 from panoedge.live.bench import bench_pipeline
