@@ -214,6 +214,10 @@ def test_live_order_timestamps_and_report_shape(home):
     # CONVENTIONS.md report shape
     assert rep["schema"] == "panoedge.live/1" and "cpu" in rep["machine"] and "cores" in rep["machine"]
     c = rep["cases"]["concurrent"]
+    assert list(rep) == ["schema", "machine", "source", "model", "erp_hw", "rig", "config", "threads", "cases", "ratios",
+                         "accuracy", "sinks", "events"]  # the typed report writes the JSON it always did
+    assert list(c) == ["fps", "latency_ms", "stages_ms", "duration_s", "frames", "dropped", "dropped_total", "memory",
+                       "interrupted", "ended", "mode"]
     assert c["fps"] > 0 and set(c["latency_ms"]) >= {"min", "median", "p99"}
     assert c["latency_ms"]["min"] <= c["latency_ms"]["median"] <= c["latency_ms"]["p99"]
     assert set(c["stages_ms"]) == {"capture", "stitch", "infer", "post", "sinks"}
