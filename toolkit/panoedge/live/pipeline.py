@@ -87,15 +87,20 @@ class PipelineConfig:
     frame, a large share of a small CPU's stitch budget, and live accuracy barely moves without
     it (``panoedge bench pipeline --antialias`` against ``--no-antialias`` measures the cost;
     ``panoedge run`` on ``synth://`` reports live against offline mIoU).
-    ``malloc_arenas``: cap glibc's malloc arenas for the process (keeps resident memory flat
-    over long runs, :func:`~panoedge.live.stats.limit_malloc_arenas`; None leaves malloc alone).
-    ``backoff_s``/``backoff_max_s``: reconnect
-    delays. ``stitch_device``: the :class:`~panoedge.stitch.Stitcher` device (``cpu`` keeps the
-    process torch-free). ``exposure_smoothing``: temporal smoothing of the stitcher's per-lens
-    gains. ``accuracy``: score frames that carry ground truth, at most ``accuracy_fps`` a second
-    (0: every frame). ``status_every_s``: how often
-    ``on_status`` gets the live figures (0: never). ``cv_threads``: OpenCV's worker threads
-    for this process (``cv2.setNumThreads``; None leaves OpenCV's default).
+    ``malloc_arenas``: cap glibc's malloc arenas for the process (a couple keeps resident memory flat
+    over long runs, :func:`~panoedge.live.stats.limit_malloc_arenas`; ``panoedge bench soak``
+    reports the growth; None leaves malloc alone). ``backoff_s``/``backoff_max_s``: reconnect
+    delays (a replugged camera is back within the first retries; the cap keeps a returning
+    camera from waiting long while not spinning on an absent one). ``stitch_device``: the
+    :class:`~panoedge.stitch.Stitcher` device (``cpu`` keeps the process torch-free).
+    ``exposure_smoothing``: temporal smoothing of the stitcher's per-lens gains (at camera rates the
+    gains follow a lighting change within about a second and do not flicker with noise).
+    ``accuracy``: score frames that carry ground truth, at most ``accuracy_fps`` a second (0: every
+    frame; scoring costs a few milliseconds a frame, and a few a second still cover a looping
+    source over a run). ``status_every_s``: how often ``on_status`` gets the live figures (0:
+    never). ``join_timeout_s``: how long stopping waits for the stage threads (a stage stuck in a
+    driver call must not hold the exit for ever). ``cv_threads``: OpenCV's worker threads for this
+    process (``cv2.setNumThreads``; None leaves OpenCV's default).
     """
 
     queue_size: int = 1
