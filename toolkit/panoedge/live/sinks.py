@@ -29,6 +29,10 @@ from panoedge.live.views import DepthColors, composite, label_lut
 __all__ = ["DisplaySink", "FileSink", "FrameResult", "Result", "SINKS", "Sink", "StreamInfo", "open_sink"]
 
 
+FALLBACK_FPS = 30.0
+"""Frame rate of the video file when neither ``fps=`` nor the source gives one (the commonest camera rate)."""
+
+
 @register_sink("file")
 class FileSink(Sink):
     """``file://out.mp4``: the side-by-side video (see the module docstring)."""
@@ -54,7 +58,7 @@ class FileSink(Sink):
         import cv2
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fps = self.fps_option or info.fps or 30.0
+        fps = self.fps_option or info.fps or FALLBACK_FPS
         h, w = info.erp_hw
         self._writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*self.FOURCC[self.path.suffix.lower()]),
                                        float(fps), (3 * w, h))

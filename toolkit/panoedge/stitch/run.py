@@ -24,6 +24,11 @@ from panoedge.stitch.rig import Rig
 from panoedge.stitch.stitcher import Stitcher
 
 VIDEO_EXTS = (".mp4", ".mov", ".avi", ".mkv", ".m4v", ".webm")
+MAX_UNDECODABLE_RUN = 25
+"""Undecodable frames in a row after which a video is taken to have ended (a damaged stretch is skipped
+frame by frame; a container whose count overstates its frames would otherwise be read for ever)."""
+FALLBACK_VIDEO_FPS = 30.0
+"""Frame rate of the stitched video when the input does not declare one (the commonest camera rate)."""
 VIDEO_EXPOSURE_SMOOTHING = 0.8
 """Weight of the previous frames' exposure gains when stitching a video (temporal smoothing, no flicker)."""
 _FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "XVID", ".webm": "mp4v"}
@@ -161,7 +166,7 @@ def iter_video(path: Path) -> Iterator[np.ndarray | None]:
                 index += 1
                 yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
                 continue
-            if total and index < total and misses < 25:
+            if total and index < total and misses < MAX_UNDECODABLE_RUN:
                 misses += 1
                 index += 1
                 yield None
@@ -264,7 +269,7 @@ def _stitch_video(stitch, src: Path, out: Path, run: _Tally, progress: bool, out
     if out.suffix.lower() not in VIDEO_EXTS:
         raise UsageError(f"{out}: the input is a video, so OUT must be a video file ({', '.join(VIDEO_EXTS)})")
     cap = cv2.VideoCapture(str(src))
-    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    fps = cap.get(cv2.CAP_PROP_FPS) or FALLBACK_VIDEO_FPS
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
     cap.release()
     h, w = out_hw
