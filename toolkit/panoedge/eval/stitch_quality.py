@@ -111,12 +111,12 @@ def perturb(rig, rng: np.random.Generator, rot_deg: float = 3.0, fov_deg: float 
 
 RECOVERY_FRAME_H = 960
 """Frame height (px) of the recovery protocol's side-by-side synthetic rigs: lens circles of radius
-0.49 x 960 = 470 px, as small as the smallest real preset's (the Ricoh Theta S live view, 462-466
-px; the Insta360 Air's 1920 x 960 frame, 495 px). The tilt of lens 1 is seen only off the
-epipolar plane, with leverage at most 0.13 (module doc of :mod:`panoedge.stitch.calibrate`), so
-it is limited by the matches' count and sub-pixel noise: at 512 px (radius 251 px, smaller
-than any real camera) indoor scenes give 150-300 matches in 5 frames and a tilt noise of 0.3-0.5
-deg (1 sigma), which no solver removes."""
+0.49 x 960 = 470 px, as small as the smallest real preset's (the Ricoh Theta S live view; the
+Insta360 Air's 1920 x 960 frame is a little larger). The tilt of lens 1 is seen only off the
+epipolar plane, with little leverage (module doc of :mod:`panoedge.stitch.calibrate`), so it is
+limited by the matches' count and sub-pixel noise: smaller circles than any real camera's give
+fewer matches and a tilt noise no solver removes, and would understate real cameras
+(``panoedge rig recovery --frame-h 512`` shows it)."""
 
 
 def calibration_recovery(family: str = "outdoor", seed: int = 1, n: int = 5, frame_h: int = RECOVERY_FRAME_H,
