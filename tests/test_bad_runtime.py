@@ -437,6 +437,6 @@ def test_soak_runs_under_hostile_clients_and_reports_them(home):
     from tests.test_live_pipeline import fake_model
 
     rep = soak(fake_model(), duration_s=1.0, warmup_s=0.3, frames_from=SYNTH)
-    h, frames = rep["hostile"], rep["cases"]["soak"]["frames"]
+    h, frames = rep.hostile, rep.case.frames.to_dict()
     assert h["rebinding_requests"] > 0 and h["rebinding_served"] == 0 and h["head_bodies"] == 0
     assert frames["delivered"] > 0 and frames["out_of_order"] == 0 and frames["corrupt"] > 0

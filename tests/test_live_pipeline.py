@@ -21,7 +21,7 @@ import pytest
 from panoedge.errors import UsageError
 from panoedge.live.model import LiveModel
 from panoedge.live.pipeline import Pipeline, PipelineConfig
-from panoedge.live.queues import Closed, StageQueue
+from panoedge.live.stream import Closed, StageQueue
 from panoedge.live.sinks import Sink
 from panoedge.live.sources import Captured, CorruptFrame, Pacer, Source, SourceEnded, SourceError, open_source, split_uri
 
@@ -194,13 +194,14 @@ def test_uris_parse_and_fail_clearly(home, tmp_path):
 # -- the pipeline -------------------------------------------------------------------------------
 
 def test_live_order_timestamps_and_report_shape(home):
-    from panoedge.live.report import make_report
+    from panoedge.live.report import LiveAccuracy, LiveRunResult, make_report
 
     rec = Recorder()
     pipe = Pipeline(f"{SYNTH}&fps=60", fake_model(), [rec])
     with pipe:
         case = pipe.run(1.5, warmup_s=0.3)
-        rep = make_report("panoedge.live/1", pipe, {"concurrent": case}, {}, {"live": pipe.accuracy_result()})
+        rep = make_report(LiveRunResult, pipe, {"concurrent": case}, {}, LiveAccuracy(live=pipe.accuracy_result()))
+    rep = rep.to_dict()
     seqs = [it[0] for it in rec.items]
     t_cap = [it[1] for it in rec.items]
     t_wall = [it[2] for it in rec.items]
@@ -209,10 +210,14 @@ def test_live_order_timestamps_and_report_shape(home):
     assert all(b > a for a, b in zip(t_cap, t_cap[1:])) and all(b > a for a, b in zip(t_wall, t_wall[1:]))
     assert all(it[3] > 0 for it in rec.items)
     assert rec.items[0][4] == (*ERP_HW, 3) and rec.items[0][5] == ERP_HW
-    assert case["frames"]["out_of_order"] == 0 and case["frames"]["corrupt"] == 0
+    assert case.frames.out_of_order == 0 and case.frames.corrupt == 0
     # CONVENTIONS.md report shape
     assert rep["schema"] == "panoedge.live/1" and "cpu" in rep["machine"] and "cores" in rep["machine"]
     c = rep["cases"]["concurrent"]
+    assert list(rep) == ["schema", "machine", "source", "model", "erp_hw", "rig", "config", "threads", "cases", "ratios",
+                         "accuracy", "sinks", "events"]  # the typed report writes the JSON it always did
+    assert list(c) == ["fps", "latency_ms", "stages_ms", "duration_s", "frames", "dropped", "dropped_total", "memory",
+                       "interrupted", "ended", "mode"]
     assert c["fps"] > 0 and set(c["latency_ms"]) >= {"min", "median", "p99"}
     assert c["latency_ms"]["min"] <= c["latency_ms"]["median"] <= c["latency_ms"]["p99"]
     assert set(c["stages_ms"]) == {"capture", "stitch", "infer", "post", "sinks"}
@@ -227,13 +232,13 @@ def test_faults_reconnect_with_backoff_and_skip_corrupt_frames():
                     on_event=events.append)
     with pipe:
         case = pipe.run(20.0)
-    assert case["ended"] and not case["interrupted"]
-    f = case["frames"]
-    assert f["corrupt"] == 2, events
-    assert f["disconnects"] == 2 and f["reconnects"] == 3, events  # failed first open + two losses
-    assert f["delivered"] == src.good == len(rec.items), "an unpaced source must not lose frames"
+    assert case.ended and not case.interrupted
+    f = case.frames
+    assert f.corrupt == 2, events
+    assert f.disconnects == 2 and f.reconnects == 3, events  # failed first open + two losses
+    assert f.delivered == src.good == len(rec.items), "an unpaced source must not lose frames"
     assert any("reconnected" in e for e in events) and any("cannot open" in e for e in events)
-    assert case["dropped_total"] == 0
+    assert case.dropped_total == 0
 
 
 def test_folder_of_frames_skips_unreadable_ones(tmp_path):
@@ -246,7 +251,7 @@ def test_folder_of_frames_skips_unreadable_ones(tmp_path):
     (tmp_path / "f1b.png").write_bytes(b"not a png")  # between f1 and f2
     with Pipeline(f"file://{tmp_path}", fake_model(), [rec := Recorder()], rig=rig) as pipe:
         case = pipe.run(20.0)
-    assert case["ended"] and case["frames"]["corrupt"] == 1 and case["frames"]["delivered"] == 3 == len(rec.items)
+    assert case.ended and case.frames.corrupt == 1 and case.frames.delivered == 3 == len(rec.items)
 
 
 def test_video_file_source_paced_or_as_fast_as_taken(tmp_path):
@@ -261,11 +266,11 @@ def test_video_file_source_paced_or_as_fast_as_taken(tmp_path):
     vw.release()
     with Pipeline(f"file://{path}?fps=0", fake_model(), [rec := Recorder()], rig=rig) as pipe:
         case = pipe.run(20.0)
-    assert not pipe.source.live and case["ended"] and case["frames"]["delivered"] == 6 == len(rec.items)
+    assert not pipe.source.live and case.ended and case.frames.delivered == 6 == len(rec.items)
     with Pipeline(f"file://{path}", fake_model(), rig=rig) as pipe:
         case = pipe.run(20.0)
-    assert pipe.source.live and pipe.source.fps == pytest.approx(20.0) and case["ended"]
-    assert case["duration_s"] >= 5 / 20.0  # paced at the file's own rate
+    assert pipe.source.live and pipe.source.fps == pytest.approx(20.0) and case.ended
+    assert case.duration_s >= 5 / 20.0  # paced at the file's own rate
 
 
 def test_display_sink_explains_when_there_is_no_screen(monkeypatch):
@@ -294,12 +299,12 @@ def test_bench_reports_concurrent_and_sequential(home):
     from panoedge.live.report import format_report
 
     rep = bench_pipeline(fake_model(), f"{SYNTH}&fps=0", duration_s=0.6, warmup_s=0.2)
-    assert rep["schema"] == "panoedge.bench/1"
-    assert set(rep["cases"]) == {"concurrent", "sequential"}
-    for c in rep["cases"].values():
-        assert c["fps"] > 0 and c["frames"]["out_of_order"] == 0 and c["dropped_total"] == 0
-    assert rep["ratios"]["concurrent_speedup"] > 0
-    assert "concurrent_speedup" in format_report(rep)
+    assert rep.to_dict()["schema"] == "panoedge.bench/1"
+    assert set(rep.cases) == {"concurrent", "sequential"}
+    for c in rep.cases.values():
+        assert c.fps > 0 and c.frames.out_of_order == 0 and c.dropped_total == 0
+    assert rep.ratios["concurrent_speedup"] > 0
+    assert "concurrent_speedup" in format_report(rep) and "concurrent_speedup" in rep.format()
 
 
 # -- a real ONNX model, the CLI and Ctrl-C ------------------------------------------------------
@@ -321,6 +326,7 @@ def test_onnx_model_live_and_offline_accuracy(home, nano_onnx):
 
     rep = run_live(nano_onnx, f"{SYNTH}&fps=0&loop=0", duration_s=30, warmup_s=0,
                    config=PipelineConfig(accuracy_fps=0))  # score every frame
+    rep = rep.to_dict()
     c = rep["cases"]["concurrent"]
     assert c["ended"] and c["frames"]["delivered"] == 2
     assert rep["model"]["backend"] == "ort-cpu" and rep["model"]["input_hw"] == list(ERP_HW)
@@ -388,3 +394,42 @@ def test_an_imu_gravity_hook_levels_the_live_stitch(home):
         pipe.run(0.6, warmup_s=0.1)
         r_out = pipe._stitcher.tables(hook.rotation()).r_out
     assert abs(np.degrees(rotation_angle(r_out @ pipe.rig.output_rotation.T)) - 10.0) < 0.2
+
+
+def test_stream_types_and_uris_are_leaves_of_live():
+    """Sources, sinks, the pipeline, the web viewer and the publisher stand on live/stream.py and
+    live/uri.py, which import nothing else of live (lazy imports included), so no file cycles."""
+    from tests.import_graph import build, file_cycles
+
+    g = build()
+    for leaf in ("panoedge.live.stream", "panoedge.live.uri"):
+        assert not [e.target for e in g.edges if e.source == leaf and e.target.startswith("panoedge.live")]
+    assert not [c for c in file_cycles(g) if any(m.startswith(("panoedge.live.", "panoedge.stitch.")) for m in c)]
+
+
+def test_sources_and_sinks_register_by_scheme_and_unknown_ones_list_the_valid():
+    from panoedge.live import register_sink, register_source
+    from panoedge.live.sinks import open_sink
+    from panoedge.live.uri import SINKS, SOURCES
+
+    assert {"v4l2", "gst", "file", "synth"} <= set(SOURCES) and {"display", "file", "web", "zmq"} <= set(SINKS)
+    with pytest.raises(UsageError, match="synth://"):
+        open_source("nosuch://x")
+    with pytest.raises(UsageError, match="web://"):
+        open_sink("nosuch://x")
+
+    @register_sink("test-recorder")
+    class _Rec(Recorder):
+        def __init__(self, uri):
+            super().__init__()
+
+    try:
+        with open_sink("test-recorder://x") as sink:  # sinks are context managers
+            assert isinstance(sink, _Rec)
+        with pytest.raises(RuntimeError, match="registered twice"):
+            register_sink("test-recorder")(Recorder)
+    finally:
+        SINKS.pop("test-recorder", None)
+    with pytest.raises(TypeError):
+        register_source()
+

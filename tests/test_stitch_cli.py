@@ -53,6 +53,8 @@ def test_stitch_an_image_a_folder_and_a_video(tmp_path, rig_and_frames):
     assert sorted(p.name for p in out.iterdir()) == ["f0.png", "f1.png", "f2.png"]
     rep = json.loads((tmp_path / "r.json").read_text())
     assert rep["frames"] == 3 and rep["skipped"] == 1 and "broken.png" in rep["skipped_reasons"][0]
+    assert list(rep) == ["schema", "command", "rig", "kind", "out", "frames", "skipped", "skipped_reasons", "seconds",
+                         "fps", "level"]  # the panoedge.stitch/1 JSON keeps its keys and their order
 
     video = tmp_path / "clip.avi"
     w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (128, 64))
@@ -132,6 +134,8 @@ def test_rig_show_list_and_calibrate(tmp_path):
     assert res.exit_code == 0, res.output
     assert "residual" in res.output and "lens 1 relative to lens 0" in res.output
     rep = json.loads((tmp_path / "cal.json").read_text())
+    assert list(rep) == ["schema", "command", "rig", "n_frames", "circles", "residual_before", "residual_after", "rounds",
+                         "relative_ypr_deg", "fov_deg", "parallax_deg", "per_frame"]
     assert rep["residual_after"]["median_deg"] < rep["residual_before"]["median_deg"]
     from panoedge.geometry import rotation_angle
     from panoedge.stitch import load_rig

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import List, Optional
 
@@ -18,28 +17,10 @@ SINK_HELP = "display://, file://out.mp4, web://HOST:PORT[?token=T], zmq://HOST:P
 
 
 def _printer(quiet: bool):
-    """Event and status callbacks: events always (stderr), status every second on a terminal, every 10 s otherwise."""
-    from panoedge.live.report import format_live
+    """Old name of :func:`panoedge.live.report.progress_printer` (``cli/demo.py`` still imports it)."""
+    from panoedge.live.report import progress_printer
 
-    tty = sys.stderr.isatty()
-    last = [0.0]
-
-    def on_event(msg: str) -> None:
-        if tty and not quiet:
-            typer.echo("", err=True)
-        typer.echo(f"panoedge: {msg}", err=True)
-
-    def on_status(snap: dict) -> None:
-        if quiet:
-            return
-        now = time.monotonic()
-        if tty:
-            typer.echo("\r" + format_live(snap)[:160], err=True, nl=False)
-        elif now - last[0] >= 10.0:
-            last[0] = now
-            typer.echo(format_live(snap), err=True)
-
-    return on_event, on_status
+    return progress_printer(quiet)
 
 
 PRECISIONS = ("int8", "fp16", "fp32")
@@ -62,6 +43,7 @@ def _check(command: str, sinks, duration, warmup, threads, queue, precision) -> 
 
 
 def _config(queue: int, stitch_device: str, accuracy: bool, antialias: bool):
+    """The :class:`~panoedge.live.pipeline.PipelineConfig` of the flags (its other knobs keep their defaults)."""
     from panoedge.live.pipeline import PipelineConfig
 
     return PipelineConfig(queue_size=queue, stitch_device=stitch_device, accuracy=accuracy, antialias=antialias)
@@ -98,11 +80,12 @@ def run_cmd(
 ) -> None:
     """Run live: SOURCE -> stitch -> BUNDLE -> sinks, with fps, latency and drops reported live and at the end."""
     warmup = warmup_old if warmup_old is not None else warmup_seconds
-    _check("panoedge run", sink, duration, warmup, threads, queue, precision)
-    from panoedge.live.report import format_report
+    _check("panoedge run", sinks=sink, duration=duration, warmup=warmup, threads=threads, queue=queue,
+           precision=precision)
+    from panoedge.live.report import progress_printer
     from panoedge.live.run import run_live
 
-    on_event, on_status = _printer(quiet)
+    on_event, on_status = progress_printer(quiet)
     gravity = None
     if level is not None:
         from panoedge.errors import UsageError
@@ -113,18 +96,13 @@ def run_cmd(
         from panoedge.stitch.level_hooks import ImageLevelHook
 
         gravity = ImageLevelHook()
-    rep = run_live(bundle, source, sink or [], duration, warmup, rig, backend, precision, threads,
-                   _config(queue, stitch_device, accuracy, antialias), on_event=on_event, on_status=on_status,
-                   trusted_key=trusted_key, gravity=gravity)
+    result = run_live(bundle, source, sink or [], duration_s=duration, warmup_s=warmup, rig=rig, backend=backend, precision=precision,
+                      threads=threads, config=_config(queue, stitch_device=stitch_device, accuracy=accuracy, antialias=antialias), on_event=on_event,
+                      on_status=on_status, trusted_key=trusted_key, gravity=gravity)
     if sys.stderr.isatty() and not quiet:
         typer.echo("", err=True)
-    c = rep["cases"]["concurrent"]
-    typer.echo(f"{rep['model']['name']} ({rep['model']['backend']}, {rep['model'].get('precision', '?')}) "
-               f"{rep['erp_hw'][0]}x{rep['erp_hw'][1]} ERP from {rep['source']['uri']}; "
-               f"{c['duration_s']:.1f} s measured after {warmup:g} s warm-up"
-               + (" (interrupted)" if c["interrupted"] else ""))
-    typer.echo(format_report(rep))
-    emit_json(json_path, rep)
+    typer.echo(result.format())
+    emit_json(json_path, result)
 
 
 @bench_app.command("pipeline")
@@ -146,19 +124,17 @@ def bench_pipeline_cmd(
 ) -> None:
     """Pipeline fps, end-to-end latency p50/p99 and per-stage split: concurrent against sequential stages."""
     warmup = warmup_old if warmup_old is not None else warmup_seconds
-    _check("panoedge bench pipeline", sink, duration, warmup, threads, queue, precision)
+    _check("panoedge bench pipeline", sinks=sink, duration=duration, warmup=warmup, threads=threads, queue=queue,
+           precision=precision)
     from panoedge.live.bench import DEFAULT_SOURCE, bench_pipeline
-    from panoedge.live.report import format_report
+    from panoedge.live.report import progress_printer
 
-    on_event, _ = _printer(True)
-    rep = bench_pipeline(bundle, source or DEFAULT_SOURCE, sink or [], duration, warmup, rig, backend, precision,
-                         threads, _config(queue, "cpu", False, antialias), on_event=on_event)
-    m, mod = rep["machine"], rep["model"]
-    typer.echo(f"{m['cpu']}, {m['cores']} cores; {mod['name']} {mod['backend']} {mod.get('precision', '')}, "
-               f"ORT threads {mod.get('threads') or 'default'}; ERP {rep['erp_hw'][0]}x{rep['erp_hw'][1]} from "
-               f"{rep['source']['uri']}; warm-up {warmup:g} s, {duration:g} s per case")
-    typer.echo(format_report(rep))
-    emit_json(json_path, rep)
+    on_event, _ = progress_printer(True)
+    result = bench_pipeline(bundle, source or DEFAULT_SOURCE, sink or [], duration_s=duration, warmup_s=warmup, rig=rig, backend=backend,
+                            precision=precision, threads=threads, config=_config(queue, stitch_device="cpu", accuracy=False, antialias=antialias),
+                            on_event=on_event)
+    typer.echo(result.format())
+    emit_json(json_path, result)
 
 
 @bench_app.command("soak")
@@ -172,17 +148,10 @@ def bench_soak_cmd(
 ) -> None:
     """A short soak: the live pipeline on a changing folder with corrupt and bomb frames, while hostile
     web clients (DNS rebinding, floods, slowloris, HEAD) and an idle ZeroMQ subscriber misbehave."""
-    from panoedge.live.report import format_report
+    from panoedge.live.report import progress_printer
     from panoedge.live.soak import soak
 
-    on_event, _ = _printer(True)
-    rep = soak(bundle, duration_s=duration, warmup_s=warmup, backend=backend, threads=threads, on_event=on_event)
-    c, h = rep["cases"]["soak"], rep["hostile"]
-    typer.echo(f"{rep['machine']['cpu']}, {rep['machine']['cores']} cores; {rep['model']['name']} "
-               f"{rep['model']['backend']}; {duration:g} s after {warmup:g} s warm-up")
-    typer.echo(format_report(rep))
-    typer.echo(f"hostile: {h['rebinding_requests']} rebinding requests ({h['rebinding_served']} served), "
-               f"{h['head_requests']} HEAD ({h['head_bodies']} with a body), {h['flood_connections']} flood/slowloris "
-               f"connections ({h['flood_refused_503']} refused with 503), {h['files_deleted']} frames deleted mid-run; "
-               f"out of order {c['frames']['out_of_order']}, corrupt frames skipped {c['frames']['corrupt']}")
-    emit_json(json_path, rep)
+    on_event, _ = progress_printer(True)
+    result = soak(bundle, duration_s=duration, warmup_s=warmup, backend=backend, threads=threads, on_event=on_event)
+    typer.echo(result.format())
+    emit_json(json_path, result)

@@ -57,19 +57,10 @@ def stitch(
         from panoedge.errors import UsageError
 
         raise UsageError(f"--band-deg {band_deg:g}: expected a width in degrees between 0 and 90")
-    r = _rig_for(rig, inputs)
-    res = stitch_files(inputs, r, out, out_hw=out_hw, blend=blend, exposure=not no_exposure,
-                       level=_parse_level(level), band_deg=band_deg, device=device)
-    skipped = f", skipped {res.skipped} bad frame(s)" if res.skipped else ""
-    fps = f" ({res.frames / res.seconds:.1f} frames/s)" if res.seconds > 0 and res.frames > 1 else ""
-    typer.echo(f"stitched {res.frames} frame(s) with rig {r.name} -> {res.out}{skipped}{fps}")
-    for why in res.reasons[:5]:
-        typer.echo(f"  skipped: {why}")
-    for g in res.levels[:5]:
-        lines = f" ({g['inliers']} of {g['segments']} segments vertical)" if "inliers" in g else ""
-        typer.echo(f"  level: {g['source']} confidence {g['confidence']:.2f}, pitch {g['pitch_deg']:.2f}° roll "
-                   f"{g['roll_deg']:.2f}°{lines}")
-    emit_json(json_path, {"schema": "panoedge.stitch/1", "rig": r.name, **res.to_dict()})
+    result = stitch_files(inputs, _rig_for(rig, inputs), out, out_hw=out_hw, blend=blend, exposure=not no_exposure,
+                          level=_parse_level(level), band_deg=band_deg, device=device)
+    typer.echo(result.format())
+    emit_json(json_path, result)
 
 
 @app.command("level")
@@ -89,30 +80,7 @@ def level_cmd(
     res = level_files(inputs, out, source=source,
                       min_confidence=MIN_CONFIDENCE if min_confidence is None else min_confidence)
     typer.echo(res.format())
-    emit_json(json_path, res.to_dict())
-
-
-def _calibration_frames(paths: List[Path], rig, video_frames: int):
-    from panoedge.errors import UsageError
-    from panoedge.stitch.frames import partner_path, read_frame
-    from panoedge.stitch.run import VIDEO_EXTS, _folder_items, sample_video_frames
-
-    items, labels, seen = [], [], set()
-    for p in paths:
-        if p.suffix.lower() in VIDEO_EXTS:
-            if rig.layout == "separate":
-                raise UsageError(f"{p}: a separate-file rig ({rig.name}) takes front/back image pairs, not a video")
-            for label, frame in sample_video_frames(p, video_frames):
-                items.append(frame)
-                labels.append(label)
-            continue
-        for group in (_folder_items(p, rig) if p.is_dir() else [[p]]):
-            key = tuple(sorted(partner_path(group[0]) or group)) if rig.layout == "separate" else tuple(group)
-            if key not in seen:
-                seen.add(key)
-                items.append(read_frame(rig, group))
-                labels.append(Path(group[0]).name)
-    return items, labels
+    emit_json(json_path, res)
 
 
 @rig_app.command("calibrate")
@@ -130,80 +98,29 @@ def rig_calibrate(
     json_path: Optional[Path] = JsonOpt,
 ) -> None:
     """Self-calibrate one rig from ordinary frames of one or several scenes: circles, rotation, field of view."""
-    import numpy as np
+    from panoedge.stitch.calibrate_files import calibrate_files
 
-    from panoedge.errors import UsageError
-    from panoedge.geometry import ypr_from_rotation
-    from panoedge.stitch.calibrate import calibrate
-    from panoedge.stitch.rig import save_rig
-
-    modes = {"auto": "auto", "yes": True, "no": False}
-    if circles not in modes:
-        raise UsageError(f"--circles {circles!r}: expected one of {', '.join(modes)}")
-    start = _rig_for(init, frames[:1])
-    imgs, labels = _calibration_frames(frames, start, video_frames)
-    res = calibrate(imgs, start, refine=tuple(x.strip() for x in refine.split(",") if x.strip()),
-                    circles=modes[circles], depth_m=depth_m, labels=labels)
-    rig = res.annotated_rig(out.stem)
-    save_rig(rig, out)
-    d = res.to_dict()
-    ypr0 = np.rad2deg(ypr_from_rotation(start.relative_rotation()))
-    typer.echo(f"calibrated {start.name} from {res.n_frames} frame(s) -> {out}")
-    for i, c in enumerate(d["circles"]):
-        lens = rig.lenses[i]
-        src = "found" if c else "kept"
-        typer.echo(f"  lens {i} ({lens.name}): circle {src} centre ({lens.center_x_px:.1f}, {lens.center_y_px:.1f}) px, "
-                   f"radius {lens.radius_px:.1f} px, fov {lens.fov_deg:.2f} deg")
-    y, p, r = d["relative_ypr_deg"]
-    typer.echo(f"  lens 1 relative to lens 0: yaw {y:.3f}  pitch {p:.3f}  roll {r:.3f} deg "
-               f"(start {ypr0[0]:.3f} {ypr0[1]:.3f} {ypr0[2]:.3f})")
-    b, a = d["residual_before"], d["residual_after"]
-    typer.echo(f"  residual (median angle between matched rays): {b['median_deg']:.3f} deg ({b['n']} matches) -> "
-               f"{a['median_deg']:.3f} deg ({a['n']} matches)")
-    if len(d["per_frame"]) > 1:
-        for pf in d["per_frame"]:
-            b, a = pf["before"], pf["after"]
-            typer.echo(f"    {pf['label'][:48]:<48} {b['median_deg']:.3f} deg ({b['n']}) -> {a['median_deg']:.3f} deg ({a['n']})")
-    para = ", ".join(f"{k} {v:.2f} deg" for k, v in d["parallax_deg"].items())
-    typer.echo(f"  parallax floor of the baseline: {para}" if any(d["parallax_deg"].values()) else
-               "  parallax floor: baseline unknown (no translation_m in the rig)")
-    emit_json(json_path, {"schema": "panoedge.calibration/1", "rig": str(out), **d})
+    result = calibrate_files(frames, _rig_for(init, frames[:1]), out,
+                             refine=tuple(x.strip() for x in refine.split(",") if x.strip()), circles=circles,
+                             depth_m=depth_m, video_frames=video_frames)
+    typer.echo(result.format())
+    emit_json(json_path, result)
 
 
 @rig_app.command("show")
 def rig_show(rig: str = typer.Argument(..., help="Rig file or preset name.")) -> None:
     """Print a rig: layout, lenses, orientation, provenance."""
-    from panoedge.stitch.presets import resolve_rig
+    from panoedge.stitch.presets import resolve_rig, rig_summary
 
-    r = resolve_rig(rig)
-    typer.echo(f"{r.name}: {r.layout}, {r.image_width_px}x{r.image_height_px} px"
-               f"{' per lens file' if r.layout == 'separate' else ''}")
-    for i, lens in enumerate(r.lenses):
-        typer.echo(f"  lens {i} {lens.name:<6} {lens.model:<15} fov {lens.fov_deg:.2f} deg  centre "
-                   f"({lens.center_x_px:.1f}, {lens.center_y_px:.1f})  radius {lens.radius_px:.1f} px  "
-                   f"ypr ({lens.yaw_deg:.2f}, {lens.pitch_deg:.2f}, {lens.roll_deg:.2f}) deg")
-    typer.echo(f"  output ypr ({r.output_yaw_deg:.1f}, {r.output_pitch_deg:.1f}, {r.output_roll_deg:.1f}) deg")
-    for k, v in r.extra.get("provenance", {}).items():
-        typer.echo(f"  {k}: {', '.join(map(str, v))}")
+    typer.echo(rig_summary(resolve_rig(rig)))
 
 
 @rig_app.command("list")
 def rig_list() -> None:
     """List the rig presets (shipped, and yours in ./calibration/rigs or $PANOEDGE_RIGS) and generic."""
-    from panoedge.stitch.presets import preset_names, preset_path
-    from panoedge.stitch.rig import load_rig
+    from panoedge.stitch.presets import preset_table
 
-    names = preset_names()
-    width = max(len(n) for n in names)
-    for name in names:
-        path = preset_path(name)
-        if path is None:
-            about = "two nominal 195-degree lenses from the frame size (calibrate before serious use)"
-        else:
-            rig = load_rig(path)
-            about = f"{rig.image_width_px}x{rig.image_height_px} {rig.layout}, " + (rig.notes or "").split(". ")[0].strip()
-            about = about if len(about) <= 100 else about[:99] + "…"
-        typer.echo(f"{name:<{width}}  {about}")
+    typer.echo(preset_table())
 
 
 @rig_app.command("recovery")
@@ -221,22 +138,12 @@ def rig_recovery(
     json_path: Optional[Path] = JsonOpt,
 ) -> None:
     """Self-calibrate perturbed synthetic rigs (true rig known) and print the recovered errors."""
-    import numpy as np
-
     from panoedge.eval.stitch_quality import recovery_cases, recovery_table
 
-    rows = recovery_table(recovery_cases(cases), n=frames, frame_h=frame_h, baseline_m=baseline_m,
-                          rot_deg=perturb_deg, fov_deg=perturb_deg, progress=True)
-    typer.echo(f"{'family':<8} {'attitude':<9} {'seed':>4} {'start rot':>9} {'rot err':>8} {'fov err':>8} {'matches':>7}")
-    for r in rows:
-        typer.echo(f"{r['family']:<8} {r['attitude']:<9} {r['seed']:>4} {r['start_rot_err_deg']:>8.2f}° "
-                   f"{r['rot_err_deg']:>7.3f}° {max(abs(v) for v in r['fov_err_deg']):>7.2f}° {r['matches']:>7}")
-    rot = [r["rot_err_deg"] for r in rows]
-    fov = [max(abs(v) for v in r["fov_err_deg"]) for r in rows]
-    typer.echo(f"rotation error: median {np.median(rot):.3f}°, max {max(rot):.3f}° (target 0.2°); "
-               f"field of view: max {max(fov):.2f}° (target 1°); baseline {baseline_m * 100:g} cm, {frames} frames, "
-               f"{frame_h} px frames")
-    emit_json(json_path, {"schema": "panoedge.rig_recovery/1", "rows": rows})
+    result = recovery_table(recovery_cases(cases), n=frames, frame_h=frame_h, baseline_m=baseline_m,
+                            rot_deg=perturb_deg, fov_deg=perturb_deg, progress=True)
+    typer.echo(result.format())
+    emit_json(json_path, result)
 
 
 @bench_app.command("stitch")
@@ -250,10 +157,9 @@ def bench_stitch(
 ) -> None:
     """Frames per second of the full stitch and of one bare cv2.remap (the floor), and their ratio."""
     from panoedge.eval.stitch_bench import bench_stitch as run_bench
-    from panoedge.eval.stitch_bench import format_report
     from panoedge.geometry import check_erp_size, parse_hw
 
     h, w = check_erp_size(*parse_hw(size, "--size"), what="--size")
-    rep = run_bench((h, w), repeat=repeat, warmup=warmup, band_deg=band_deg, device=device)
-    typer.echo(format_report(rep))
-    emit_json(json_path, rep)
+    result = run_bench((h, w), repeat=repeat, warmup=warmup, band_deg=band_deg, device=device)
+    typer.echo(result.format())
+    emit_json(json_path, result)

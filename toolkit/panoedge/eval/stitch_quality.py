@@ -11,12 +11,15 @@ the stitcher can only make them agree with each other, not find the true absolut
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import cv2
 import numpy as np
 
 from panoedge.geometry import erp_area_weights, rotation_angle, rotation_from_rodrigues, rotation_from_ypr, ypr_from_rotation
+from panoedge.results import Result, json_field
 
 REAL_FRAMES = (
     ("gear360_c200_video2560", "gear360_c200_video2560x1280_frame.png", "gear360_c200_video2560_selfcal"),
@@ -108,12 +111,12 @@ def perturb(rig, rng: np.random.Generator, rot_deg: float = 3.0, fov_deg: float 
 
 RECOVERY_FRAME_H = 960
 """Frame height (px) of the recovery protocol's side-by-side synthetic rigs: lens circles of radius
-0.49 x 960 = 470 px, as small as the smallest real preset's (the Ricoh Theta S live view, 462-466
-px; the Insta360 Air's 1920 x 960 frame, 495 px). The tilt of lens 1 is seen only off the
-epipolar plane, with leverage at most 0.13 (module doc of :mod:`panoedge.stitch.calibrate`), so
-it is limited by the matches' count and sub-pixel noise: at 512 px (radius 251 px, smaller
-than any real camera) indoor scenes give 150-300 matches in 5 frames and a tilt noise of 0.3-0.5
-deg (1 sigma), which no solver removes."""
+0.49 x 960 = 470 px, as small as the smallest real preset's (the Ricoh Theta S live view; the
+Insta360 Air's 1920 x 960 frame is a little larger). The tilt of lens 1 is seen only off the
+epipolar plane, with little leverage (module doc of :mod:`panoedge.stitch.calibrate`), so it is
+limited by the matches' count and sub-pixel noise: smaller circles than any real camera's give
+fewer matches and a tilt noise no solver removes, and would understate real cameras
+(``panoedge rig recovery --frame-h 512`` shows it)."""
 
 
 def calibration_recovery(family: str = "outdoor", seed: int = 1, n: int = 5, frame_h: int = RECOVERY_FRAME_H,
@@ -153,15 +156,48 @@ def recovery_cases(n: int) -> list[tuple[str, str, int]]:
     return [(fam, att, seed + 100 * (i // k)) for i in range(n) for fam, att, seed in [RECOVERY_CASES[i % k]]]
 
 
+ROTATION_TARGET_DEG = 0.2
+"""The recovery protocol's target for the relative rotation of lens 1, degrees (the issue's)."""
+FOV_TARGET_DEG = 1.0
+"""The recovery protocol's target for the field of view, degrees (the issue's)."""
+
+
+@dataclass(frozen=True)
+class RecoveryTable(Result):
+    """``panoedge rig recovery``: one row of :func:`calibration_recovery` per synthetic rig, and the
+    protocol (``frames``, ``frame_h``, ``baseline_m``; for :meth:`format`, not the JSON)."""
+
+    SCHEMA: ClassVar[str] = "panoedge.rig_recovery/1"
+
+    rows: list
+    frames: int = json_field(json=False, default=5)
+    frame_h: int = json_field(json=False, default=RECOVERY_FRAME_H)
+    baseline_m: float = json_field(json=False, default=0.03)
+
+    def format(self) -> str:
+        lines = [f"{'family':<8} {'attitude':<9} {'seed':>4} {'start rot':>9} {'rot err':>8} {'fov err':>8} {'matches':>7}"]
+        for r in self.rows:
+            lines.append(f"{r['family']:<8} {r['attitude']:<9} {r['seed']:>4} {r['start_rot_err_deg']:>8.2f}° "
+                         f"{r['rot_err_deg']:>7.3f}° {max(abs(v) for v in r['fov_err_deg']):>7.2f}° {r['matches']:>7}")
+        rot = [r["rot_err_deg"] for r in self.rows]
+        fov = [max(abs(v) for v in r["fov_err_deg"]) for r in self.rows]
+        lines.append(f"rotation error: median {np.median(rot):.3f}°, max {max(rot):.3f}° (target {ROTATION_TARGET_DEG:g}°); "
+                     f"field of view: max {max(fov):.2f}° (target {FOV_TARGET_DEG:g}°); baseline {self.baseline_m * 100:g} cm, "
+                     f"{self.frames} frames, {self.frame_h} px frames")
+        return "\n".join(lines)
+
+
 def recovery_table(cases=RECOVERY_CASES, n: int = 5, frame_h: int = RECOVERY_FRAME_H, baseline_m: float = 0.03,
-                   rot_deg: float = 3.0, fov_deg: float = 3.0, progress: bool = False) -> list[dict]:
-    """:func:`calibration_recovery` for each case (the issue's target: rotation within 0.2 deg,
-    field of view within 1 deg, from 5 frames and a start perturbed by up to 3 deg)."""
+                   rot_deg: float = 3.0, fov_deg: float = 3.0, progress: bool = False) -> RecoveryTable:
+    """:func:`calibration_recovery` for each case (the issue's target: rotation within
+    :data:`ROTATION_TARGET_DEG`, field of view within :data:`FOV_TARGET_DEG`, from 5 frames and a
+    start perturbed by up to 3 deg)."""
     from panoedge.progress import tqdm
 
-    return [calibration_recovery(fam, seed=seed, n=n, frame_h=frame_h, baseline_m=baseline_m, attitude=att,
+    rows = [calibration_recovery(fam, seed=seed, n=n, frame_h=frame_h, baseline_m=baseline_m, attitude=att,
                                  rot_deg=rot_deg, fov_deg=fov_deg)
             for fam, att, seed in tqdm(cases, desc="calibrate", unit="rig", disable=not progress)]
+    return RecoveryTable(rows=rows, frames=n, frame_h=frame_h, baseline_m=baseline_m)
 
 
 def real_seam_table(real_dir: str | Path, calibrate_rigs: bool = True, out_h: int = 512) -> list[dict]:

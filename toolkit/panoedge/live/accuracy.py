@@ -17,7 +17,8 @@ import numpy as np
 
 from panoedge.metrics import confusion_matrix, mean_iou, per_class_iou
 from panoedge.geometry import erp_area_weights
-from panoedge.live.sinks import Result, Sink, StreamInfo
+from panoedge.live.report import AccuracyFigures
+from panoedge.live.stream import FrameResult, Sink, StreamInfo
 
 __all__ = ["AccuracyMeter", "AccuracySink", "offline_accuracy", "comparable_classes"]
 
@@ -73,21 +74,21 @@ class AccuracyMeter:
                            (ww * (p - g) ** 2).sum()]
         self.n += 1
 
-    def result(self) -> dict:
+    def result(self) -> AccuracyFigures:
         """``miou_area``/``miou`` (percent), ``per_class_iou``, ``absrel_area``, ``absrel``, ``delta1``,
         ``rmse`` (area-weighted), ``n_images``."""
         d = self.depth
         nan = float("nan")
-        return {
-            "miou_area": mean_iou(self.cm_area) * 100.0 if self.cm_area.sum() else nan,
-            "miou": mean_iou(self.cm) * 100.0 if self.cm.sum() else nan,
-            "per_class_iou": [None if not np.isfinite(v) else float(v) for v in per_class_iou(self.cm_area)],
-            "absrel_area": d[0] / d[1] if d[1] else nan,
-            "absrel": d[2] / d[3] if d[3] else nan,
-            "delta1": d[4] / d[1] if d[1] else nan,
-            "rmse": float(np.sqrt(d[5] / d[1])) if d[1] else nan,
-            "n_images": self.n,
-        }
+        return AccuracyFigures(
+            miou_area=mean_iou(self.cm_area) * 100.0 if self.cm_area.sum() else nan,
+            miou=mean_iou(self.cm) * 100.0 if self.cm.sum() else nan,
+            per_class_iou=[None if not np.isfinite(v) else float(v) for v in per_class_iou(self.cm_area)],
+            absrel_area=d[0] / d[1] if d[1] else nan,
+            absrel=d[2] / d[3] if d[3] else nan,
+            delta1=d[4] / d[1] if d[1] else nan,
+            rmse=float(np.sqrt(d[5] / d[1])) if d[1] else nan,
+            n_images=self.n,
+        )
 
 
 class AccuracySink(Sink):
@@ -109,14 +110,14 @@ class AccuracySink(Sink):
     def setup(self, info: StreamInfo) -> None:
         pass
 
-    def deliver(self, result: Result, concurrent: bool = True) -> None:
+    def deliver(self, result: FrameResult, concurrent: bool = True) -> None:
         now = time.perf_counter()
         if now - self._last < self.period:
             return
         self._last = now
         super().deliver(result, concurrent)
 
-    def process(self, result: Result) -> None:
+    def process(self, result: FrameResult) -> None:
         if result.truth is not None:
             self.meter.add(result.labels, result.depth, result.truth)
 
@@ -124,7 +125,7 @@ class AccuracySink(Sink):
         self.meter = AccuracyMeter(self.meter.k)
 
 
-def offline_accuracy(model, source) -> dict:
+def offline_accuracy(model, source) -> AccuracyFigures:
     """The model on each ground-truth ERP of a ``synth://`` source (no camera, no stitching)."""
     meter = AccuracyMeter(len(model.classes))
     source.prepare()

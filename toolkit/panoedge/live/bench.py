@@ -11,35 +11,36 @@ are throughput; give a paced source (``fps=30``) to measure a camera's real rate
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from panoedge.live.pipeline import PipelineConfig
-from panoedge.live.report import make_report
+from panoedge.live.report import PipelineBenchResult, make_report
 from panoedge.live.run import build_pipeline, sigterm_as_interrupt
 
-SCHEMA = "panoedge.bench/1"
+SCHEMA = PipelineBenchResult.SCHEMA
 DEFAULT_SOURCE = "synth://indoor?size=1024x2048&fps=0"
 
 __all__ = ["DEFAULT_SOURCE", "SCHEMA", "bench_pipeline"]
 
 
 def bench_pipeline(model, source: str = DEFAULT_SOURCE, sinks=(), duration_s: float = 10.0, warmup_s: float = 2.0,
-                   rig: str | Path | None = None, backend: str | None = None, precision: str | None = None,
+                   *, rig: str | Path | None = None, backend: str | None = None, precision: str | None = None,
                    threads: int | None = None, config: PipelineConfig | None = None, on_event=None,
-                   on_status=None) -> dict:
+                   on_status=None) -> PipelineBenchResult:
     """Measure ``concurrent`` and ``sequential`` cases for ``duration_s`` each; the report (``panoedge.bench/1``)."""
     config = config or PipelineConfig(accuracy=False)
-    pipe = build_pipeline(model, source, sinks, rig, backend, precision, threads, config, on_event, on_status)
+    pipe = build_pipeline(model, source, sinks, rig, backend=backend, precision=precision, threads=threads,
+                          config=config, on_event=on_event, on_status=on_status)
     cases = {}
     with sigterm_as_interrupt():
         with pipe:
             for name, concurrent in (("concurrent", True), ("sequential", False)):
-                case = pipe.run(duration_s, warmup_s=warmup_s, concurrent=concurrent)
-                case["warmup_s"] = warmup_s
+                case = replace(pipe.run(duration_s, warmup_s=warmup_s, concurrent=concurrent), warmup_s=warmup_s)
                 cases[name] = case
-                if case["interrupted"]:
+                if case.interrupted:
                     break
     ratios = {}
-    if "sequential" in cases and cases["sequential"]["fps"] > 0:
-        ratios["concurrent_speedup"] = cases["concurrent"]["fps"] / cases["sequential"]["fps"]
-    return make_report(SCHEMA, pipe, cases, ratios)
+    if "sequential" in cases and cases["sequential"].fps > 0:
+        ratios["concurrent_speedup"] = cases["concurrent"].fps / cases["sequential"].fps
+    return make_report(PipelineBenchResult, pipe, cases, ratios=ratios, warmup_s=warmup_s, duration_s=duration_s)

@@ -1,7 +1,7 @@
 """The camera pipeline: capture -> stitch -> infer -> post-process -> sinks.
 
 Concurrent mode runs each stage in its own thread, handing frames over through bounded
-:class:`~panoedge.live.queues.StageQueue` s, with at most ``max_in_flight`` frames (default 2)
+:class:`~panoedge.live.stream.StageQueue` s, with at most ``max_in_flight`` frames (default 2)
 between the stitcher and the sinks, so stitching frame ``k + 1`` overlaps inferring frame
 ``k`` and no frame waits behind others. With a live source (a camera, or a paced replay) the
 camera is read at its own rate into a queue that drops the oldest frame, and the stitcher takes
@@ -13,7 +13,7 @@ Sequential mode runs the same stages one after another in one thread (the baseli
 ``panoedge bench pipeline``).
 
 Every frame carries its sequence number and capture timestamp. The stats
-(:class:`~panoedge.live.report.PipelineStats`) record per-stage times, end-to-end latency
+(:class:`~panoedge.live.stats.PipelineStats`) record per-stage times, end-to-end latency
 (capture -> handed to the sinks), fps, drops per queue, corrupt frames, disconnects and
 reconnects, and any frame delivered out of order.
 
@@ -31,21 +31,45 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from queue import Empty
 from typing import Callable
 
 import numpy as np
 
 from panoedge.errors import UsageError
-from panoedge.live.queues import Closed, StageQueue
-from panoedge.live.report import PipelineStats, format_live
-from panoedge.live.sinks import Result, Sink, StreamInfo, open_sink
-from panoedge.live.sources import CorruptFrame, Source, SourceEnded, SourceFailed, open_source
+from panoedge.live.report import AccuracyFigures
+from panoedge.live.stats import Case, PipelineStats, format_live
+from panoedge.live.sinks import open_sink
+from panoedge.live.sources import open_source
+from panoedge.live.stream import (Closed, CorruptFrame, FrameResult, Sink, Source, SourceEnded, SourceFailed,
+                                  StageQueue, StreamInfo)
 
 log = logging.getLogger("panoedge.live")
 
 __all__ = ["Frame", "Pipeline", "PipelineConfig"]
+
+EMA_ALPHA = 0.2
+"""Weight of the newest stage time in the running average just-in-time stitching plans with (1/5:
+follows a change within a few frames, ignores one slow frame)."""
+JIT_MARGIN_S = 0.002
+"""Seconds of slack just-in-time stitching leaves before inference frees up (thread wake-up jitter),
+so the stitched frame is ready a little early rather than late."""
+JIT_MAX_WAIT_S = 1.0
+"""Longest single just-in-time wait, seconds: a stale estimate (a model that got faster) never holds
+the stitcher back for longer."""
+SLOT_POLL_S = 0.1
+"""Seconds a stage waits for an in-flight slot before checking for a stop or a failed stage."""
+QUEUE_POLL_S = 0.2
+"""Seconds a stage waits on its input queue before checking again (bounds how late it sees a stop)."""
+RUN_TICK_S = 0.05
+"""Seconds between the run loop's checks of duration, warm-up and status in concurrent mode."""
+MIN_JOIN_S = 0.1
+"""Each stage thread gets at least this long to finish at stop, even past ``join_timeout_s``."""
+BACKOFF_FACTOR = 2.0
+"""Reconnect delays double after each failed attempt, up to ``backoff_max_s``."""
+EVENT_LOG_KEEP = 200
+"""Events kept in memory and in the report (the oldest go first; every event is logged anyway)."""
 
 
 @dataclass(frozen=True)
@@ -53,23 +77,30 @@ class PipelineConfig:
     """Knobs of a pipeline run (defaults live here and nowhere else).
 
     ``queue_size``: camera frames waiting for the stitcher (a live source's queue, which drops
-    the oldest). ``max_in_flight``: frames being stitched, inferred or post-processed at once
-    (2 overlaps stitching one frame with inferring the previous; more only adds latency).
+    the oldest; 1 keeps only the newest, so latency stays one frame). ``max_in_flight``: frames
+    being stitched, inferred or post-processed at once (2 overlaps stitching one frame with
+    inferring the previous; more only adds latency: ``panoedge bench pipeline`` shows both).
     ``just_in_time``: while inference is busy, start the next frame only about one stitch
     before inference frees up, so it is the freshest frame and waits in no queue.
     ``antialias``: the stitcher's pre-blur where the frame is much denser than the ERP (see
     :class:`~panoedge.stitch.Stitcher`). Off for live: it blurs the whole camera frame every
-    frame (1024x2048 -> 256x512: ~13 ms of a 2-core CPU's ~20 ms stitch+post budget), and live
-    mIoU stayed within a point of offline without it.
-    ``malloc_arenas``: cap glibc's malloc arenas for the process (keeps resident memory flat
-    over long runs, :func:`~panoedge.live.report.limit_malloc_arenas`; None leaves malloc alone).
-    ``backoff_s``/``backoff_max_s``: reconnect
-    delays. ``stitch_device``: the :class:`~panoedge.stitch.Stitcher` device (``cpu`` keeps the
-    process torch-free). ``exposure_smoothing``: temporal smoothing of the stitcher's per-lens
-    gains. ``accuracy``: score frames that carry ground truth, at most ``accuracy_fps`` a second
-    (0: every frame). ``status_every_s``: how often
-    ``on_status`` gets the live figures (0: never). ``cv_threads``: OpenCV's worker threads
-    for this process (``cv2.setNumThreads``; None leaves OpenCV's default).
+    frame, a large share of a small CPU's stitch budget, and live accuracy barely moves without
+    it (``panoedge bench pipeline --antialias`` against ``--no-antialias`` measures the cost;
+    ``panoedge run`` on ``synth://`` reports live against offline mIoU).
+    ``malloc_arenas``: cap glibc's malloc arenas for the process (a couple keeps resident memory flat
+    over long runs, :func:`~panoedge.live.stats.limit_malloc_arenas`; ``panoedge bench soak``
+    reports the growth; None leaves malloc alone). ``backoff_s``/``backoff_max_s``: reconnect
+    delays (a replugged camera is back within the first retries; the cap keeps a returning
+    camera from waiting long while not spinning on an absent one). ``stitch_device``: the
+    :class:`~panoedge.stitch.Stitcher` device (``cpu`` keeps the process torch-free).
+    ``exposure_smoothing``: temporal smoothing of the stitcher's per-lens gains (at camera rates the
+    gains follow a lighting change within about a second and do not flicker with noise).
+    ``accuracy``: score frames that carry ground truth, at most ``accuracy_fps`` a second (0: every
+    frame; scoring costs a few milliseconds a frame, and a few a second still cover a looping
+    source over a run). ``status_every_s``: how often ``on_status`` gets the live figures (0:
+    never). ``join_timeout_s``: how long stopping waits for the stage threads (a stage stuck in a
+    driver call must not hold the exit for ever). ``cv_threads``: OpenCV's worker threads for this
+    process (``cv2.setNumThreads``; None leaves OpenCV's default).
     """
 
     queue_size: int = 1
@@ -107,7 +138,7 @@ class Frame:
 class _Events:
     """The pipeline's event log (connections, losses, files written): kept, logged and passed on."""
 
-    keep: int = 200
+    keep: int = EVENT_LOG_KEEP
     on_event: Callable[[str], None] | None = None
     items: deque = field(default_factory=deque)
 
@@ -123,8 +154,8 @@ class _Events:
 class Pipeline:
     """A source, a model, the stitcher between them, and sinks (see the module docstring).
 
-    ``source``: a URI or :class:`~panoedge.live.sources.Source`; ``model``: a
-    :class:`~panoedge.live.model.LiveModel`; ``sinks``: URIs or :class:`~panoedge.live.sinks.Sink` s;
+    ``source``: a URI or :class:`~panoedge.live.stream.Source`; ``model``: a
+    :class:`~panoedge.live.model.LiveModel`; ``sinks``: URIs or :class:`~panoedge.live.stream.Sink` s;
     ``rig``: the camera's :class:`~panoedge.stitch.Rig` (sources that know theirs, such as
     ``synth://``, need none). ``on_event(msg)`` and ``on_status(snapshot)`` are called from
     the pipeline's threads.
@@ -152,7 +183,8 @@ class Pipeline:
         self._error: BaseException | None = None
         self._threads: list[threading.Thread] = []
         self._queues: dict[str, StageQueue] = {}
-        self._durations: dict[str, float] = {}
+        self._durations: dict[str, float] = {}  # stage -> EMA seconds; stage threads write, stitch reads
+        self._lock = threading.Lock()  # guards _durations and _error, shared by the stage threads
         self._infer_started: float | None = None
         self._slots = threading.BoundedSemaphore(self.config.max_in_flight)
         self._stitcher = None
@@ -186,7 +218,7 @@ class Pipeline:
         self.source.stop_event = self._stop
         self.source.prepare()
         if self.config.malloc_arenas:
-            from panoedge.live.report import limit_malloc_arenas
+            from panoedge.live.stats import limit_malloc_arenas
 
             limit_malloc_arenas(self.config.malloc_arenas)
         if self.config.cv_threads is not None:
@@ -260,7 +292,7 @@ class Pipeline:
                 self._last_problem = f"cannot open: {e}"
                 self.events(f"source {self.source.uri}: cannot open ({e}); retry {attempt} in {delay:.1f} s")
                 self._stop.wait(delay)
-                delay = min(delay * 2.0, self.config.backoff_max_s)
+                delay = min(delay * BACKOFF_FACTOR, self.config.backoff_max_s)
                 continue
             if self._was_lost or attempt:
                 self.stats.count("reconnects")
@@ -311,7 +343,8 @@ class Pipeline:
             self.events(f"corrupt frame skipped: {desc}, the rig expects {self.rig.frame_hw[0]}x{self.rig.frame_hw[1]}x3 uint8")
             return None
         self._got_frame = True
-        frame = Frame(self._seq, got.t_capture, time.time() - (now - got.t_capture), img, got.index, got.truth)
+        frame = Frame(seq=self._seq, t_capture=got.t_capture, t_wall=time.time() - (now - got.t_capture), image=img,
+                      index=got.index, truth=got.truth)
         self._seq += 1
         self.stats.count("captured")
         self.stats.stage("capture", (now - got.t_capture) * 1000.0)
@@ -346,22 +379,25 @@ class Pipeline:
         self.stats.stage("infer", dt * 1000.0)
         self._ema("infer", dt)
 
-    def _ema(self, stage: str, seconds: float, alpha: float = 0.2) -> None:
-        old = self._durations.get(stage)
-        self._durations[stage] = seconds if old is None else old + alpha * (seconds - old)
+    def _ema(self, stage: str, seconds: float, alpha: float = EMA_ALPHA) -> None:
+        with self._lock:
+            old = self._durations.get(stage)
+            self._durations[stage] = seconds if old is None else old + alpha * (seconds - old)
 
     def _wait_for_inference(self, unpaced: bool) -> None:
         """Just-in-time stitching: while inference is busy, wait until it is about one stitch (plus
         one read, for unpaced sources) from done, so the frame taken next is the freshest and does
         not sit stitched in a queue. Costs no throughput: stitching still overlaps inference."""
         started = self._infer_started
-        infer_s = self._durations.get("infer")
+        with self._lock:
+            infer_s = self._durations.get("infer")
+            stitch_s, capture_s = self._durations.get("stitch", 0.0), self._durations.get("capture", 0.0)
         if started is None or infer_s is None:
             return
-        lead = self._durations.get("stitch", 0.0) + (self._durations.get("capture", 0.0) if unpaced else 0.0) + 0.002
+        lead = stitch_s + (capture_s if unpaced else 0.0) + JIT_MARGIN_S
         delay = started + infer_s - lead - time.perf_counter()
         if delay > 0:
-            self._stop.wait(min(delay, 1.0))
+            self._stop.wait(min(delay, JIT_MAX_WAIT_S))
 
     def post_one(self, frame: Frame, concurrent: bool) -> None:
         t0 = time.perf_counter()
@@ -370,8 +406,8 @@ class Pipeline:
         t1 = time.perf_counter()
         self.stats.stage("post", (t1 - t0) * 1000.0)
         latency = self.stats.delivered(frame.seq, frame.t_capture)
-        result = Result(frame.seq, frame.t_capture, frame.t_wall, frame.erp, labels, depth, frame.truth, frame.index,
-                        latency)
+        result = FrameResult(seq=frame.seq, t_capture=frame.t_capture, t_wall=frame.t_wall, erp=frame.erp, labels=labels,
+                             depth=depth, truth=frame.truth, index=frame.index, latency_ms=latency)
         for sink in self.sinks:
             sink.deliver(result, concurrent)
         if self.accuracy is not None and frame.truth is not None:
@@ -385,8 +421,9 @@ class Pipeline:
             try:
                 fn()
             except BaseException as e:  # surfaced in run(): a stage crashing stops the pipeline
-                if self._error is None:
-                    self._error = e
+                with self._lock:
+                    if self._error is None:
+                        self._error = e
                 self.events(f"stage {name} failed: {type(e).__name__}: {e}")
                 self._stop.set()
                 for q in self._queues.values():
@@ -400,7 +437,7 @@ class Pipeline:
         input queue is closed and drained (stitch), or a stage failed.
         """
         while True:
-            if self._slots.acquire(timeout=0.1):
+            if self._slots.acquire(timeout=SLOT_POLL_S):
                 return True
             if self._error is not None:
                 return False
@@ -449,7 +486,7 @@ class Pipeline:
                     if self.config.just_in_time:
                         self._wait_for_inference(unpaced=False)
                 try:
-                    frame = inp.get(timeout=0.2)
+                    frame = inp.get(timeout=QUEUE_POLL_S)
                 except (Empty, Closed) as e:
                     if commit:
                         self._slots.release()
@@ -494,15 +531,15 @@ class Pipeline:
         self._stop.set()
         deadline = time.monotonic() + self.config.join_timeout_s
         for t in self._threads:
-            t.join(timeout=max(0.1, deadline - time.monotonic()))
+            t.join(timeout=max(MIN_JOIN_S, deadline - time.monotonic()))
         stuck = [t.name for t in self._threads if t.is_alive()]
         if stuck:
             self.events(f"threads still running at stop: {', '.join(stuck)}")
 
     # -- running --------------------------------------------------------------------------------
 
-    def run(self, duration_s: float | None = None, warmup_s: float = 0.0, concurrent: bool = True) -> dict:
-        """Run until ``duration_s`` (None: until stopped, the source ends, or Ctrl-C); returns the case block.
+    def run(self, duration_s: float | None = None, warmup_s: float = 0.0, concurrent: bool = True) -> Case:
+        """Run until ``duration_s`` (None: until stopped, the source ends, or Ctrl-C); returns the measured :class:`Case`.
 
         The first ``warmup_s`` seconds are not measured. Sinks stay open (call :meth:`close`,
         or use the pipeline as a context manager) so a benchmark can run both modes on one setup.
@@ -542,7 +579,7 @@ class Pipeline:
                                                f"({self._last_problem or 'the source delivered nothing'})")
                     break
                 if concurrent:
-                    self._stop.wait(0.05)
+                    self._stop.wait(RUN_TICK_S)
                 else:
                     self._sequential_step()
                 if self.config.status_every_s and now - last_status >= self.config.status_every_s:
@@ -562,11 +599,8 @@ class Pipeline:
         if self._error is not None:
             err, self._error = self._error, None
             raise err
-        case = self.stats.case()
-        case["interrupted"] = interrupted
-        case["ended"] = self.ended
-        case["mode"] = "concurrent" if concurrent else "sequential"
-        return case
+        return replace(self.stats.case(), interrupted=interrupted, ended=self.ended,
+                       mode="concurrent" if concurrent else "sequential")
 
     def _publish_drops(self, before: dict[str, int]) -> None:
         for k, v in self._collect_drops().items():
@@ -588,7 +622,7 @@ class Pipeline:
         self.infer_one(frame)
         self.post_one(frame, concurrent=False)
 
-    def accuracy_result(self) -> dict | None:
+    def accuracy_result(self) -> AccuracyFigures | None:
         """The live accuracy of the last run (None where the source has no truth or the classes differ)."""
         if self.accuracy is None:
             return None

@@ -58,8 +58,8 @@ from pathlib import Path
 import numpy as np
 
 from panoedge.errors import DataError, UsageError
-from panoedge.live.sinks import Result, Sink, StreamInfo
-from panoedge.live.sources import check_params, param_bool, param_float, split_uri
+from panoedge.live.stream import FrameResult, Sink, StreamInfo
+from panoedge.live.uri import check_params, param_bool, param_float, register_sink, split_uri
 
 SCHEMA = "panoedge.live.frame/1"
 DEPTH_FORMATS = {"f16": ("float16", "m"), "mm": ("uint16", "mm")}
@@ -92,7 +92,7 @@ def zmq_endpoint(uri: str) -> tuple[str, dict]:
     return f"tcp://{host}:{port}", params
 
 
-def encode_message(result: Result, classes: list[str], depth_format: str = "f16", jpeg: bytes | None = None,
+def encode_message(result: FrameResult, classes: list[str], depth_format: str = "f16", jpeg: bytes | None = None,
                    depth_kind: str = "metric") -> list[bytes]:
     """The multipart message of one result (see the module docstring)."""
     dtype, unit = DEPTH_FORMATS[depth_format]
@@ -150,6 +150,7 @@ def decode_message(parts: list[bytes]) -> dict:
     return {"header": header, "labels": labels, "depth": depth, "rgb": rgb}
 
 
+@register_sink("zmq")
 class ZmqPublisher(Sink):
     """The ``zmq://`` sink (see the module docstring)."""
 
@@ -164,8 +165,8 @@ class ZmqPublisher(Sink):
         self.depth_format = params.get("depth", "f16")
         if self.depth_format not in DEPTH_FORMATS:
             raise UsageError(f"{uri}: depth={self.depth_format!r}; valid: {', '.join(DEPTH_FORMATS)}")
-        self.rgb = param_bool(uri, params, "rgb", False)
-        self.hwm = int(param_float(uri, params, "hwm", 2, 1, 1000))
+        self.rgb = param_bool(uri, params, "rgb", default=False)
+        self.hwm = int(param_float(uri, params, "hwm", default=2, lo=1, hi=1000))
         self.curve, self.clients = params.get("curve"), params.get("clients")
         self.remote = self.endpoint.startswith("tcp://") and \
             self.endpoint[len("tcp://"):].rpartition(":")[0] not in LOOPBACK_HOSTS
@@ -222,13 +223,14 @@ class ZmqPublisher(Sink):
         self._auth.configure_curve(domain="*", location=str(self.clients))
         sock.curve_secretkey, sock.curve_publickey, sock.curve_server = secret, public, True
 
-    def process(self, result: Result) -> None:
+    def process(self, result: FrameResult) -> None:
         jpeg = None
         if self.rgb:
             from panoedge.live.views import encode_jpeg
 
             jpeg = encode_jpeg(result.erp)
-        self._sock.send_multipart(encode_message(result, self._classes, self.depth_format, jpeg, self._depth_kind),
+        self._sock.send_multipart(encode_message(result, self._classes, depth_format=self.depth_format, jpeg=jpeg,
+                                                 depth_kind=self._depth_kind),
                                   copy=False)
 
     def teardown(self) -> None:

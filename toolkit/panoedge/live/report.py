@@ -1,296 +1,205 @@
-"""Live statistics of a running pipeline and its report (CONVENTIONS.md benchmark shape).
-
-:class:`PipelineStats` is shared by the stage threads. It keeps, per stage, every timing since
-the measurement began (a growing float32 array: a 10-minute run at 30 fps is ~70 kB per
-series, so percentiles are exact and memory stays flat), plus a short window of recent
-deliveries for the live figures (fps, latency p50/p99) the CLI prints each second and the web
-viewer shows. :meth:`PipelineStats.case` turns a run into the ``cases.<name>`` block:
-``{"fps", "latency_ms": {"min", "median", "p99"}, "stages_ms", "frames", "dropped", ...}``.
+"""The reports of the live pipeline: ``panoedge run`` (:class:`LiveRunResult`), ``panoedge bench
+pipeline`` (:class:`PipelineBenchResult`) and ``panoedge bench soak``
+(:class:`~panoedge.live.soak.SoakResult`) share one shape, :class:`PipelineReport` (CONVENTIONS.md
+benchmark shape: machine, source, model, config, ``cases`` of :class:`~panoedge.live.stats.Case`,
+ratios, events). :func:`make_report` builds one from a pipeline; :func:`progress_printer` is the
+live status a command prints while it runs.
 """
 
 from __future__ import annotations
 
-import threading
+import sys
 import time
-from collections import deque
-from pathlib import Path
+from dataclasses import dataclass
+from typing import Callable, ClassVar
 
-import numpy as np
+from panoedge.live.stats import Case, PipelineStats, format_live, limit_malloc_arenas
+from panoedge.results import Record, Result, json_field
 
-STAGES = ("capture", "stitch", "infer", "post", "sinks")
-"""The pipeline's stages in frame order (``capture`` is frame exposure -> frame in memory)."""
-
-
-class Series:
-    """An append-only float series with exact percentiles (amortised doubling float32 storage)."""
-
-    def __init__(self, capacity: int = 1024):
-        self._a = np.empty(capacity, dtype=np.float32)
-        self._n = 0
-
-    def __len__(self) -> int:
-        return self._n
-
-    def add(self, x: float) -> None:
-        if self._n == len(self._a):
-            self._a = np.concatenate([self._a, np.empty_like(self._a)])
-        self._a[self._n] = x
-        self._n += 1
-
-    def values(self) -> np.ndarray:
-        return self._a[: self._n]
-
-    def summary(self) -> dict:
-        """``{"min", "median", "p99", "mean", "max", "n"}`` (NaN figures when empty)."""
-        v = self.values().astype(np.float64)
-        if not v.size:
-            return {"min": float("nan"), "median": float("nan"), "p99": float("nan"), "mean": float("nan"),
-                    "max": float("nan"), "n": 0}
-        return {"min": float(v.min()), "median": float(np.median(v)), "p99": float(np.percentile(v, 99)),
-                "mean": float(v.mean()), "max": float(v.max()), "n": int(v.size)}
+__all__ = ["AccuracyFigures", "Case", "LiveAccuracy", "LiveRunResult", "PipelineBenchResult", "PipelineReport",
+           "PipelineStats", "format_live", "format_report", "limit_malloc_arenas", "make_report", "progress_printer"]
 
 
-def pipeline_drops(dropped: dict[str, int]) -> int:
-    """Frames the pipeline lost (camera frames nobody read, queue drops); a slow sink skipping
-    frames for itself (``sink:*``) does not count."""
-    return sum(v for k, v in dropped.items() if not k.startswith("sink:"))
+@dataclass(frozen=True)
+class AccuracyFigures(Record):
+    """Segmentation and depth accuracy against ground truth (:class:`~panoedge.live.accuracy.AccuracyMeter`):
+    mIoU in percent (area-weighted and plain), per-class IoU, depth AbsRel, delta1 and RMSE (area-weighted)."""
+
+    miou_area: float
+    miou: float
+    per_class_iou: list
+    absrel_area: float
+    absrel: float
+    delta1: float
+    rmse: float
+    n_images: int
 
 
-def rss_mb() -> float:
-    """This process's resident memory in MiB (``/proc/self/status``; NaN where unavailable)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return float("nan")
+@dataclass(frozen=True)
+class LiveAccuracy(Record):
+    """Live accuracy of a run, and (``synth://``) the same model offline on the same frames;
+    the deltas are live minus offline, points."""
+
+    live: AccuracyFigures
+    offline: AccuracyFigures | None = json_field(omit_none=True, default=None)
+    miou_area_delta: float | None = json_field(omit_none=True, default=None)
+    miou_delta: float | None = json_field(omit_none=True, default=None)
+
+    def format(self) -> str:
+        line = f"mIoU (area-weighted): live {self.live.miou_area:.2f}"
+        if self.offline is not None:
+            line += f", offline {self.offline.miou_area:.2f}, delta {self.miou_area_delta:+.2f}"
+        return line + f" points over {self.live.n_images} live frames"
 
 
-_LIBC = None
-M_ARENA_MAX = -8  # glibc mallopt parameter
-
-
-def _glibc():
-    """glibc through ctypes, or False where the C library is another (macOS, musl)."""
-    global _LIBC
-    if _LIBC is None:
-        import ctypes
-        import ctypes.util
-
-        try:
-            lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            lib.malloc_trim.argtypes = [ctypes.c_size_t]
-            lib.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-            _LIBC = lib
-        except (OSError, AttributeError):
-            _LIBC = False
-    return _LIBC
-
-
-def trim_memory() -> None:
-    """Hand freed heap memory back to the OS (glibc ``malloc_trim``; a no-op elsewhere)."""
-    lib = _glibc()
-    if lib:
-        lib.malloc_trim(0)
-
-
-def limit_malloc_arenas(n: int) -> bool:
-    """Cap glibc's malloc arenas for this process at ``n`` (True if set; False off glibc).
-
-    By default glibc gives threads up to 8 arenas per core; stage and web threads allocating
-    and freeing frame-sized buffers across many arenas keep freed pages resident, and resident
-    memory creeps up for hours. A couple of arenas keeps it flat at no measurable speed cost.
-    """
-    lib = _glibc()
-    return bool(lib) and lib.mallopt(M_ARENA_MAX, int(n)) == 1
-
-
-class PipelineStats:
-    """Counters and timings of one pipeline run; every method is thread-safe."""
-
-    COUNTERS = ("captured", "delivered", "corrupt", "disconnects", "reconnects", "out_of_order", "sink_errors")
-
-    def __init__(self, window_s: float = 2.0):
-        self._lock = threading.Lock()
-        self.window_s = float(window_s)
-        self.t_begin = time.perf_counter()
-        self.begin_measurement()
-
-    def begin_measurement(self) -> None:
-        """Forget everything so far (warm-up): the report covers from now on."""
-        trim_memory()
-        with self._lock:
-            self.t_start = time.perf_counter()
-            self.t_end: float | None = None
-            self.stages = {s: Series() for s in STAGES}
-            self.latency = Series()
-            self.counts = dict.fromkeys(self.COUNTERS, 0)
-            self.dropped: dict[str, int] = {}
-            self._recent: deque = deque()  # (t_delivered, latency_ms)
-            self.last_seq = -1
-            self.rss = {"start_mb": rss_mb(), "end_mb": float("nan"), "max_mb": rss_mb()}
-            self.rss_samples: list[tuple[float, float]] = []
-
-    def end_measurement(self) -> None:
-        trim_memory()
-        with self._lock:
-            self.t_end = time.perf_counter()
-            self.rss["end_mb"] = rss_mb()
-            self.rss["max_mb"] = max(self.rss["max_mb"], self.rss["end_mb"])
-
-    # -- recording ----------------------------------------------------------------------------
-
-    def stage(self, name: str, ms: float) -> None:
-        with self._lock:
-            self.stages[name].add(ms)
-
-    def count(self, name: str, n: int = 1) -> None:
-        with self._lock:
-            self.counts[name] += n
-
-    def drop(self, where: str, n: int = 1) -> None:
-        """``n`` frames lost at ``where`` (a queue, a sink, or ``camera`` for frames nobody read)."""
-        if n:
-            with self._lock:
-                self.dropped[where] = self.dropped.get(where, 0) + n
-
-    def delivered(self, seq: int, t_capture: float) -> float:
-        """A frame reached the sinks: records its end-to-end latency (ms, returned) and its order."""
-        now = time.perf_counter()
-        ms = (now - t_capture) * 1000.0
-        with self._lock:
-            self.latency.add(ms)
-            self.counts["delivered"] += 1
-            if seq <= self.last_seq:
-                self.counts["out_of_order"] += 1
-            self.last_seq = max(self.last_seq, seq)
-            self._recent.append((now, ms))
-            while self._recent and now - self._recent[0][0] > self.window_s:
-                self._recent.popleft()
-        return ms
-
-    def sample_memory(self, every_s: float = 10.0, keep: int = 512) -> None:
-        """Note the resident memory: the maximum always; every ``every_s`` a sample (the series is
-        thinned to ``keep``) after handing freed heap pages back (:func:`trim_memory`)."""
-        mb = rss_mb()
-        now = time.perf_counter() - self.t_start
-        with self._lock:
-            self.rss["max_mb"] = max(self.rss["max_mb"], mb)
-            sample = not self.rss_samples or now - self.rss_samples[-1][0] >= every_s
-            if sample:
-                self.rss_samples.append((round(now, 1), round(mb, 1)))
-                if len(self.rss_samples) > keep:
-                    self.rss_samples = self.rss_samples[::2]
-        if sample:
-            trim_memory()
-
-    # -- reading ------------------------------------------------------------------------------
-
-    def snapshot(self) -> dict:
-        """Live figures over the last ``window_s`` seconds, plus the totals so far (JSON-ready)."""
-        now = time.perf_counter()
-        with self._lock:
-            recent = [(t, ms) for t, ms in self._recent if now - t <= self.window_s]
-            lat = np.array([ms for _, ms in recent], dtype=np.float64)
-            span = min(self.window_s, now - self.t_start)
-            stages = {}
-            for s, ser in self.stages.items():
-                tail = ser.values()[-60:]
-                if tail.size:
-                    stages[s] = round(float(np.median(tail)), 2)
-            return {
-                "elapsed_s": round(now - self.t_begin, 2),
-                "fps": round(len(recent) / span, 2) if span > 0 else 0.0,
-                "latency_ms": {"p50": round(float(np.median(lat)), 1) if lat.size else None,
-                               "p99": round(float(np.percentile(lat, 99)), 1) if lat.size else None},
-                "stages_ms": stages,
-                **{k: v for k, v in self.counts.items()},
-                "dropped": dict(self.dropped),
-                "dropped_total": pipeline_drops(self.dropped),
-            }
-
-    def case(self) -> dict:
-        """The report's case block for the measured span (call after :meth:`end_measurement`)."""
-        with self._lock:
-            t_end = self.t_end if self.t_end is not None else time.perf_counter()
-            duration = max(t_end - self.t_start, 1e-9)
-            lat = self.latency.summary()
-            start, end = self.rss["start_mb"], self.rss["end_mb"]
-            return {
-                "fps": self.counts["delivered"] / duration,
-                "latency_ms": {"min": lat["min"], "median": lat["median"], "p99": lat["p99"],
-                               "mean": lat["mean"], "max": lat["max"]},
-                "stages_ms": {s: ser.summary() for s, ser in self.stages.items() if len(ser)},
-                "duration_s": duration,
-                "frames": dict(self.counts),
-                "dropped": dict(self.dropped),
-                "dropped_total": pipeline_drops(self.dropped),
-                "memory": {"rss_start_mb": start, "rss_end_mb": end, "rss_max_mb": self.rss["max_mb"],
-                           "rss_growth_pct": (end - start) / start * 100.0 if start == start and start > 0 else None,
-                           "samples_s_mb": [list(x) for x in self.rss_samples]},
-            }
-
-
-def format_live(s: dict) -> str:
-    """One status line from :meth:`PipelineStats.snapshot`."""
-    lat = s["latency_ms"]
-    p50 = f"{lat['p50']:.0f}" if lat["p50"] is not None else "-"
-    p99 = f"{lat['p99']:.0f}" if lat["p99"] is not None else "-"
-    stages = " ".join(f"{k} {v:.1f}" for k, v in s["stages_ms"].items())
-    return (f"[{s['elapsed_s']:7.1f} s] {s['fps']:5.1f} fps  latency p50 {p50} / p99 {p99} ms  "
-            f"frames {s['delivered']}  dropped {s['dropped_total']}  corrupt {s['corrupt']}  "
-            f"reconnects {s['reconnects']}  | ms: {stages}")
-
-
-def format_report(report: dict) -> str:
-    """The short human table of a pipeline report (run or bench)."""
-    lines = [f"{'case':<12} {'fps':>7} {'p50 ms':>8} {'p99 ms':>8} {'frames':>7} {'dropped':>8} {'corrupt':>8}"
-             f"  per stage median ms"]
-    for name, c in report["cases"].items():
-        lat = c["latency_ms"]
-        stages = " ".join(f"{k} {v['median']:.1f}" for k, v in c["stages_ms"].items())
-        lines.append(f"{name:<12} {c['fps']:>7.2f} {lat['median']:>8.1f} {lat['p99']:>8.1f} "
-                     f"{c['frames']['delivered']:>7d} {c['dropped_total']:>8d} {c['frames']['corrupt']:>8d}  {stages}")
-    for k, v in report.get("ratios", {}).items():
-        lines.append(f"{k}: {v:.2f}")
-    acc = report.get("accuracy")
-    if acc:
-        live, off = acc.get("live", {}), acc.get("offline", {})
-        line = f"mIoU (area-weighted): live {live.get('miou_area', float('nan')):.2f}"
-        if off:
-            line += f", offline {off.get('miou_area', float('nan')):.2f}, delta {acc.get('miou_area_delta', float('nan')):+.2f}"
-        lines.append(line + f" points over {live.get('n_images', 0)} live frames")
-    return "\n".join(lines)
-
-
-def make_report(schema: str, pipeline, cases: dict, ratios: dict | None = None, accuracy: dict | None = None,
-                extra: dict | None = None) -> dict:
+@dataclass(frozen=True)
+class PipelineReport(Result):
     """A whole pipeline report (CONVENTIONS.md): machine, source, model, config, cases, ratios, events.
 
-    The CLI adds ``command`` when it writes the JSON.
+    ``machine``, ``source``, ``model``, ``rig``, ``config``, ``threads`` and each sink are the
+    descriptive blocks their owners write (``describe()``); ``warmup_s`` and ``duration_s`` (what
+    was asked for) are for :meth:`format` only and not in the JSON.
     """
+
+    SCHEMA: ClassVar[str] = "panoedge.bench/1"
+
+    machine: dict
+    source: dict
+    model: dict
+    erp_hw: list
+    rig: dict
+    config: dict
+    threads: dict
+    cases: dict
+    ratios: dict
+    accuracy: LiveAccuracy | None = json_field(omit_none=True, default=None)
+    sinks: list = json_field(default_factory=list)
+    events: list = json_field(default_factory=list)
+    warmup_s: float | None = json_field(json=False, default=None)
+    duration_s: float | None = json_field(json=False, default=None)
+
+    def table(self) -> str:
+        """The short human table: one line per case, the ratios, the accuracy."""
+        lines = [f"{'case':<12} {'fps':>7} {'p50 ms':>8} {'p99 ms':>8} {'frames':>7} {'dropped':>8} {'corrupt':>8}"
+                 f"  per stage median ms"]
+        for name, c in self.cases.items():
+            lines.append(f"{name:<12} {c.fps:>7.2f} {c.latency_ms.median:>8.1f} {c.latency_ms.p99:>8.1f} "
+                         f"{c.frames.delivered:>7d} {c.dropped_total:>8d} {c.frames.corrupt:>8d}  {c.stage_medians()}")
+        for k, v in self.ratios.items():
+            lines.append(f"{k}: {v:.2f}")
+        if self.accuracy is not None:
+            lines.append(self.accuracy.format())
+        return "\n".join(lines)
+
+    def format(self) -> str:
+        return self.table()
+
+
+@dataclass(frozen=True)
+class LiveRunResult(PipelineReport):
+    """``panoedge run``'s report: the run under the case ``concurrent``."""
+
+    SCHEMA: ClassVar[str] = "panoedge.live/1"
+
+    @property
+    def case(self) -> Case:
+        return self.cases["concurrent"]
+
+    def format(self) -> str:
+        m, c = self.model, self.case
+        warm = f" after {self.warmup_s:g} s warm-up" if self.warmup_s is not None else ""
+        head = (f"{m['name']} ({m['backend']}, {m.get('precision', '?')}) {self.erp_hw[0]}x{self.erp_hw[1]} ERP "
+                f"from {self.source['uri']}; {c.duration_s:.1f} s measured{warm}"
+                + (" (interrupted)" if c.interrupted else ""))
+        return head + "\n" + self.table()
+
+
+@dataclass(frozen=True)
+class PipelineBenchResult(PipelineReport):
+    """``panoedge bench pipeline``'s report: cases ``concurrent`` and ``sequential`` (missing when
+    the first was interrupted), ``ratios.concurrent_speedup``."""
+
+    @property
+    def concurrent(self) -> Case:
+        return self.cases["concurrent"]
+
+    @property
+    def sequential(self) -> Case | None:
+        return self.cases.get("sequential")
+
+    def format(self) -> str:
+        m, mod = self.machine, self.model
+        head = (f"{m['cpu']}, {m['cores']} cores; {mod['name']} {mod['backend']} {mod.get('precision', '')}, "
+                f"ORT threads {mod.get('threads') or 'default'}; ERP {self.erp_hw[0]}x{self.erp_hw[1]} from "
+                f"{self.source['uri']}; warm-up {self.warmup_s:g} s, {self.duration_s:g} s per case")
+        return head + "\n" + self.table()
+
+
+def progress_printer(quiet: bool, echo: Callable[..., None] | None = None, every_s: float = 10.0):
+    """``(on_event, on_status)`` callbacks that print a run's events and live status to stderr.
+
+    Events always; the status line (:func:`format_live`) every status call on a terminal (redrawn in
+    place), every ``every_s`` seconds otherwise (a log file gets a line now and then, not a flood).
+    ``quiet``: no status line. ``echo(text, err=, nl=)``: the printer (default: ``typer.echo``).
+    """
+    if echo is None:
+        import typer
+
+        echo = typer.echo
+    tty = sys.stderr.isatty()
+    last = [0.0]
+
+    def on_event(msg: str) -> None:
+        if tty and not quiet:
+            echo("", err=True)
+        echo(f"panoedge: {msg}", err=True)
+
+    def on_status(snap: dict) -> None:
+        if quiet:
+            return
+        now = time.monotonic()
+        if tty:
+            echo("\r" + format_live(snap)[:STATUS_LINE_CHARS], err=True, nl=False)
+        elif now - last[0] >= every_s:
+            last[0] = now
+            echo(format_live(snap), err=True)
+
+    return on_event, on_status
+
+
+STATUS_LINE_CHARS = 160
+"""The live status line is cut to this many characters on a terminal, so it redraws on one line."""
+
+
+def format_report(report: PipelineReport) -> str:
+    """The short human table of a pipeline report (run or bench): :meth:`PipelineReport.table`."""
+    return report.table()
+
+
+def make_report(result_type: type[PipelineReport], pipeline, cases: dict[str, Case], ratios: dict | None = None,
+                accuracy: LiveAccuracy | None = None, **extra) -> PipelineReport:
+    """A whole pipeline report of ``result_type`` (:class:`LiveRunResult`, :class:`PipelineBenchResult`,
+    :class:`SoakResult`) for ``pipeline``'s run ``cases``; ``extra``: that type's own fields."""
     from dataclasses import asdict
 
     from panoedge.env import machine_info
 
     backend = pipeline.model.backend
-    return {
-        "schema": schema,
-        "machine": machine_info([backend] if backend else None),
-        "source": pipeline.source.describe(),
-        "model": pipeline.model.describe(),
-        "erp_hw": list(pipeline.erp_hw),
-        "rig": {"name": pipeline.rig.name, "frame_hw": list(pipeline.rig.frame_hw)},
-        "config": asdict(pipeline.config),
-        "threads": _thread_settings(),
-        "cases": cases,
-        "ratios": ratios or {},
-        **({"accuracy": accuracy} if accuracy else {}),
-        "sinks": [s.describe() for s in pipeline.sinks],
-        "events": list(pipeline.events.items),
-        **(extra or {}),
-    }
+    return result_type(
+        machine=machine_info([backend] if backend else None),
+        source=pipeline.source.describe(),
+        model=pipeline.model.describe(),
+        erp_hw=list(pipeline.erp_hw),
+        rig={"name": pipeline.rig.name, "frame_hw": list(pipeline.rig.frame_hw)},
+        config=asdict(pipeline.config),
+        threads=_thread_settings(),
+        cases=dict(cases),
+        ratios=ratios or {},
+        accuracy=accuracy,
+        sinks=[s.describe() for s in pipeline.sinks],
+        events=list(pipeline.events.items),
+        **extra,
+    )
 
 
 def _thread_settings() -> dict:

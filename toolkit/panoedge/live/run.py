@@ -4,8 +4,8 @@
 runs it (until ``duration_s``, the end of a finite source, or Ctrl-C / SIGTERM, each of which
 stops cleanly and flushes the sinks), scores live accuracy where the source knows the truth
 and, for ``synth://``, the same model offline on the same frames, and returns the report
-(schema ``panoedge.live/1``, the shape of the pipeline benchmark's, the run under the case
-``concurrent``).
+(a :class:`~panoedge.live.report.LiveRunResult`, schema ``panoedge.live/1``, the shape of the
+pipeline benchmark's, the run under the case ``concurrent``).
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from panoedge.live.pipeline import Pipeline, PipelineConfig
-from panoedge.live.report import make_report
+from panoedge.live.report import LiveAccuracy, LiveRunResult, make_report
+from panoedge.live.stream import SourceFailed
 
-SCHEMA = "panoedge.live/1"
+SCHEMA = LiveRunResult.SCHEMA
 
 __all__ = ["SCHEMA", "build_pipeline", "run_live", "sigterm_as_interrupt"]
 
@@ -41,7 +42,7 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, old)
 
 
-def build_pipeline(model, source: str, sinks=(), rig: str | Path | None = None, backend: str | None = None,
+def build_pipeline(model, source: str, sinks=(), rig: str | Path | None = None, *, backend: str | None = None,
                    precision: str | None = None, threads: int | None = None, config: PipelineConfig | None = None,
                    on_event: Callable[[str], None] | None = None,
                    on_status: Callable[[dict], None] | None = None, trusted_key: str | Path | None = None,
@@ -54,7 +55,7 @@ def build_pipeline(model, source: str, sinks=(), rig: str | Path | None = None, 
     from panoedge.live.model import LiveModel, load_model
 
     if not isinstance(model, LiveModel):
-        model = load_model(model, backend, precision, threads, trusted_key=trusted_key)
+        model = load_model(model, backend=backend, precision=precision, threads=threads, trusted_key=trusted_key)
     rig_obj = None
     if rig is not None:
         from panoedge.stitch.presets import resolve_rig
@@ -65,11 +66,11 @@ def build_pipeline(model, source: str, sinks=(), rig: str | Path | None = None, 
 
 
 def run_live(model, source: str = "synth://indoor", sinks=(), duration_s: float | None = None,
-             warmup_s: float = 1.0, rig: str | Path | None = None, backend: str | None = None,
+             warmup_s: float = 1.0, *, rig: str | Path | None = None, backend: str | None = None,
              precision: str | None = None, threads: int | None = None, config: PipelineConfig | None = None,
              offline: bool = True, on_event: Callable[[str], None] | None = None,
              on_status: Callable[[dict], None] | None = None, trusted_key: str | Path | None = None,
-             gravity=None) -> dict:
+             gravity=None) -> LiveRunResult:
     """Run the live pipeline and return its report (see the module docstring).
 
     ``warmup_s``: seconds at the start that the figures leave out (first inferences, table
@@ -77,25 +78,25 @@ def run_live(model, source: str = "synth://indoor", sinks=(), duration_s: float 
     ERPs, so the report gives ``accuracy.miou_area_delta`` (live minus offline, points).
     ``trusted_key``: run the bundle only if it is signed by this Ed25519 public key (PEM).
     """
-    pipe = build_pipeline(model, source, sinks, rig, backend, precision, threads, config, on_event, on_status,
-                          trusted_key=trusted_key, gravity=gravity)
+    pipe = build_pipeline(model, source, sinks, rig, backend=backend, precision=precision, threads=threads,
+                          config=config, on_event=on_event, on_status=on_status, trusted_key=trusted_key,
+                          gravity=gravity)
     with sigterm_as_interrupt():
         with pipe:
             case = pipe.run(duration_s, warmup_s=warmup_s, concurrent=True)
             accuracy = None
             live_acc = pipe.accuracy_result()
             if live_acc is not None:
-                accuracy = {"live": live_acc}
-                if offline and not case["interrupted"]:
+                accuracy = LiveAccuracy(live=live_acc)
+                if offline and not case.interrupted:
                     from panoedge.live.accuracy import offline_accuracy
 
                     off = offline_accuracy(pipe.model, pipe.source)
-                    accuracy["offline"] = off
-                    accuracy["miou_area_delta"] = live_acc["miou_area"] - off["miou_area"]
-                    accuracy["miou_delta"] = live_acc["miou"] - off["miou"]
-    if not case["interrupted"] and not pipe.delivered_any:
-        from panoedge.live.sources import SourceFailed
-
+                    accuracy = LiveAccuracy(live=live_acc, offline=off,
+                                            miou_area_delta=live_acc.miou_area - off.miou_area,
+                                            miou_delta=live_acc.miou - off.miou)
+    if not case.interrupted and not pipe.delivered_any:
         why = pipe.last_source_problem
         raise SourceFailed(f"{pipe.source.uri}: the run delivered no frame" + (f" ({why})" if why else ""))
-    return make_report(SCHEMA, pipe, {"concurrent": case}, {}, accuracy)
+    return make_report(LiveRunResult, pipe, {"concurrent": case}, ratios={}, accuracy=accuracy, warmup_s=warmup_s,
+                       duration_s=duration_s)

@@ -17,148 +17,23 @@ calls: it queues the result (concurrent mode) or processes it on the spot (seque
 from __future__ import annotations
 
 import os
-import threading
-import time
-from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
 from pathlib import Path
-from queue import Empty
-from typing import Callable
-
-import numpy as np
 
 from panoedge.errors import UsageError
-from panoedge.live.queues import Closed, StageQueue
-from panoedge.live.sources import check_params, open_by_scheme, param_float, split_uri
+from panoedge.live import publisher as _publisher  # noqa: F401 - registers zmq://
+from panoedge.live import web as _web  # noqa: F401 - registers web://
+from panoedge.live.stream import FrameResult, Result, Sink, StreamInfo
+from panoedge.live.uri import SINKS, check_params, create, param_float, register_sink, split_uri
 from panoedge.live.views import DepthColors, composite, label_lut
 
-__all__ = ["DisplaySink", "FileSink", "Result", "SINKS", "Sink", "StreamInfo", "open_sink"]
+__all__ = ["DisplaySink", "FileSink", "FrameResult", "Result", "SINKS", "Sink", "StreamInfo", "open_sink"]
 
 
-@dataclass
-class Result:
-    """One frame's output. ``t_capture``: ``perf_counter`` at capture; ``t_wall``: UNIX time at capture.
-
-    ``erp`` ``(H, W, 3)`` uint8 RGB; ``labels`` ``(H, W)`` uint8 class ids; ``depth`` ``(H, W)``
-    float32 range in metres (either may be None for a single-head model); ``truth`` the source's
-    ground truth, if any; ``index`` the source's frame number.
-    """
-
-    seq: int
-    t_capture: float
-    t_wall: float
-    erp: np.ndarray
-    labels: np.ndarray | None
-    depth: np.ndarray | None
-    truth: dict | None = None
-    index: int = 0
-    latency_ms: float = 0.0
+FALLBACK_FPS = 30.0
+"""Frame rate of the video file when neither ``fps=`` nor the source gives one (the commonest camera rate)."""
 
 
-@dataclass
-class StreamInfo:
-    """What sinks learn about the stream when they open."""
-
-    erp_hw: tuple[int, int]
-    classes: list[str]
-    colors: np.ndarray
-    fps: float
-    source: dict = field(default_factory=dict)
-    model: dict = field(default_factory=dict)
-    depth_kind: str = "metric"
-    stats: Callable[[], dict] = dict
-    log: Callable[[str], None] = print
-    request_stop: Callable[[], None] = lambda: None
-
-
-class Sink(ABC):
-    """Base sink: a worker thread feeding :meth:`process` from a drop-oldest queue of ``queue_size``."""
-
-    scheme = ""
-    queue_size = 2
-
-    def __init__(self, uri: str):
-        self.uri = str(uri)
-        self.info: StreamInfo | None = None
-        self.processed = 0
-        self.errors = 0
-        self._q: StageQueue | None = None
-        self._thread: threading.Thread | None = None
-        self._busy = False
-
-    @property
-    def dropped(self) -> int:
-        return self._q.dropped if self._q is not None else 0
-
-    def open(self, info: StreamInfo) -> None:
-        """Start the sink for a stream (subclasses extend :meth:`setup`)."""
-        self.info = info
-        self.setup(info)
-        self._q = StageQueue(self.queue_size, drop_oldest=True, name=self.uri)
-        self._thread = threading.Thread(target=self._work, name=f"sink {self.uri}", daemon=True)
-        self._thread.start()
-
-    def setup(self, info: StreamInfo) -> None:
-        """Acquire resources (files, sockets, windows); errors here stop the run before it starts."""
-
-    def deliver(self, result: Result, concurrent: bool = True) -> None:
-        """Queue ``result`` for the worker (concurrent) or process it now (sequential)."""
-        if concurrent:
-            self._q.put(result)
-        else:
-            self._process_safely(result)
-
-    def _process_safely(self, result: Result) -> None:
-        try:
-            self.process(result)
-            self.processed += 1
-        except Exception as e:  # a sink failing must not take the pipeline down; it is counted and said
-            self.errors += 1
-            if self.errors <= 3 and self.info is not None:
-                self.info.log(f"sink {self.uri}: {type(e).__name__}: {e}")
-
-    def _work(self) -> None:
-        while True:
-            try:
-                result = self._q.get(timeout=0.5)
-            except Empty:
-                continue
-            except Closed:
-                return
-            self._busy = True
-            try:
-                self._process_safely(result)
-            finally:
-                self._busy = False
-
-    def flush(self, timeout_s: float = 10.0) -> bool:
-        """Wait until everything queued so far is processed (True) or ``timeout_s`` passes (False)."""
-        deadline = time.monotonic() + timeout_s
-        while self._q is not None and (len(self._q) or self._busy):
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.005)
-        return True
-
-    @abstractmethod
-    def process(self, result: Result) -> None:
-        """Handle one result (in the sink's thread)."""
-
-    def close(self) -> None:
-        """Drain what is queued, then release (subclasses extend :meth:`teardown`)."""
-        if self._q is not None:
-            self._q.close()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-        self.teardown()
-
-    def teardown(self) -> None:
-        """Release resources; flush files."""
-
-    def describe(self) -> dict:
-        return {"uri": self.uri, "processed": self.processed, "dropped": self.dropped, "errors": self.errors}
-
-
+@register_sink("file")
 class FileSink(Sink):
     """``file://out.mp4``: the side-by-side video (see the module docstring)."""
 
@@ -173,7 +48,7 @@ class FileSink(Sink):
         self.path = Path(path)
         if self.path.suffix.lower() not in self.FOURCC:
             raise UsageError(f"{uri}: the video file must end in {' or '.join(self.FOURCC)}")
-        self.fps_option = param_float(uri, params, "fps", 0.0, 0.0, 1000.0) if "fps" in params else None
+        self.fps_option = param_float(uri, params, "fps", default=0.0, lo=0.0, hi=1000.0) if "fps" in params else None
         self.tmp = self.path.with_name(f".{self.path.stem}.partial-{os.getpid()}{self.path.suffix}")
         self._writer = None
         self._lut = None
@@ -183,7 +58,7 @@ class FileSink(Sink):
         import cv2
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fps = self.fps_option or info.fps or 30.0
+        fps = self.fps_option or info.fps or FALLBACK_FPS
         h, w = info.erp_hw
         self._writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*self.FOURCC[self.path.suffix.lower()]),
                                        float(fps), (3 * w, h))
@@ -191,7 +66,7 @@ class FileSink(Sink):
             raise UsageError(f"{self.uri}: OpenCV cannot write {self.path.suffix} video here")
         self._lut = label_lut(info.colors)
 
-    def process(self, result: Result) -> None:
+    def process(self, result: FrameResult) -> None:
         import cv2
 
         img = composite(result.erp, result.labels, result.depth, self._lut, self._depth)
@@ -225,6 +100,7 @@ def display_problem() -> str | None:
     return None
 
 
+@register_sink("display")
 class DisplaySink(Sink):
     """``display://``: a window with the side-by-side view; ``q`` or Esc asks the pipeline to stop."""
 
@@ -245,7 +121,7 @@ class DisplaySink(Sink):
             raise UsageError(f"display:// cannot open a window: {why}; use web://127.0.0.1:8080 instead")
         self._lut = label_lut(info.colors)
 
-    def process(self, result: Result) -> None:
+    def process(self, result: FrameResult) -> None:
         import cv2
 
         img = composite(result.erp, result.labels, result.depth, self._lut, self._depth)
@@ -262,22 +138,6 @@ class DisplaySink(Sink):
             pass
 
 
-def _web_sink(uri: str) -> Sink:
-    from panoedge.live.web import WebSink
-
-    return WebSink(uri)
-
-
-def _zmq_sink(uri: str) -> Sink:
-    from panoedge.live.publisher import ZmqPublisher
-
-    return ZmqPublisher(uri)
-
-
-SINKS = {"display": DisplaySink, "file": FileSink, "web": _web_sink, "zmq": _zmq_sink}
-"""URI scheme -> constructor; :func:`open_sink` looks schemes up here."""
-
-
 def open_sink(uri: str | Sink) -> Sink:
     """The :class:`Sink` for ``uri`` (a ``Sink`` passes through); ``UsageError`` for unknown schemes."""
     if isinstance(uri, Sink):
@@ -285,4 +145,4 @@ def open_sink(uri: str | Sink) -> Sink:
     if "://" not in str(uri):
         raise UsageError(f"sink {uri!r}: expected a URI such as file://out.mp4, web://127.0.0.1:8080, "
                          "zmq://127.0.0.1:5555 or display://")
-    return open_by_scheme(uri, SINKS, "sink")
+    return create(SINKS, "sink", uri)

@@ -26,21 +26,59 @@ import tempfile
 import threading
 import time
 import zlib
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import ClassVar
 
 from panoedge.live.pipeline import PipelineConfig
-from panoedge.live.report import make_report
+from panoedge.live.report import PipelineReport, make_report
+from panoedge.live.stats import Case
 from panoedge.live.run import build_pipeline, sigterm_as_interrupt
+from panoedge.results import json_field
 
 SCHEMA = "panoedge.bench/1"
 SOAK_SOURCE = "synth://indoor?size=512x1024&n=8"
 """Where the soak's frames come from (rendered once, cached); 512x1024 keeps a 2-core CPU near real time."""
 SOAK_FPS = 15.0
+"""The paced folder's frame rate: a camera's half rate, which a 2-core CPU keeps up with at 512x1024."""
 FLOOD_SOCKETS = 40
 """Idle connections opened at once: well beyond the viewer's cap of 16 in the soak."""
 WEB_CAP = 16
+"""The web viewer's connection cap in the soak (``clients=``): small, so the flood overruns it."""
+CHURN_PERIOD_S = 0.3
+"""Seconds between deleting one frame of the source folder and the next."""
+CHURN_GONE_S = 0.4
+"""Seconds a deleted frame stays away before it is put back."""
+WEB_PROBE_S = 0.05
+"""Seconds between the rebinding/HEAD probes of the web viewer."""
+FLOOD_HOLD_S = 2.0
+"""Seconds a flood of idle connections is held open before it is closed and opened again."""
 
-__all__ = ["soak"]
+__all__ = ["SCHEMA", "SoakResult", "soak"]
+
+
+@dataclass(frozen=True)
+class SoakResult(PipelineReport):
+    """``panoedge bench soak``'s report: the pipeline report with case ``soak`` and ``hostile``, what the
+    misbehaving clients got (see the module docstring)."""
+
+    SCHEMA: ClassVar[str] = SCHEMA
+
+    hostile: dict = json_field(default_factory=dict)
+
+    @property
+    def case(self) -> Case:
+        return self.cases["soak"]
+
+    def format(self) -> str:
+        m, mod, c, h = self.machine, self.model, self.case, self.hostile
+        head = (f"{m['cpu']}, {m['cores']} cores; {mod['name']} {mod['backend']}; "
+                f"{self.duration_s:g} s after {self.warmup_s:g} s warm-up")
+        tail = (f"hostile: {h['rebinding_requests']} rebinding requests ({h['rebinding_served']} served), "
+                f"{h['head_requests']} HEAD ({h['head_bodies']} with a body), {h['flood_connections']} flood/slowloris "
+                f"connections ({h['flood_refused_503']} refused with 503), {h['files_deleted']} frames deleted mid-run; "
+                f"out of order {c.frames.out_of_order}, corrupt frames skipped {c.frames.corrupt}")
+        return "\n".join([head, self.table(), tail])
 
 
 def _bomb_png(path: Path, w: int = 40000, h: int = 20000) -> None:
@@ -100,12 +138,12 @@ class _Hostile:
         """Delete a frame and put it back, over and over (the folder source must skip, not fail)."""
         frames = sorted(self.folder.glob("frame_0*.png"))
         i = 0
-        while not self.stop.wait(0.3) and frames:
+        while not self.stop.wait(CHURN_PERIOD_S) and frames:
             p = frames[i % len(frames)]
             blob = p.read_bytes()
             p.unlink()
             self.counts["files_deleted"] += 1
-            self.stop.wait(0.4)
+            self.stop.wait(CHURN_GONE_S)
             p.write_bytes(blob)
             i += 1
 
@@ -127,7 +165,7 @@ class _Hostile:
     def _web(self) -> None:
         if self.web_port is None:
             return
-        while not self.stop.wait(0.05):
+        while not self.stop.wait(WEB_PROBE_S):
             got = self._request("GET", f"rebind.attacker.example:{self.web_port}")
             self.counts["rebinding_requests"] += 1
             if got is not None and got[0] == 200:
@@ -162,14 +200,15 @@ class _Hostile:
                         self.counts["flood_refused_503"] += 1
                 except OSError:
                     pass
-            self.stop.wait(2.0)
+            self.stop.wait(FLOOD_HOLD_S)
             for s in socks:
                 s.close()
             socks.clear()
 
 
 def soak(model, duration_s: float = 20.0, warmup_s: float = 2.0, backend: str | None = None,
-         precision: str | None = None, threads: int | None = None, on_event=None, frames_from: str = SOAK_SOURCE) -> dict:
+         precision: str | None = None, threads: int | None = None, on_event=None,
+         frames_from: str = SOAK_SOURCE) -> SoakResult:
     """Run ``model`` (bundle, ``.onnx`` or a LiveModel) for ``duration_s`` under the module docstring's
     hostility; returns the ``panoedge.bench/1`` report with case ``soak`` and ``hostile`` counters.
     ``frames_from``: the ``synth://`` loop whose dual-fisheye frames fill the source folder."""
@@ -186,14 +225,14 @@ def soak(model, duration_s: float = 20.0, warmup_s: float = 2.0, backend: str | 
         folder = Path(tmp)
         rig = _frames_folder(folder, frames_from)
         source = f"file://{folder}?fps={SOAK_FPS:g}&loop=1"
-        pipe = build_pipeline(model, source, sinks, rig, backend, precision, threads,
-                              PipelineConfig(accuracy=False), on_event)
+        pipe = build_pipeline(model, source, sinks, rig, backend=backend, precision=precision, threads=threads,
+                              config=PipelineConfig(accuracy=False), on_event=on_event)
         with sigterm_as_interrupt(), pipe:
             pipe.open()
             web_port = getattr(pipe.sinks[0], "port", None)
             with _Hostile(folder, web_port, f"tcp://127.0.0.1:{zmq_port}" if zmq_port else None) as hostile:
                 t0 = time.perf_counter()
                 case = pipe.run(duration_s, warmup_s=warmup_s, concurrent=True)
-                case["warmup_s"] = warmup_s
-                case["wall_s"] = round(time.perf_counter() - t0, 2)
-        return make_report(SCHEMA, pipe, {"soak": case}, {}, extra={"hostile": hostile.counts})
+                case = replace(case, warmup_s=warmup_s, wall_s=round(time.perf_counter() - t0, 2))
+        return make_report(SoakResult, pipe, {"soak": case}, ratios={}, hostile=dict(hostile.counts), warmup_s=warmup_s,
+                           duration_s=duration_s)

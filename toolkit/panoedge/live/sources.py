@@ -23,193 +23,18 @@ with the time they were captured. ``read`` returns ``None`` when the device fail
 
 from __future__ import annotations
 
-import threading
 import time
-from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qsl
 
-import numpy as np
-
-from panoedge.errors import PanoedgeError, UsageError, unknown_name
+from panoedge.errors import PanoedgeError, UsageError
 from panoedge.io import IMAGE_EXTS
+from panoedge.live import synth_source as _synth_source  # noqa: F401 - registers synth://
+from panoedge.live.stream import (DAMAGED_TOLERANCE, NO_FRAME_TIMEOUT_S, Captured, CorruptFrame, Pacer, Source,
+                                  SourceEnded, SourceError, SourceFailed)
+from panoedge.live.uri import SOURCES, check_params, create, param_bool, param_float, register_source, split_uri
 
-__all__ = ["Captured", "CorruptFrame", "CvSource", "FolderSource", "Pacer", "SOURCES", "Source", "SourceEnded",
-           "SourceError", "SourceFailed", "open_source", "split_uri"]
-
-
-class SourceError(PanoedgeError):
-    """The device is not there (unplugged, stream down): the pipeline retries with back-off."""
-
-
-class SourceFailed(PanoedgeError):
-    """The source cannot go on (a damaged video, a device that never delivers): the run stops with this error."""
-
-
-NO_FRAME_TIMEOUT_S = 20.0
-"""A source that has delivered no frame this long after the pipeline started (after ``prepare``,
-where the synthetic source renders its loop) is an error: a FIFO without a writer, a camera node
-that never streams, a device that is not there. A source may set its own
-``first_frame_timeout_s`` (None: wait for ever)."""
-DAMAGED_TOLERANCE = 0.01
-"""A video that stops decoding more than this fraction (and 2 frames) before its declared frame
-count is damaged, not ended (containers' counts can be estimates, so the last few may be missing)."""
-
-
-class SourceEnded(Exception):
-    """A finite source (file, folder) has no more frames."""
-
-
-class CorruptFrame(Exception):
-    """One frame could not be decoded; the source itself is fine."""
-
-
-@dataclass
-class Captured:
-    """One frame as a source delivers it.
-
-    ``image`` ``(H, W, 3) uint8`` RGB; ``t_capture`` ``time.perf_counter()`` when it was
-    exposed (or arrived, where the device does not say); ``index`` the source's frame number;
-    ``truth`` ground truth where the source knows it (``labels`` uint8 and ``depth_mm`` uint16
-    ERP maps); ``missed`` frames the camera produced since the previous read that nobody read.
-    """
-
-    image: np.ndarray
-    t_capture: float
-    index: int = 0
-    truth: dict | None = None
-    missed: int = 0
-
-
-def split_uri(uri: str) -> tuple[str, str, dict[str, str]]:
-    """``"scheme://rest?a=1"`` -> ``("scheme", "rest", {"a": "1"})``; a bare path is ``file``.
-
-    ``gst://`` keeps everything after the scheme verbatim (pipelines contain ``?``-free but
-    ``=``-rich syntax), so it takes no query.
-    """
-    uri = str(uri)
-    if "://" not in uri:
-        return "file", uri, {}
-    scheme, rest = uri.split("://", 1)
-    scheme = scheme.lower()
-    if scheme == "gst":
-        return scheme, rest, {}
-    path, _, query = rest.partition("?")
-    return scheme, path, dict(parse_qsl(query, keep_blank_values=True))
-
-
-def open_by_scheme(uri: str, table: dict, kind: str):
-    """``table[scheme](uri)`` for ``uri``'s scheme (``kind`` names it in the ``UsageError`` for an unknown one)."""
-    scheme, _, _ = split_uri(uri)
-    if scheme not in table:
-        raise unknown_name(f"{kind} scheme", f"{scheme}://", [f"{s}://" for s in table])
-    return table[scheme](uri)
-
-
-def check_params(uri: str, params: dict[str, str], allowed: tuple[str, ...]) -> None:
-    """``UsageError`` naming the URI and the valid keys for any unknown query key."""
-    bad = sorted(set(params) - set(allowed))
-    if bad:
-        raise UsageError(f"{uri}: unknown option(s) {', '.join(bad)}; valid: {', '.join(allowed) or 'none'}")
-
-
-def param_float(uri: str, params: dict, key: str, default: float, lo: float = 0.0, hi: float = 1e4) -> float:
-    """A numeric query option within ``[lo, hi]``."""
-    if key not in params:
-        return float(default)
-    try:
-        v = float(params[key])
-    except ValueError:
-        raise UsageError(f"{uri}: {key}={params[key]!r} is not a number") from None
-    if not lo <= v <= hi:
-        raise UsageError(f"{uri}: {key}={v:g} is outside [{lo:g}, {hi:g}]")
-    return v
-
-
-def param_bool(uri: str, params: dict, key: str, default: bool) -> bool:
-    if key not in params:
-        return default
-    v = params[key].lower()
-    if v in ("1", "true", "yes", "on", ""):
-        return True
-    if v in ("0", "false", "no", "off"):
-        return False
-    raise UsageError(f"{uri}: {key}={params[key]!r}: expected 1/0, true/false")
-
-
-class Pacer:
-    """A fixed-rate clock: :meth:`wait` sleeps until the next tick, like a camera's shutter.
-
-    When the reader comes late by more than a period, the ticks it missed are skipped (a real
-    camera does not wait either) and reported, so the pipeline counts them as dropped.
-    """
-
-    def __init__(self, fps: float):
-        self.period = 1.0 / fps
-        self.t0: float | None = None
-        self.k = 0
-
-    def reset(self) -> None:
-        self.t0 = None
-
-    def wait(self, stop: threading.Event | None = None) -> tuple[float, int, int]:
-        """Sleep to the next tick; returns ``(tick_time, tick_number, ticks_missed)``."""
-        now = time.perf_counter()
-        if self.t0 is None:
-            self.t0, self.k = now, 0
-            return now, 0, 0
-        self.k += 1
-        tick = self.t0 + self.k * self.period
-        missed = 0
-        if now > tick + self.period:
-            k_now = int((now - self.t0) / self.period)
-            missed, self.k = k_now - self.k, k_now
-            tick = self.t0 + self.k * self.period
-        else:
-            while now < tick and not (stop is not None and stop.is_set()):  # timed waits may wake early
-                if stop is not None:
-                    stop.wait(tick - now)
-                else:
-                    time.sleep(tick - now)
-                now = time.perf_counter()
-        return min(tick, now), self.k, missed
-
-
-class Source(ABC):
-    """A frame source. Subclasses set :attr:`live`, :attr:`fps` and implement open/read/close.
-
-    ``live``: frames come at the device's pace whether or not anyone is ready (the pipeline
-    drops the oldest when it falls behind); otherwise the pipeline takes frames as it is ready
-    (nothing dropped). ``rig``: the true rig where the source knows it (``synth://``).
-    """
-
-    scheme = ""
-    live = True
-    fps = 0.0
-    rig = None
-    first_frame_timeout_s: float | None = NO_FRAME_TIMEOUT_S
-
-    def __init__(self, uri: str):
-        self.uri = str(uri)
-        self.stop_event: threading.Event | None = None
-
-    def prepare(self) -> None:
-        """One-time work before the pipeline's threads start (rendering, loading); default none."""
-
-    @abstractmethod
-    def open(self) -> None:
-        """Connect; ``SourceError`` when the device is not available now."""
-
-    @abstractmethod
-    def read(self) -> Captured | None:
-        """The next frame, ``None`` if the device failed to deliver one (see the module docstring)."""
-
-    def close(self) -> None:
-        """Release the device (idempotent)."""
-
-    def describe(self) -> dict:
-        return {"uri": self.uri, "kind": self.scheme, "live": self.live, "fps": self.fps}
+__all__ = ["Captured", "CorruptFrame", "CvSource", "FolderSource", "NO_FRAME_TIMEOUT_S", "Pacer", "SOURCES", "Source",
+           "SourceEnded", "SourceError", "SourceFailed", "open_source", "split_uri"]
 
 
 def _check_device_node(uri: str, target: str) -> None:
@@ -227,6 +52,7 @@ def _check_device_node(uri: str, target: str) -> None:
         raise UsageError(f"{uri}: {target!r} is not a camera device (a character device such as /dev/video0)")
 
 
+@register_source("v4l2", "gst")
 class CvSource(Source):
     """``v4l2://``, ``gst://`` and ``file://video`` through ``cv2.VideoCapture``."""
 
@@ -253,7 +79,7 @@ class CvSource(Source):
                 from panoedge.geometry import parse_hw
 
                 self.size = parse_hw(params["size"], f"{uri}: size")
-            self.fps = param_float(uri, params, "fps", 0.0, 0.0, 1000.0)
+            self.fps = param_float(uri, params, "fps", default=0.0, lo=0.0, hi=1000.0)
             self.fourcc = params.get("fourcc", "MJPG")
             if len(self.fourcc) != 4:
                 raise UsageError(f"{uri}: fourcc={self.fourcc!r}: expected four characters, e.g. MJPG or YUYV")
@@ -267,8 +93,8 @@ class CvSource(Source):
                     if Path(self.target).exists() else "no such video file"
                 raise UsageError(f"{uri}: {what}: {self.target!r}")
             self.live = True
-            self.loop = param_bool(uri, params, "loop", False)
-            self._fps_option = param_float(uri, params, "fps", -1.0, -1.0, 1000.0) if "fps" in params else None
+            self.loop = param_bool(uri, params, "loop", default=False)
+            self._fps_option = param_float(uri, params, "fps", default=-1.0, lo=-1.0, hi=1000.0) if "fps" in params else None
         else:
             raise UsageError(f"{uri}: CvSource takes v4l2://, gst:// or file:// URIs")
 
@@ -347,7 +173,7 @@ class CvSource(Source):
         if not ok or bgr is None:
             return None
         index = int(self._cap.get(cv2.CAP_PROP_POS_FRAMES)) - 1
-        return Captured(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), t, index, None, missed)
+        return Captured(image=cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), t_capture=t, index=index, missed=missed)
 
     def close(self) -> None:
         if self._cap is not None:
@@ -373,9 +199,9 @@ class FolderSource(Source):
         self.folder = Path(target)
         if not self.folder.is_dir():
             raise UsageError(f"{uri}: no such folder {target!r}")
-        self.fps = param_float(uri, params, "fps", 0.0, 0.0, 1000.0)
+        self.fps = param_float(uri, params, "fps", default=0.0, lo=0.0, hi=1000.0)
         self.live = self.fps > 0
-        self.loop = param_bool(uri, params, "loop", False)
+        self.loop = param_bool(uri, params, "loop", default=False)
         self.files: list[Path] = []
         self._i = 0
         self._n = 0
@@ -430,26 +256,18 @@ class FolderSource(Source):
                 return self.read()  # deleted while we read it: not a corrupt frame
             raise CorruptFrame(f"{path}: not a readable image")
         t = time.perf_counter() if tick is None else tick
-        return Captured(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), t, index, None, missed)
+        return Captured(image=cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), t_capture=t, index=index, missed=missed)
 
 
-def _file_source(uri: str) -> Source:
+@register_source("file")
+def file_source(uri: str) -> Source:
+    """``file://``: a :class:`FolderSource` for a folder, else a :class:`CvSource` (a video file)."""
     _, target, _ = split_uri(uri)
     return FolderSource(uri) if Path(target).is_dir() else CvSource(uri)
-
-
-def _synth_source(uri: str) -> Source:
-    from panoedge.live.synth_source import SynthSource
-
-    return SynthSource(uri)
-
-
-SOURCES = {"v4l2": CvSource, "gst": CvSource, "file": _file_source, "synth": _synth_source}
-"""URI scheme -> constructor; :func:`open_source` looks schemes up here."""
 
 
 def open_source(uri: str | Source) -> Source:
     """The :class:`Source` for ``uri`` (a ``Source`` passes through); ``UsageError`` for unknown schemes."""
     if isinstance(uri, Source):
         return uri
-    return open_by_scheme(uri, SOURCES, "source")
+    return create(SOURCES, "source", uri)

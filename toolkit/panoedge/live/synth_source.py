@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from panoedge.errors import UsageError, unknown_name
-from panoedge.live.sources import Captured, Pacer, Source, SourceEnded, check_params, param_bool, param_float, split_uri
+from panoedge.live.stream import Captured, Pacer, Source, SourceEnded
+from panoedge.live.uri import check_params, param_bool, param_float, register_source, split_uri
 
 SCHEMA = "panoedge.live.synth/1"
 KEYS = ("fps", "n", "size", "seed", "gt", "loop", "workers")
@@ -75,10 +76,12 @@ def _render_one(args) -> dict:
     world, pts, rots = _scene(family, seed, n)
     rig = synthetic_rig(frame_h, seed=seed)
     effects = SensorEffects.random(np.random.default_rng([seed, 1]))  # the camera's fixed lens mismatch
-    rf = render_rig_frame(world, rig, pts[i], rots[i], effects, gt_hw, np.random.default_rng([seed, 2, i]))
+    rf = render_rig_frame(world, rig, position=pts[i], R_rig=rots[i], effects=effects, erp_hw=gt_hw,
+                          rng=np.random.default_rng([seed, 2, i]))
     return {"frame": rf.frame, "rgb": rf.erp.rgb, "labels": rf.erp.labels, "depth": rf.erp.depth}
 
 
+@register_source("synth")
 class SynthSource(Source):
     """Replays a cached synthetic camera loop (see the module docstring for the URI)."""
 
@@ -93,18 +96,18 @@ class SynthSource(Source):
         if family not in FAMILIES:
             raise unknown_name("synth:// family", family, FAMILIES)
         self.family = family
-        self.fps = param_float(uri, params, "fps", 30.0, 0.0, 1000.0)
+        self.fps = param_float(uri, params, "fps", default=30.0, lo=0.0, hi=1000.0)
         self.live = self.fps > 0
-        self.n = int(param_float(uri, params, "n", 32, 1, 100000))
-        self.seed = int(param_float(uri, params, "seed", 0, 0, 2**31))
+        self.n = int(param_float(uri, params, "n", default=32, lo=1, hi=100000))
+        self.seed = int(param_float(uri, params, "seed", default=0, lo=0, hi=2**31))
         fh, fw = parse_hw(params.get("size", "1024x2048"), f"{uri}: size")
         if fw != 2 * fh or fh < 32:
             raise UsageError(f"{uri}: size={fh}x{fw}: a side-by-side dual-fisheye frame is H x 2H with H >= 32")
         self.frame_hw = (fh, fw)
         self.gt_hw = check_erp_size(*parse_hw(params.get("gt", f"{fh // 2}x{fh}"), f"{uri}: gt"), what=f"{uri}: gt")
-        self.loop = param_bool(uri, params, "loop", True)
+        self.loop = param_bool(uri, params, "loop", default=True)
         default_workers = 1 if fh < 512 else min(os.cpu_count() or 1, self.n)
-        self.workers = int(param_float(uri, params, "workers", default_workers, 1, 64))
+        self.workers = int(param_float(uri, params, "workers", default=default_workers, lo=1, hi=64))
         from panoedge.synth.rig_render import synthetic_rig
 
         self.rig = synthetic_rig(fh, seed=self.seed)
@@ -206,7 +209,7 @@ class SynthSource(Source):
         if not self.loop and k >= self.n:
             raise SourceEnded(self.uri)
         i = k % self.n
-        return Captured(self.frames[i], t, i, self.truth[i], missed)
+        return Captured(image=self.frames[i], t_capture=t, index=i, truth=self.truth[i], missed=missed)
 
     def describe(self) -> dict:
         return {**super().describe(), "family": self.family, "seed": self.seed, "n": self.n,

@@ -43,8 +43,8 @@ from importlib import resources
 from urllib.parse import parse_qsl, urlsplit
 
 from panoedge.errors import UsageError
-from panoedge.live.sinks import Result, Sink, StreamInfo
-from panoedge.live.sources import check_params, param_float, split_uri
+from panoedge.live.stream import FrameResult, Sink, StreamInfo
+from panoedge.live.uri import check_params, param_float, register_sink, split_uri
 from panoedge.live.views import DepthColors, encode_jpeg, label_lut, overlay
 
 __all__ = ["VIEWS", "WebSink", "parse_host_port"]
@@ -93,6 +93,7 @@ def parse_host_port(uri: str, rest: str, default_port: int = 8080) -> tuple[str,
     return host or "127.0.0.1", int(port)
 
 
+@register_sink("web")
 class WebSink(Sink):
     """The ``web://`` sink: an HTTP server in a background thread (see the module docstring)."""
 
@@ -111,14 +112,14 @@ class WebSink(Sink):
         if self.remote and not self.token:
             self.token = secrets.token_urlsafe(12)
             self.generated_token = True
-        self.max_fps = param_float(uri, params, "fps", 15.0, 0.1, 240.0)
-        self.quality = int(param_float(uri, params, "quality", 80, 10, 100))
-        self.max_clients = int(param_float(uri, params, "clients", MAX_CLIENTS, 1, 10000))
+        self.max_fps = param_float(uri, params, "fps", default=15.0, lo=0.1, hi=240.0)
+        self.quality = int(param_float(uri, params, "quality", default=80, lo=10, hi=100))
+        self.max_clients = int(param_float(uri, params, "clients", default=MAX_CLIENTS, lo=1, hi=10000))
         self.refused = 0
         self.open_connections = 0  # connections holding a slot now (changed by the server under _count_lock)
         self._count_lock = threading.Lock()
         self._cv = threading.Condition()
-        self._latest: Result | None = None
+        self._latest: FrameResult | None = None
         self._stopping = False
         self._cache: dict[str, tuple[int, float, bytes, float]] = {}
         self._encode_lock = threading.Lock()
@@ -151,7 +152,7 @@ class WebSink(Sink):
         host = self.host if self.host not in ("0.0.0.0", "") else _lan_address()
         return f"http://{host}:{self.port}/" + (f"?token={self.token}" if self.token else "")
 
-    def process(self, result: Result) -> None:
+    def process(self, result: FrameResult) -> None:
         with self._cv:
             self._latest = result
             self._cv.notify_all()
@@ -198,7 +199,7 @@ class WebSink(Sink):
         return {**self.info.stats(), "seq": latest.seq if latest else -1,
                 "last_latency_ms": round(latest.latency_ms, 1) if latest else None}
 
-    def _render(self, view: str, r: Result):
+    def _render(self, view: str, r: FrameResult):
         if view == "rgb":
             return r.erp
         if view == "overlay":

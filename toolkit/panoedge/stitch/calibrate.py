@@ -29,25 +29,25 @@ infinity.
    :func:`parallax_residuals_deg`): the angle of each match off its epipolar plane, and along
    that plane only a "beyond infinity" disagreement (parallax is never negative). The twin field
    of view is solved with it (held at the ray-angle value, which parallax makes too small, it
-   biased the tilt through the envelope term by up to 0.7 deg), then alone with a small pull from
-   above so that the envelope touches the far points. What is left is a tilt of lens 1: off-plane
-   it moves a match only by ``cos(angle to the baseline)`` (0-0.13 inside the overlap), so it is
-   set by the matches' count and sub-pixel noise, not by a bias (the roll error is <0.02 deg).
-   On synthetic 3 cm rigs (5 frames, start 3 deg off; ``panoedge rig recovery`` prints the
-   table) at 960 px frames (lens circles as small as the smallest real preset's) the rotation
-   error of eight rigs went from 0.09-0.68 deg to 0.02-0.15 deg and the field of view from
-   up to 1.1 deg to up to 0.5 deg; at 512 px (circles 251 px) indoor scenes give 150-300 matches
-   and a tilt noise of 0.3-0.5 deg, and two of eight stay over 0.2 deg.
+   biases the tilt through the envelope term), then alone with a small pull from above so that
+   the envelope touches the far points. What is left is a tilt of lens 1: off-plane it moves a
+   match only by ``cos(angle to the baseline)`` (small inside the overlap), so it is set by the
+   matches' count and sub-pixel noise, not by a bias, and it shrinks as the lens circles grow
+   (more pixels per degree). ``panoedge rig recovery`` measures it: synthetic rigs with a known
+   baseline, perturbed starts, the rotation and field-of-view errors before and after, against
+   the targets (:data:`panoedge.eval.stitch_quality.ROTATION_TARGET_DEG`); ``--frame-h`` sets the
+   circle size (:data:`panoedge.eval.stitch_quality.RECOVERY_FRAME_H` says why 960 px).
 
 4. Each solve above (every round, and the last) gives a candidate rig; the result is the one that
    lowers the two seam figures of :mod:`panoedge.stitch.seam` the most (:func:`choose_by_seam`):
    the band MAD, which does not use the matches, and the median angle of matches found afresh
    under the candidate with the first gate. Near-range parallax makes the tighter gates fit a
-   subset of the matches, and on a single frame with about 100 matches the last solve's tilt is
-   set by their noise, so the last solve is not always the best seam on a real frame. A
-   parallax-free last solve on at least :data:`MIN_MATCHES_FOV` matches is kept as it is: the seam
-   figures, rays from the rig centre, cannot see parallax and would prefer a ray-angle round's bias
-   (on synthetic indoor 3 cm rigs, 0.5 deg of rotation error instead of 0.13).
+   subset of the matches, and on a single frame with few matches the last solve's tilt is set by
+   their noise, so the last solve is not always the best seam on a real frame. A parallax-free
+   last solve on at least :data:`MIN_MATCHES_FOV` matches is kept as it is: the seam figures,
+   rays from the rig centre, cannot see parallax and would prefer a ray-angle round's bias
+   (``panoedge rig recovery`` on indoor rigs shows the difference; the real frames' seam table,
+   :func:`panoedge.eval.stitch_quality.real_seam_table`, shows the single-frame case).
 """
 
 from __future__ import annotations
@@ -59,38 +59,12 @@ import numpy as np
 from panoedge.errors import DataError, UsageError
 from panoedge.geometry import angle_between, get_lens_model, rotation_from_rodrigues, ypr_from_rotation
 from panoedge.stitch.circles import CircleFit, find_circle
-from panoedge.stitch.features import Matches, canvas_of, match_overlap
+from panoedge.stitch.features import Matches, canvas_of, match_overlap, match_rays, residual_stats
 from panoedge.stitch.rig import Rig
+from panoedge.stitch.seam import seam_mad
 
 REFINE = ("rotation", "fov", "fov_each", "center", "coeffs")
 DEFAULT_REFINE = ("rotation", "fov")
-
-
-def residual_stats(rig: Rig, m: Matches, depth_m: float | None = None) -> dict:
-    """Angles (degrees) between the two rays of each match under ``rig``: median, mean, p90, n."""
-    if len(m) == 0:
-        return {"n": 0, "median_deg": float("nan"), "mean_deg": float("nan"), "p90_deg": float("nan")}
-    a = np.rad2deg(angle_between(*match_rays(rig, m, depth_m)))
-    return {"n": int(a.size), "median_deg": float(np.median(a)), "mean_deg": float(np.mean(a)),
-            "p90_deg": float(np.percentile(a, 90))}
-
-
-def match_rays(rig: Rig, m: Matches, depth_m: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Rig-frame rays ``(N, 3)`` of both sides of each match, seen from the rig centre.
-
-    With ``depth_m``, each lens's ray is taken to a point that far from the lens (its
-    ``translation_m`` applied), which removes the parallax of points at that distance;
-    ``None`` puts every point at infinity.
-    """
-    out = []
-    for i, uv in enumerate((m.uv0, m.uv1)):
-        rays, _ = rig.canvas_camera(i).unproject(uv[:, 0], uv[:, 1])
-        rays = rays @ rig.lenses[i].rotation.T
-        if depth_m is not None:
-            rays = rays * depth_m + np.asarray(rig.lenses[i].translation_m)
-            rays /= np.linalg.norm(rays, axis=1, keepdims=True)
-        out.append(rays)
-    return out[0], out[1]
 
 
 def parallax_deg(rig: Rig, distance_m: float) -> float:
@@ -235,9 +209,13 @@ NEAR_M = 1.0
 
 MIN_MATCHES_FOV = 150
 """Fewest matches for which the last solve also moves the field of view. The across residual barely
-sees it, so with few matches it fits their noise and the lens model's error instead: on the single
-real Theta S frame (about 100 matches) it grew 2.5 deg and the seam got worse. Synthetic 5-frame
-rigs have 150-3000. A guard chosen between those, not derived."""
+sees it, so with few matches it fits their noise and the lens model's error instead (a single real
+frame has too few: the field of view drifts and the seam gets worse), while synthetic multi-frame
+rigs have many more. A guard chosen between those, not derived: the real frames' seam table
+(:func:`panoedge.eval.stitch_quality.real_seam_table`) and ``panoedge rig recovery`` show both sides."""
+
+PARALLAX_REPORT_M = (0.5, 1.0, 3.0, 10.0)
+"""Scene distances, metres, whose parallax floor the report gives (arm's length to across a room)."""
 
 ENVELOPE_PULL = 0.1
 """Weight of a positive along-plane disagreement in the last field-of-view solve (see
@@ -255,7 +233,7 @@ def parallax_residuals_deg(rig: Rig, m: Matches, pull: float = 0.0) -> tuple[np.
 
     ``pull``: weight of a positive difference (0: none, as above). A larger twin field of view
     makes every difference more positive, so with ``pull = 0`` nothing stops the field of view
-    from growing past the envelope (it overshoots by up to 2 deg); a small pull (asymmetric
+    from growing past the envelope (it overshoots); a small pull (asymmetric
     least squares: a low-quantile fit) makes the envelope touch the far points.
     """
     b = baseline_m(rig)
@@ -364,8 +342,6 @@ def seam_disagreement(rig: Rig, frames, gate_deg: float, strip_h: int | None = N
 
 def mean_seam_mad(rig: Rig, frames) -> float:
     """The band MAD of :func:`panoedge.stitch.seam.seam_mad` averaged over ``frames`` (``inf`` if any is not finite)."""
-    from panoedge.stitch.seam import seam_mad  # seam imports this module
-
     mads = [seam_mad(rig, f) for f in frames]
     return float(np.mean(mads)) if np.all(np.isfinite(mads)) else float("inf")
 
@@ -396,7 +372,7 @@ def choose_by_seam(start: tuple[float, float], candidates: list[Rig], frames, ga
     ``seam_mad`` and ``seam_feature_deg``."""
     gains, stats = [], []
     for k, rig in enumerate(candidates):
-        mad, st = seam_disagreement(rig, frames, gate_deg, strip_h)
+        mad, st = seam_disagreement(rig, frames, gate_deg=gate_deg, strip_h=strip_h)
         if rounds is not None:
             rounds[k].update(seam_mad=mad, seam_feature_deg=st["median_deg"])
         gains.append(seam_gain(start, (mad, st["median_deg"])))
@@ -508,9 +484,9 @@ def calibrate(frames, init: Rig, refine=DEFAULT_REFINE, circles="auto", gates_de
         rounds_seam = rounds
     # the start rig's matches under the first gate are m0: its seam figures need no new matching
     start = (mean_seam_mad(init, frames), before["median_deg"])
-    k, after = choose_by_seam(start, candidates, frames, gates_deg[0], strip_h, rounds_seam)
+    k, after = choose_by_seam(start, candidates, frames, gate_deg=gates_deg[0], strip_h=strip_h, rounds=rounds_seam)
     rig = candidates[k]
-    para = {f"{d:g}m": parallax_deg(rig, d) for d in (0.5, 1.0, 3.0, 10.0)}
+    para = {f"{d:g}m": parallax_deg(rig, d) for d in PARALLAX_REPORT_M}
     per_frame = []
     if len(frames) > 1:
         for i, (f, m_before) in enumerate(zip(frames, m0_each)):
@@ -519,4 +495,5 @@ def calibrate(frames, init: Rig, refine=DEFAULT_REFINE, circles="auto", gates_de
                               "after": residual_stats(rig, match_overlap(rig, f, gate_deg=gates_deg[0], strip_h=strip_h))})
     else:
         per_frame.append({"label": str(labels[0]) if labels is not None else "frame 0", "before": before, "after": after})
-    return CalibrationResult(rig, init, fits, len(frames), before, after, rounds, para, tuple(refine), per_frame)
+    return CalibrationResult(rig=rig, init=init, circles=fits, n_frames=len(frames), before=before, after=after, rounds=rounds,
+                             parallax_deg=para, refine=tuple(refine), per_frame=per_frame)

@@ -151,3 +151,30 @@ def match_overlap(rig: Rig, frame, half_deg: float | None = None, gate_deg: floa
     u0, v0, _ = project_lens(rig, 0, r0)
     u1, v1, _ = project_lens(rig, 1, r1)
     return Matches(np.stack([u0, v0], axis=1), np.stack([u1, v1], axis=1))
+
+
+def residual_stats(rig: Rig, m: Matches, depth_m: float | None = None) -> dict:
+    """Angles (degrees) between the two rays of each match under ``rig``: median, mean, p90, n."""
+    if len(m) == 0:
+        return {"n": 0, "median_deg": float("nan"), "mean_deg": float("nan"), "p90_deg": float("nan")}
+    a = np.rad2deg(angle_between(*match_rays(rig, m, depth_m)))
+    return {"n": int(a.size), "median_deg": float(np.median(a)), "mean_deg": float(np.mean(a)),
+            "p90_deg": float(np.percentile(a, 90))}
+
+
+def match_rays(rig: Rig, m: Matches, depth_m: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Rig-frame rays ``(N, 3)`` of both sides of each match, seen from the rig centre.
+
+    With ``depth_m``, each lens's ray is taken to a point that far from the lens (its
+    ``translation_m`` applied), which removes the parallax of points at that distance;
+    ``None`` puts every point at infinity.
+    """
+    out = []
+    for i, uv in enumerate((m.uv0, m.uv1)):
+        rays, _ = rig.canvas_camera(i).unproject(uv[:, 0], uv[:, 1])
+        rays = rays @ rig.lenses[i].rotation.T
+        if depth_m is not None:
+            rays = rays * depth_m + np.asarray(rig.lenses[i].translation_m)
+            rays /= np.linalg.norm(rays, axis=1, keepdims=True)
+        out.append(rays)
+    return out[0], out[1]

@@ -10,7 +10,9 @@ two agree within 1 grey level (in practice they are equal):
 - the gain images are the CPU path's own (built by ``cv2.transform`` when the gains change,
   then uploaded), and products are rounded half to even as ``cv2.multiply`` does.
 
-torch is imported here only, when this backend is created: ``panoedge.stitch`` stays torch-free.
+torch is imported here only (the one module of ``panoedge.stitch`` that does), inside functions: when
+this backend is created or :func:`cuda_available` finds an NVIDIA driver, so ``panoedge.stitch`` loads
+torch-free and a CPU-only robot never imports it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,21 @@ def fixed_to_grid(m1: np.ndarray, m2: np.ndarray, src_hw) -> np.ndarray:
     x = m1[..., 0].astype(np.float64) + (m2 & 31).astype(np.float64) / 32.0
     y = m1[..., 1].astype(np.float64) + (m2 >> 5).astype(np.float64) / 32.0
     return np.stack([(2.0 * x + 1.0) / w_src - 1.0, (2.0 * y + 1.0) / h_src - 1.0], axis=-1)
+
+
+def cuda_available() -> bool:
+    """True when torch is installed and sees a CUDA device; never imports torch on machines without
+    an NVIDIA driver (the robot runtime stays torch-free)."""
+    import importlib.util
+    import os
+
+    if importlib.util.find_spec("torch") is None:
+        return False
+    if not (os.path.exists("/proc/driver/nvidia") or os.path.exists("/dev/nvidia0") or os.path.exists("/dev/nvhost-ctrl")):
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 class TorchBackend:

@@ -30,12 +30,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import cv2
 import numpy as np
 
 from panoedge.errors import DataError, UsageError
 from panoedge.geometry import PinholeCamera, erp_to_perspective, rotation_aligning, rotation_from_ypr_deg
+from panoedge.results import Result, json_field
 
 SOURCES = ("auto", "metadata", "image")
 VIEW_FOV_DEG = 90.0
@@ -305,13 +307,13 @@ def level_erp(erp: np.ndarray, g: Gravity, min_confidence: float = MIN_CONFIDENC
 
 
 @dataclass(frozen=True)
-class LevelResult:
-    """What ``panoedge level`` did for each file."""
+class LevelResult(Result):
+    """What ``panoedge level`` did for each file: per file ``input``, ``output``, ``gravity``
+    (:meth:`Gravity.to_dict`) and ``result`` (what was done, in words)."""
 
-    rows: list
+    SCHEMA: ClassVar[str] = "panoedge.level/1"
 
-    def to_dict(self) -> dict:
-        return {"schema": "panoedge.level/1", "files": self.rows}
+    rows: list = json_field(key="files")
 
     def format(self) -> str:
         lines = [f"{'file':<48} {'source':<9} {'conf':>5} {'pitch':>7} {'roll':>7}  result"]

@@ -103,3 +103,38 @@ def resolve_rig(spec: str | Path, frame_hw=None) -> Rig:
     if path.suffix.lower() in (".yaml", ".yml") or path.exists():
         return load_rig(path)
     return load_preset(spec)
+
+
+PRESET_ABOUT_CHARS = 100
+"""``panoedge rig list`` cuts each preset's one-line description to this many characters."""
+
+
+def rig_summary(rig: Rig) -> str:
+    """``panoedge rig show``: a rig's layout, lenses, orientation and provenance, one line each."""
+    lines = [f"{rig.name}: {rig.layout}, {rig.image_width_px}x{rig.image_height_px} px"
+             f"{' per lens file' if rig.layout == 'separate' else ''}"]
+    for i, lens in enumerate(rig.lenses):
+        lines.append(f"  lens {i} {lens.name:<6} {lens.model:<15} fov {lens.fov_deg:.2f} deg  centre "
+                     f"({lens.center_x_px:.1f}, {lens.center_y_px:.1f})  radius {lens.radius_px:.1f} px  "
+                     f"ypr ({lens.yaw_deg:.2f}, {lens.pitch_deg:.2f}, {lens.roll_deg:.2f}) deg")
+    lines.append(f"  output ypr ({rig.output_yaw_deg:.1f}, {rig.output_pitch_deg:.1f}, {rig.output_roll_deg:.1f}) deg")
+    for k, v in rig.extra.get("provenance", {}).items():
+        lines.append(f"  {k}: {', '.join(map(str, v))}")
+    return "\n".join(lines)
+
+
+def preset_table() -> str:
+    """``panoedge rig list``: every preset (shipped, and the user's) and ``generic``, with a one-line description."""
+    names = preset_names()
+    width = max(len(n) for n in names)
+    lines = []
+    for name in names:
+        path = preset_path(name)
+        if path is None:
+            about = "two nominal 195-degree lenses from the frame size (calibrate before serious use)"
+        else:
+            rig = load_rig(path)
+            about = f"{rig.image_width_px}x{rig.image_height_px} {rig.layout}, " + (rig.notes or "").split(". ")[0].strip()
+            about = about if len(about) <= PRESET_ABOUT_CHARS else about[:PRESET_ABOUT_CHARS - 1] + "…"
+        lines.append(f"{name:<{width}}  {about}")
+    return "\n".join(lines)

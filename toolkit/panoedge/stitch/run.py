@@ -11,37 +11,73 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import ClassVar, Iterator
 
 import cv2
 import numpy as np
 
 from panoedge.errors import DataError, PanoedgeError, UsageError
 from panoedge.io import IMAGE_EXTS, write_rgb
+from panoedge.results import Result, json_field
 from panoedge.stitch.frames import PAIR_TOKENS, partner_path, read_frame
 from panoedge.stitch.rig import Rig
 from panoedge.stitch.stitcher import Stitcher
 
 VIDEO_EXTS = (".mp4", ".mov", ".avi", ".mkv", ".m4v", ".webm")
+MAX_UNDECODABLE_RUN = 25
+"""Undecodable frames in a row after which a video is taken to have ended (a damaged stretch is skipped
+frame by frame; a container whose count overstates its frames would otherwise be read for ever)."""
+FALLBACK_VIDEO_FPS = 30.0
+"""Frame rate of the stitched video when the input does not declare one (the commonest camera rate)."""
+VIDEO_EXPOSURE_SMOOTHING = 0.8
+"""Weight of the previous frames' exposure gains when stitching a video (temporal smoothing, no flicker)."""
 _FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "XVID", ".webm": "mp4v"}
 
 
 @dataclass
-class StitchRun:
-    """What a run did: frames stitched, frames skipped (with why), output path, timing."""
+class _Tally:
+    """What a run has done so far (filled while it runs; :class:`StitchRun` is the frozen report)."""
 
+    frames: int = 0
+    skipped: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+
+SKIPPED_REASONS_KEPT = 20
+"""Reasons for skipped frames kept in the report (the count is exact; a damaged video can skip thousands)."""
+SKIPPED_REASONS_SHOWN = 5
+"""Reasons for skipped frames (and level estimates) the human text shows."""
+
+
+@dataclass(frozen=True)
+class StitchRun(Result):
+    """What ``panoedge stitch`` did: frames stitched, frames skipped (with why), output path, timing.
+
+    ``level``: the horizon estimates of ``level="auto"`` (:meth:`~panoedge.stitch.level.Gravity.to_dict`).
+    """
+
+    SCHEMA: ClassVar[str] = "panoedge.stitch/1"
+
+    rig: str
     kind: str
     out: Path
     frames: int = 0
     skipped: int = 0
-    reasons: list[str] = field(default_factory=list)
+    reasons: list = json_field(key="skipped_reasons", default_factory=list)
     seconds: float = 0.0
-    levels: list[dict] = field(default_factory=list)
+    fps: float | None = None
+    levels: list = json_field(key="level", default_factory=list)
 
-    def to_dict(self) -> dict:
-        return {"kind": self.kind, "out": str(self.out), "frames": self.frames, "skipped": self.skipped,
-                "skipped_reasons": self.reasons[:20], "seconds": self.seconds,
-                "fps": self.frames / self.seconds if self.seconds > 0 else None, "level": self.levels}
+    def format(self) -> str:
+        skipped = f", skipped {self.skipped} bad frame(s)" if self.skipped else ""
+        fps = f" ({self.frames / self.seconds:.1f} frames/s)" if self.seconds > 0 and self.frames > 1 else ""
+        lines = [f"stitched {self.frames} frame(s) with rig {self.rig} -> {self.out}{skipped}{fps}"]
+        lines += [f"  skipped: {why}" for why in self.reasons[:SKIPPED_REASONS_SHOWN]]
+        for g in self.levels[:SKIPPED_REASONS_SHOWN]:
+            inl = f" ({g['inliers']} of {g['segments']} segments vertical)" if "inliers" in g else ""
+            lines.append(f"  level: {g['source']} confidence {g['confidence']:.2f}, pitch {g['pitch_deg']:.2f}° roll "
+                         f"{g['roll_deg']:.2f}°{inl}")
+        return "\n".join(lines)
 
 
 def input_kind(inputs: list[Path]) -> str:
@@ -75,7 +111,7 @@ def first_frame_hw(inputs: list[Path]) -> tuple[int, int]:
         if not ok:
             raise DataError(f"{inputs[0]}: no readable frame")
         return img.shape[:2]
-    path = inputs[0] if kind != "folder" else next(iter(_folder_items(inputs[0], None)), [None])[0]
+    path = inputs[0] if kind != "folder" else next(iter(folder_items(inputs[0], None)), [None])[0]
     if path is None:
         raise DataError(f"{inputs[0]}: no images in this folder")
     from panoedge.image_guard import check_image_file
@@ -84,7 +120,7 @@ def first_frame_hw(inputs: list[Path]) -> tuple[int, int]:
     return h, w
 
 
-def _folder_items(folder: Path, rig: Rig | None) -> list[list[Path]]:
+def folder_items(folder: Path, rig: Rig | None) -> list[list[Path]]:
     """The folder's frames, sorted: single images, or front/back pairs for separate-file rigs."""
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
     if rig is None or rig.layout != "separate":
@@ -98,6 +134,9 @@ def _folder_items(folder: Path, rig: Rig | None) -> list[list[Path]]:
             used.update(pair)
             items.append(list(pair))
     return items
+
+
+_folder_items = folder_items  # the old private name (data/rig_source.py still uses it)
 
 
 def _out_stem(paths: list[Path]) -> str:
@@ -127,7 +166,7 @@ def iter_video(path: Path) -> Iterator[np.ndarray | None]:
                 index += 1
                 yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
                 continue
-            if total and index < total and misses < 25:
+            if total and index < total and misses < MAX_UNDECODABLE_RUN:
                 misses += 1
                 index += 1
                 yield None
@@ -163,13 +202,15 @@ def sample_video_frames(path: Path, n: int) -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def stitch_files(inputs, rig: Rig, out: Path, out_hw=None, blend: str = "feather", exposure: bool = True,
+def stitch_files(inputs, rig: Rig, out: Path, out_hw=None, *, blend: str = "feather", exposure: bool = True,
                  level=None, band_deg: float = 5.0, device: str = "auto", progress: bool = True) -> StitchRun:
     """Stitch ``inputs`` (see :func:`input_kind`) with ``rig`` into ``out`` (see the module docstring).
 
     ``level``: an optional rig-to-world rotation applied to every frame (horizon levelling), or
     ``"auto"``: each frame's vertical from its own lines (:class:`~panoedge.stitch.level.AutoLevel`;
-    once for a video, per image for a folder), reported in :attr:`StitchRun.levels`.
+    once for a video, per image for a folder), reported in :attr:`StitchRun.levels`. A video is stitched
+    with exposure smoothing :data:`VIDEO_EXPOSURE_SMOOTHING` (one scene, gains drift slowly); images
+    and folders without (each frame may be another scene).
     """
     from panoedge.progress import tqdm
 
@@ -178,8 +219,8 @@ def stitch_files(inputs, rig: Rig, out: Path, out_hw=None, blend: str = "feather
     kind = input_kind(inputs)
     video = kind == "video"
     st = Stitcher(rig, out_hw, blend=blend, band_deg=band_deg, exposure=exposure, device=device,
-                  smoothing=0.8 if video else 0.0, disk_cache=True)
-    run = StitchRun(kind, out)
+                  smoothing=VIDEO_EXPOSURE_SMOOTHING if video else 0.0, disk_cache=True)
+    run = _Tally()
     auto = None
     if isinstance(level, str):
         if level != "auto":
@@ -200,7 +241,7 @@ def stitch_files(inputs, rig: Rig, out: Path, out_hw=None, blend: str = "feather
     elif kind == "folder":
         if out.suffix.lower() in IMAGE_EXTS + VIDEO_EXTS:
             raise UsageError(f"{out}: the input is a folder, so OUT must be a folder")
-        items = _folder_items(inputs[0], rig)
+        items = folder_items(inputs[0], rig)
         if not items:
             raise DataError(f"{inputs[0]}: no {'front/back image pairs' if rig.layout == 'separate' else 'images'} found")
         for paths in tqdm(items, desc="stitch", unit="frame", disable=not progress):
@@ -213,21 +254,22 @@ def stitch_files(inputs, rig: Rig, out: Path, out_hw=None, blend: str = "feather
             write_rgb(out / f"{_out_stem(paths)}.png", erp)
             run.frames += 1
     else:
-        _stitch_video(stitch, inputs[0], out, run, progress, st.out_hw)
-    run.seconds = time.perf_counter() - t0
-    if auto is not None:
-        run.levels = [g.to_dict() for g in auto.estimates]
+        _stitch_video(stitch, inputs[0], out, run=run, progress=progress, out_hw=st.out_hw)
+    seconds = time.perf_counter() - t0
+    levels = [g.to_dict() for g in auto.estimates] if auto is not None else []
     st.close()
-    return run
+    return StitchRun(rig=rig.name, kind=kind, out=out, frames=run.frames, skipped=run.skipped,
+                     reasons=run.reasons[:SKIPPED_REASONS_KEPT], seconds=seconds,
+                     fps=run.frames / seconds if seconds > 0 else None, levels=levels)
 
 
-def _stitch_video(stitch, src: Path, out: Path, run: StitchRun, progress: bool, out_hw) -> None:
+def _stitch_video(stitch, src: Path, out: Path, run: _Tally, progress: bool, out_hw) -> None:
     from panoedge.progress import tqdm
 
     if out.suffix.lower() not in VIDEO_EXTS:
         raise UsageError(f"{out}: the input is a video, so OUT must be a video file ({', '.join(VIDEO_EXTS)})")
     cap = cv2.VideoCapture(str(src))
-    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    fps = cap.get(cv2.CAP_PROP_FPS) or FALLBACK_VIDEO_FPS
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
     cap.release()
     h, w = out_hw

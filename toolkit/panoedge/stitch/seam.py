@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from panoedge.stitch.calibrate import residual_stats
-from panoedge.stitch.features import match_overlap
+from panoedge.stitch.features import match_overlap, residual_stats
 from panoedge.stitch.rig import Rig
 from panoedge.stitch.stitcher import Stitcher
 
@@ -35,7 +34,7 @@ def band_samples(rig: Rig, frame, out_h: int = 512, band_deg: float = 5.0, seam_
 
 def seam_mad(rig: Rig, frame, out_h: int = 512, band_deg: float = 5.0, seam_field: bool = True) -> float:
     """Area-weighted mean absolute difference (grey levels) of the lenses across the seam band."""
-    a, b, w = band_samples(rig, frame, out_h, band_deg, seam_field)
+    a, b, w = band_samples(rig, frame, out_h=out_h, band_deg=band_deg, seam_field=seam_field)
     if w.sum() <= 0:
         return float("nan")
     return float((np.abs(a - b).mean(axis=1) * w).sum() / w.sum())
@@ -44,5 +43,5 @@ def seam_mad(rig: Rig, frame, out_h: int = 512, band_deg: float = 5.0, seam_fiel
 def seam_figures(rig: Rig, frame, out_h: int = 512, band_deg: float = 5.0, gate_deg: float = 6.0) -> dict:
     """Both seam figures of one frame under ``rig`` (see the module docstring)."""
     stats = residual_stats(rig, match_overlap(rig, frame, gate_deg=gate_deg))
-    return {"mad": seam_mad(rig, frame, out_h, band_deg), "feature_deg": stats["median_deg"],
+    return {"mad": seam_mad(rig, frame, out_h=out_h, band_deg=band_deg), "feature_deg": stats["median_deg"],
             "feature_mean_deg": stats["mean_deg"], "n_matches": stats["n"]}

@@ -27,6 +27,7 @@ from panoedge.geometry import rodrigues_from_rotation, rotation_aligning, rotati
 from panoedge.stitch.blend import BLENDS
 from panoedge.stitch.exposure import CLIPPED_LEVEL, HIGHLIGHT_QUANTILE, KEEP_CLIPPED_MIN_GAIN, ExposureCompensator
 from panoedge.stitch.frames import as_canvas_input
+from panoedge.stitch.gpu import TorchBackend, cuda_available
 from panoedge.stitch.rig import Rig
 from panoedge.stitch.seam_gain import level_table
 from panoedge.stitch.tables import StitchTables
@@ -119,21 +120,6 @@ def circle_samples(rig: Rig, n: int = HIGHLIGHT_GRID) -> list[np.ndarray]:
     return out
 
 
-def cuda_available() -> bool:
-    """True when torch is installed and sees a CUDA device; never imports torch on machines without
-    an NVIDIA driver (the robot runtime stays torch-free)."""
-    import importlib.util
-    import os
-
-    if importlib.util.find_spec("torch") is None:
-        return False
-    if not (os.path.exists("/proc/driver/nvidia") or os.path.exists("/dev/nvidia0") or os.path.exists("/dev/nvhost-ctrl")):
-        return False
-    import torch
-
-    return bool(torch.cuda.is_available())
-
-
 class Stitcher:
     """Stitches frames of one rig into ERP panoramas of ``out_hw`` (default: frame height x 2).
 
@@ -171,8 +157,6 @@ class Stitcher:
         self.device = ("cuda" if cuda_available() else "cpu") if device == "auto" else device
         self._backend = None
         if self.device in ("cuda", "torch-cpu") and blend == "feather":
-            from panoedge.stitch.gpu import TorchBackend
-
             self._backend = TorchBackend("cuda" if self.device == "cuda" else "cpu")
         self._tables: OrderedDict = OrderedDict()
         self._cache_size = int(cache_size)
