@@ -48,7 +48,7 @@ def test_demo_runs_every_stage_then_reuses_the_cache(tmp_path):
     torch.set_num_threads(1)
     out = tmp_path / "demo"
     lines, pages = [], {}
-    rec = run_demo(out, tiny_config(), log=_watch_viewer(lines, pages), progress=False)
+    rec = run_demo(out, tiny_config(), log=_watch_viewer(lines, pages), progress=False).to_dict()
     assert rec["complete"]
     on_disk = json.loads((out / "demo.json").read_text())
     assert on_disk["schema"] == "panoedge.demo/1" and on_disk["stages"] == rec["stages"]
@@ -68,7 +68,7 @@ def test_demo_runs_every_stage_then_reuses_the_cache(tmp_path):
     assert pages[""][0] == 200 and b"panoedge live" in pages[""][1], "the viewer served its page during the run"
     assert "fps" in json.loads(pages["stats.json"][1])
 
-    again = run_demo(out, tiny_config(), progress=False)
+    again = run_demo(out, tiny_config(), progress=False).to_dict()
     status = {s["name"]: s["status"] for s in again["stages"]}
     assert status == {**{s: "cached" for s in STAGES[:-1]}, "live": "ran"}
     assert again["figures"]["distill"] == f["distill"] and again["figures"]["quantize"] == f["quantize"]

@@ -25,7 +25,7 @@ TRAINING_SIDE = {"models", "distill", "deploy", "eval", "cli", "demo"}
 # The robot's packages: what a bundle runs on (NumPy, OpenCV, ONNX Runtime or TensorRT).
 ROBOT = {"runtime": set(), "live": set(),
          # the stitcher's optional CUDA path (``device="cuda"``) remaps with torch when it is installed
-         "stitch": {"panoedge.stitch.gpu", "panoedge.stitch.stitcher"}}
+         "stitch": {"panoedge.stitch.gpu"}}
 LEAVES = {"errors", "metrics", "timing", "results", "versions"}
 
 

@@ -26,18 +26,17 @@ from __future__ import annotations
 import shutil
 import socket
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
-from panoedge.deploy.quantize import QuantizeConfig
+from panoedge.deploy.quantize import QuantizeConfig, QuantizeResult
 from panoedge.distill.config import DistillConfig
 from panoedge.distill.default import DEFAULT_TEACHER
 from panoedge.distill.teacher_config import TeacherTrainConfig
 from panoedge.errors import UsageError, unknown_name
 from panoedge.home import atomic_dir, cache_dir, content_key, panoedge_home, sha256_file, write_json
+from panoedge.results import Record, Result, json_field
 
 SCHEMA = "panoedge.demo/1"
 STAGES = ("synth", "teacher", "distill", "quantize", "build", "live")
@@ -124,17 +123,167 @@ def quick_config(**overrides) -> DemoConfig:
     return DemoConfig(**{**base, **overrides})
 
 
-@dataclass
-class StageResult:
-    """One stage of the demo: ``status`` is ``"ran"`` or ``"cached"``; ``path`` what it produced."""
+@dataclass(frozen=True)
+class StageResult(Record):
+    """One stage of the demo: ``status`` is ``"ran"`` or ``"cached"``; ``path`` what it produced;
+    ``figures`` the stage's numbers (one of the ``*Figures`` records below)."""
 
     name: str
     status: str
     seconds: float = 0.0
     detail: str = ""
     path: str = ""
-    figures: dict = field(default_factory=dict)
+    figures: Record | None = None
     estimate_s: float | None = None
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "figures": self.figures.to_dict() if self.figures is not None else {}}
+
+
+@dataclass(frozen=True)
+class DemoResult(Result):
+    """``demo.json``: every stage so far, its figures, the total and the machine's convolution speed."""
+
+    SCHEMA = SCHEMA
+    machine: dict
+    config: dict
+    stages: tuple[StageResult, ...]
+    total_s: float
+    complete: bool
+    machine_conv_gflops: "ConvSpeed | None" = json_field(default=None, omit_none=True)
+
+    def stage(self, name: str) -> StageResult | None:
+        return next((s for s in self.stages if s.name == name), None)
+
+    def figures_of(self, name: str):
+        s = self.stage(name)
+        return s.figures if s is not None else None
+
+    def to_dict(self) -> dict:
+        d = {"schema": SCHEMA, "machine": self.machine, "config": self.config,
+             "stages": [s.to_dict() for s in self.stages],
+             "figures": {s.name: (s.figures.to_dict() if s.figures is not None else {}) for s in self.stages},
+             "total_s": self.total_s, "complete": self.complete}
+        if self.machine_conv_gflops is not None:
+            d["machine_conv_gflops"] = self.machine_conv_gflops.to_dict()
+        return d
+
+    def format(self, out: Path | str = "") -> str:
+        """The end-of-run table and what the figures mean (``out``: the demo's folder, for the file list)."""
+        lines = [f"\n{'stage':<9} {'status':<7} {'time':>8} {'expected':>9}  detail"]
+        for s in self.stages:
+            est = "" if s.estimate_s is None else f"{s.estimate_s:7.0f} s"
+            lines.append(f"{s.name:<9} {s.status:<7} {s.seconds:6.1f} s {est:>9}  {s.detail}")
+        speed = self.machine_conv_gflops or ConvSpeed()
+        lines.append(f"total {self.total_s:.1f} s; this CPU: {_f(speed.start, '.0f')} GFLOP/s on a reference "
+                     f"convolution at the start, {_f(speed.end, '.0f')} at the end")
+        d = self.figures_of("distill") or DistillFigures()
+        q = self.figures_of("quantize") or QuantizeFigures()
+        live = self.figures_of("live")
+        distill_detail = self.stage("distill").detail if self.stage("distill") else ""
+        lines += [
+            "\nWhat the figures mean (mIoU: mean intersection-over-union of the classes, in %, each pixel "
+            "weighted by the solid angle it covers on the sphere):",
+            f"  On {_f(d.n_images, 'd')} held-out synthetic panoramas never used in training "
+            f"({d.eval_data}), at the student's size:",
+            f"    {_f(d.student_miou_area):>5}  the student ({distill_detail}), on the whole panorama",
+            f"    {_f(d.teacher_erp_miou_area):>5}  its perspective teacher run on the whole (distorted) panorama",
+            f"    {_f(d.teacher_tangent_miou_area):>5}  the teacher through tangent patches, the labels "
+            "the student learnt from",
+            "    (the demo trains the student briefly; `panoedge distill`'s full schedule is where it overtakes "
+            "the teacher: README)",
+            f"  INT8: the student exported to ONNX, {_f(q.fp32_miou_area)} mIoU in FP32 and "
+            f"{_f(q.int8_miou_area)} in INT8 on {_f(q.n_images, 'd')} held-out panoramas; "
+            f"{_f(q.fp32_ms)} -> {_f(q.int8_ms)} ms per frame on ONNX Runtime's CPU provider"]
+        if live is not None:
+            h, w = live.erp_hw
+            lines.append(f"  Live: camera frames stitched to {h}x{w} and run through the bundle at {live.fps:.1f} fps, "
+                         f"latency p50 {live.latency_ms_p50:.1f} ms / p99 {live.latency_ms_p99:.1f} ms, "
+                         f"{live.frames_delivered} frames, {live.dropped} dropped; mIoU "
+                         f"{_f(live.live_miou_area)} on the live stitched frames against "
+                         f"{_f(live.offline_miou_area)} on the same scenes rendered directly as ERP")
+        out = Path(out)
+        lines.append(f"look at: {out / 'preview.png'}, {out / 'bundle'}, {out / 'live.json'}, {out / 'demo.json'}")
+        return "\n".join(lines)
+
+
+def _f(v, spec: str = ".1f") -> str:
+    return "n/a" if v is None else format(v, spec)
+
+
+@dataclass(frozen=True)
+class ConvSpeed(Record):
+    """The reference-convolution speed (GFLOP/s) at the start and the end of the demo."""
+
+    start: float | None = None
+    end: float | None = None
+
+
+# -- each stage's figures -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SynthFigures(Record):
+    s_per_panorama: float | None = json_field(default=None, omit_none=True)
+
+
+@dataclass(frozen=True)
+class TeacherFigures(Record):
+    params: int | None = None
+    perspective_miou: float | None = None
+    erp_miou_area: float | None = None
+    tangent_miou_area: float | None = None
+    s_per_step: float | None = None
+
+
+@dataclass(frozen=True)
+class DistillFigures(Record):
+    student_miou_area: float | None = None
+    teacher_erp_miou_area: float | None = None
+    teacher_tangent_miou_area: float | None = None
+    student_absrel_area: float | None = None
+    teacher_tangent_absrel_area: float | None = None
+    n_images: int | None = None
+    eval_data: str | None = None
+    targets: dict | None = None
+
+
+@dataclass(frozen=True)
+class QuantizeFigures(Record):
+    fp32_miou_area: float | None = None
+    int8_miou_area: float | None = None
+    fp32_absrel_area: float | None = None
+    int8_absrel_area: float | None = None
+    n_images: int | None = None
+    within_budget: bool | None = None
+    excluded_nodes: int = 0
+    fp32_ms: float | None = None
+    int8_ms: float | None = None
+    int8_speedup: float | None = None
+
+
+@dataclass(frozen=True)
+class BuildFigures(Record):
+    target: str
+    backend: str
+    precision: str
+    input: tuple
+    files: int
+    bytes: int
+    build_seconds: float | None
+    int8_matches_quantize_stage: bool
+
+
+@dataclass(frozen=True)
+class LiveFigures(Record):
+    fps: float
+    latency_ms_p50: float
+    latency_ms_p99: float
+    frames_delivered: int
+    dropped: int
+    measured_s: float
+    erp_hw: tuple
+    live_miou_area: float | None = None
+    offline_miou_area: float | None = None
 
 
 Log = Callable[[str], None]
@@ -149,90 +298,90 @@ def _quiet(msg: str) -> None:
 def synth_stage(n: int = 4, size=(256, 512), family: str = "indoor", seed: int = 0,
                 progress: bool = True) -> tuple[Path, StageResult]:
     """Render (or reuse) the demo's synthetic dataset with dual-fisheye frames."""
-    from panoedge.synth.dataset import SynthSpec, generate_dataset
+    from panoedge.data.synth_folder import generate_dataset
+    from panoedge.synth.dataset import SynthSpec
 
     spec = SynthSpec(n=n, seed=seed, size=tuple(size), family=family, fisheye=True)
     path = cache_dir("synth", content_key("demo", spec.__dict__))
     t0 = time.perf_counter()
     if path.exists():
-        return path, StageResult("synth", "cached", time.perf_counter() - t0, f"{n} panoramas", str(path))
+        return path, StageResult(name="synth", status="cached", seconds=time.perf_counter() - t0,
+                                 detail=f"{n} panoramas", path=str(path), figures=SynthFigures())
     generate_dataset(path, spec, progress=progress)
     dt = time.perf_counter() - t0
-    return path, StageResult("synth", "ran", dt, f"{n} panoramas", str(path), {"s_per_panorama": dt / n})
+    return path, StageResult(name="synth", status="ran", seconds=dt, detail=f"{n} panoramas", path=str(path),
+                             figures=SynthFigures(s_per_panorama=dt / n))
 
 
 def preview(dataset: Path, out: Path) -> Path:
     """A side-by-side preview (RGB | labels | depth | dual-fisheye) of the dataset's first sample."""
-    import cv2
+    from panoedge.data.folder import DatasetFolder, sample_preview
+    from panoedge.io import write_rgb
 
-    from panoedge.data import DatasetFolder
-    from panoedge.io import colorize_depth, colorize_labels, write_rgb
-
-    ds = DatasetFolder(dataset)
-    s = ds.load(ds.stems[0])
-    h, w = s["rgb"].shape[:2]
-    tiles = [s["rgb"], colorize_labels(s["semantic"], ds.colors), colorize_depth(s["depth"])]
-    if "fisheye" in s:
-        tiles.append(cv2.resize(s["fisheye"], (w, h), interpolation=cv2.INTER_AREA))
-    grid = np.concatenate([np.concatenate(tiles[:2], axis=1), np.concatenate(tiles[2:] + [np.zeros_like(tiles[0])] * (4 - len(tiles)), axis=1)], axis=0)
-    return write_rgb(out / "preview.png", grid)
+    return write_rgb(out / "preview.png", sample_preview(DatasetFolder(dataset)))
 
 
 def teacher_stage(cfg: DemoConfig, progress: bool = True) -> tuple[str, StageResult]:
     """The built-in teacher's spec, trained first when ``$PANOEDGE_HOME`` has none for this budget."""
-    import json
-
     from panoedge.distill.default import default_teacher
+    from panoedge.distill.teacher_report import read_teacher_report
 
     t0, wall0 = time.perf_counter(), time.time()
     spec = default_teacher(cfg.family, progress, cfg.teacher)
     folder = Path(spec.split(":", 1)[1])
     # default_teacher owns the cache key; a teacher.pt written before this call was cached
     status = "ran" if (folder / "teacher.pt").stat().st_mtime >= wall0 else "cached"
-    report = folder / "report.json"
-    rep = json.loads(report.read_text()) if report.is_file() else {}
-    p, e, t = (rep.get(k) or {} for k in ("perspective", "erp", "tangent"))
-    figures = {"params": rep.get("params"), "perspective_miou": p.get("miou"), "erp_miou_area": e.get("miou_area"),
-               "tangent_miou_area": t.get("miou_area"), "s_per_step": (rep.get("train") or {}).get("s_per_step_this_run")}
+    rep = read_teacher_report(folder)
+    figures = TeacherFigures() if rep is None else TeacherFigures(
+        params=rep.params, perspective_miou=rep.perspective and rep.perspective.miou,
+        erp_miou_area=rep.erp and rep.erp.miou_area, tangent_miou_area=rep.tangent and rep.tangent.miou_area,
+        s_per_step=rep.train and rep.train.s_per_step_this_run)
     h, w = cfg.teacher.view_hw
-    return spec, StageResult("teacher", status, time.perf_counter() - t0,
-                             f"{rep.get('arch', 'teacher')}, {cfg.teacher.steps} steps on {h}x{w} views", str(folder), figures)
+    arch = rep.arch if rep is not None else "teacher"
+    return spec, StageResult(name="teacher", status=status, seconds=time.perf_counter() - t0,
+                             detail=f"{arch}, {cfg.teacher.steps} steps on {h}x{w} views", path=str(folder),
+                             figures=figures)
 
 
-def _distill_figures(rep: dict) -> dict:
-    ev = rep.get("eval") or {}
-    s, e, t = ev.get("student") or {}, ev.get("teacher_erp") or {}, ev.get("teacher_tangent") or {}
-    return {"student_miou_area": s.get("miou_area"), "teacher_erp_miou_area": e.get("miou_area"),
-            "teacher_tangent_miou_area": t.get("miou_area"), "student_absrel_area": s.get("absrel_area"),
-            "teacher_tangent_absrel_area": t.get("absrel_area"), "n_images": s.get("n_images"),
-            "eval_data": ev.get("data"), "targets": ev.get("targets")}
+def _distill_figures(run) -> DistillFigures:
+    ev = run.eval
+    if ev is None:
+        return DistillFigures()
+    s, e, t = ev.student, ev.teacher_erp, ev.teacher_tangent
+    return DistillFigures(student_miou_area=s and s.miou_area, teacher_erp_miou_area=e and e.miou_area,
+                          teacher_tangent_miou_area=t and t.miou_area, student_absrel_area=s and s.absrel_area,
+                          teacher_tangent_absrel_area=t and t.absrel_area, n_images=s and s.n_images,
+                          eval_data=ev.data, targets=ev.targets)
 
 
-def distill_stage(cfg: DemoConfig, teacher: str, progress: bool = True) -> tuple[Path, StageResult]:
-    """Distil the student into ``$PANOEDGE_HOME/demo/distill-<key>`` (reused when finished, resumed when not)."""
-    import json
-
-    from panoedge.distill.default import run
-
+def _distill_folder(cfg: DemoConfig, teacher: str):
+    """The distillation config with the demo's data and ``teacher`` filled in, and its cache folder."""
     dcfg = replace(cfg.distill, data=cfg.data, teacher=teacher).validate()
-    folder = cache_dir("demo", "distill-" + content_key(SCHEMA, "distill", dcfg.to_dict()))
+    return dcfg, cache_dir("demo", "distill-" + content_key(SCHEMA, "distill", dcfg.to_dict()))
+
+
+def distill_stage(cfg: DemoConfig, teacher: str, progress: bool = True) -> tuple[object, StageResult]:
+    """Distil the student into ``$PANOEDGE_HOME/demo/distill-<key>`` (reused when finished and evaluated,
+    resumed when not) and score it on held-out panoramas; returns the
+    :class:`~panoedge.distill.default.DistillRun`."""
+    from panoedge.distill.default import run
+    from panoedge.eval.distill_check import evaluate_distill_run, read_distill_run
+
+    dcfg, folder = _distill_folder(cfg, teacher)
     detail = f"{dcfg.student}, {dcfg.steps} steps on {dcfg.synth_n} panoramas at {dcfg.erp_hw[0]}x{dcfg.erp_hw[1]}"
     t0 = time.perf_counter()
-    report = folder / "report.json"
-    rep = json.loads(report.read_text()) if report.is_file() and (folder / "student.pt").is_file() else {}
+    done = read_distill_run(folder)
     status = "cached"
-    if "eval" not in rep:
-        rep = run(dcfg, folder, progress=progress)
+    if done is None or done.eval is None:
+        done = evaluate_distill_run(run(dcfg, folder, progress=progress), progress=progress)
         status = "ran"
-    return folder, StageResult("distill", status, time.perf_counter() - t0, detail, str(folder), _distill_figures(rep))
+    return done, StageResult(name="distill", status=status, seconds=time.perf_counter() - t0, detail=detail,
+                             path=str(folder), figures=_distill_figures(done))
 
 
-def _bundle_hw(cfg: DemoConfig, run: Path) -> tuple[int, int]:
-    if cfg.bundle_hw is not None:
-        return tuple(cfg.bundle_hw)
-    import json
-
-    return tuple(json.loads((run / "config.json").read_text())["erp_hw"])
+def _bundle_hw(cfg: DemoConfig, run) -> tuple[int, int]:
+    """The bundle's input size: the demo's ``bundle_hw``, else the size ``run`` (a distillation) trained at."""
+    return tuple(cfg.bundle_hw) if cfg.bundle_hw is not None else tuple(run.report.config.erp_hw)
 
 
 def _target_quantize(cfg: DemoConfig) -> QuantizeConfig:
@@ -243,88 +392,82 @@ def _target_quantize(cfg: DemoConfig) -> QuantizeConfig:
     return target_quantize_config(load_target(cfg.target), cfg.quantize)
 
 
-def _quantize_figures(rep: dict) -> dict:
-    f, i, b = rep.get("fp32") or {}, rep.get("int8") or {}, rep.get("budget") or {}
-    lat = rep.get("latency") or {}
-    return {"fp32_miou_area": f.get("miou_area"), "int8_miou_area": i.get("miou_area"),
-            "fp32_absrel_area": f.get("absrel_area"), "int8_absrel_area": i.get("absrel_area"),
-            "n_images": f.get("n_images"), "within_budget": b.get("within"),
-            "excluded_nodes": len(rep.get("excluded_nodes") or []),
-            "fp32_ms": lat.get("cases", {}).get("fp32", {}).get("latency_ms", {}).get("median"),
-            "int8_ms": lat.get("cases", {}).get("int8", {}).get("latency_ms", {}).get("median"),
-            "int8_speedup": lat.get("int8_speedup")}
+def _quantize_figures(rep: QuantizeResult) -> QuantizeFigures:
+    f, i, lat = rep.fp32, rep.int8, rep.latency
+    return QuantizeFigures(fp32_miou_area=f and f.miou_area, int8_miou_area=i and i.miou_area,
+                           fp32_absrel_area=f and f.absrel_area, int8_absrel_area=i and i.absrel_area,
+                           n_images=f and f.n_images, within_budget=rep.budget.within,
+                           excluded_nodes=len(rep.excluded_nodes), fp32_ms=lat.cases.fp32.latency_ms.median,
+                           int8_ms=lat.cases.int8.latency_ms.median, int8_speedup=lat.int8_speedup)
 
 
-def quantize_stage(cfg: DemoConfig, run: Path, progress: bool = True) -> tuple[Path, StageResult]:
-    """Export ``run``'s student to ONNX and quantize it to INT8 for the target, in ``$PANOEDGE_HOME/demo/quantize-<key>``."""
-    import json
-
+def quantize_stage(cfg: DemoConfig, run: Path, hw: tuple[int, int],
+                   progress: bool = True) -> tuple[Path, QuantizeResult, StageResult]:
+    """Export ``run``'s student to ONNX at ``hw`` and quantize it to INT8 for the target, in
+    ``$PANOEDGE_HOME/demo/quantize-<key>``."""
     from panoedge.deploy.export import export_model
     from panoedge.deploy.quantize import quantize_model
 
-    hw, qcfg = _bundle_hw(cfg, run), _target_quantize(cfg)
+    qcfg = _target_quantize(cfg)
     key = content_key(SCHEMA, "quantize", sha256_file(run / "student.pt"), hw, asdict(qcfg), cfg.data)
     folder = cache_dir("demo", "quantize-" + key)
     detail = f"{hw[0]}x{hw[1]}, {qcfg.n} calibration images ({qcfg.method}, {qcfg.activations})"
     t0 = time.perf_counter()
-    status = "cached"
-    if not (folder / "quantize.json").is_file():
+    if (folder / "quantize.json").is_file():
+        rep, status = QuantizeResult.load(folder / "quantize.json"), "cached"
+    else:
         with atomic_dir(folder, overwrite=True) as tmp:
             export_model(run, tmp / "model.fp32.onnx", hw)
-            rep = quantize_model(tmp / "model.fp32.onnx", cfg.data, tmp / "model.int8.onnx", qcfg, progress=progress)
-            rep["model"] = "model.fp32.onnx"  # paths relative to the folder: it moves into place
-            rep["files"] = {k: Path(v).name for k, v in rep["files"].items()}
-            write_json(tmp / "quantize.json", rep)
+            rep = quantize_model(model_in=tmp / "model.fp32.onnx", data=cfg.data, out=tmp / "model.int8.onnx",
+                                 config=qcfg, progress=progress)
+            rep = rep.with_local_paths()  # paths relative to the folder: it moves into place
+            write_json(tmp / "quantize.json", rep.to_dict())
         status = "ran"
-    rep = json.loads((folder / "quantize.json").read_text())
-    return folder, StageResult("quantize", status, time.perf_counter() - t0, detail, str(folder / "model.int8.onnx"),
-                               _quantize_figures(rep))
+    return folder, rep, StageResult(name="quantize", status=status, seconds=time.perf_counter() - t0, detail=detail,
+                                    path=str(folder / "model.int8.onnx"), figures=_quantize_figures(rep))
 
 
-def build_stage(cfg: DemoConfig, quantized: Path, out: Path, progress: bool = True) -> tuple[Path, StageResult]:
-    """The target's bundle from the exported ONNX, built once into the cache and copied to ``out``."""
-    import json
-
+def build_stage(cfg: DemoConfig, quantized: Path, quantize: QuantizeResult, out: Path,
+                progress: bool = True) -> tuple[Path, StageResult]:
+    """The target's bundle from the exported ONNX in ``quantized``, built once into the cache and copied
+    to ``out``."""
     from panoedge.deploy.bundle import build_bundle
+    from panoedge.runtime.manifest import inspect_bundle
 
     fp32 = quantized / "model.fp32.onnx"
-    hw = tuple(json.loads((quantized / "quantize.json").read_text())["input_hw"])
     key = content_key(SCHEMA, "build", sha256_file(fp32), cfg.target, asdict(cfg.quantize), cfg.data)
     cached = cache_dir("demo", "bundle-" + key)
     t0 = time.perf_counter()
-    status = "cached"
-    if not (cached / "manifest.json").is_file():
-        build_bundle(fp32, cfg.target, cfg.data, cached, hw, quantize=cfg.quantize, overwrite=True, progress=progress)
+    if (cached / "manifest.json").is_file():
+        m, status = inspect_bundle(cached), "cached"
+    else:
+        m = build_bundle(fp32, cfg.target, data=cfg.data, out=cached, size=quantize.input_hw, quantize=cfg.quantize,
+                         overwrite=True, progress=progress).manifest
         status = "ran"
     manifest = (cached / "manifest.json").read_bytes()
     out_manifest = out / "manifest.json"
     if not (out_manifest.is_file() and out_manifest.read_bytes() == manifest):
         with atomic_dir(out, overwrite=True) as tmp:
             shutil.copytree(cached, tmp, dirs_exist_ok=True)
-    m = json.loads(manifest)
-    figures = {"target": m["target"]["name"], "backend": m["target"]["backend"], "precision": m["target"]["precision"],
-               "input": m["input"]["shape"], "files": len(m["files"]),
-               "bytes": sum(f["bytes"] for f in m["files"].values()), "build_seconds": m.get("build_seconds"),
-               # the bundle calibrates again with the same config: its INT8 model is the quantize stage's
-               "int8_matches_quantize_stage": m["files"][m["models"]["int8"]]["sha256"]
-               == sha256_file(quantized / "model.int8.onnx")}
-    return out, StageResult("build", status, time.perf_counter() - t0,
-                            f"{m['target']['name']} bundle ({m['target']['backend']}, {m['target']['precision']})",
-                            str(out), figures)
+    t = m.target
+    figures = BuildFigures(target=t.name, backend=t.backend, precision=t.precision, input=tuple(m.input.shape),
+                           files=len(m.files), bytes=m.total_bytes, build_seconds=m.build_seconds,
+                           # the bundle calibrates again with the same config: its INT8 model is the quantize stage's
+                           int8_matches_quantize_stage=m.model_sha256("int8") == sha256_file(quantized / "model.int8.onnx"))
+    return out, StageResult(name="build", status=status, seconds=time.perf_counter() - t0,
+                            detail=f"{t.name} bundle ({t.backend}, {t.precision})", path=str(out), figures=figures)
 
 
-def _live_figures(rep: dict) -> dict:
-    c = rep["cases"]["concurrent"]
-    acc = rep.get("accuracy") or {}
-    return {"fps": c["fps"], "latency_ms_p50": c["latency_ms"]["median"], "latency_ms_p99": c["latency_ms"]["p99"],
-            "frames_delivered": c["frames"]["delivered"], "dropped": c["dropped_total"],
-            "measured_s": c["duration_s"], "erp_hw": rep["erp_hw"],
-            "live_miou_area": (acc.get("live") or {}).get("miou_area"),
-            "offline_miou_area": (acc.get("offline") or {}).get("miou_area")}
+def _live_figures(rep) -> LiveFigures:
+    c, acc = rep.case, rep.accuracy
+    return LiveFigures(fps=c.fps, latency_ms_p50=c.latency_ms.median, latency_ms_p99=c.latency_ms.p99,
+                       frames_delivered=c.frames.delivered, dropped=c.dropped_total, measured_s=c.duration_s,
+                       erp_hw=tuple(rep.erp_hw), live_miou_area=acc.live.miou_area if acc and acc.live else None,
+                       offline_miou_area=acc.offline.miou_area if acc and acc.offline else None)
 
 
 def live_stage(cfg: DemoConfig, bundle: Path, out: Path, log: Log = _quiet,
-               on_status: Callable[[dict], None] | None = None) -> tuple[dict, StageResult]:
+               on_status: Callable[[dict], None] | None = None) -> tuple[object, StageResult]:
     """Run ``bundle`` live on the ``synth://`` source with the web viewer for ``cfg.duration_s``."""
     from panoedge.live.run import run_live
     from panoedge.live.sources import open_source
@@ -340,13 +483,15 @@ def live_stage(cfg: DemoConfig, bundle: Path, out: Path, log: Log = _quiet,
         if not (cfg.port and msg.startswith("web viewer: ")):
             log(f"live: {msg}")
 
-    rep = run_live(bundle, source, [cfg.sink_uri], cfg.duration_s, cfg.warmup_s, on_event=on_event, on_status=on_status)
-    write_json(out / "live.json", rep)
+    rep = run_live(bundle, source, [cfg.sink_uri], cfg.duration_s, cfg.warmup_s, on_event=on_event,
+                   on_status=on_status)
+    write_json(out / "live.json", rep.to_dict())
     frames = f"{source.n} synth:// frames {'rendered' if rendered else 'reused'}"
-    if rep["cases"]["concurrent"]["interrupted"]:
+    if rep.case.interrupted:
         frames += ", interrupted"
-    return rep, StageResult("live", "ran", time.perf_counter() - t0, f"{cfg.duration_s:g} s on {cfg.source_uri}; {frames}",
-                            str(out / "live.json"), _live_figures(rep))
+    return rep, StageResult(name="live", status="ran", seconds=time.perf_counter() - t0,
+                            detail=f"{cfg.duration_s:g} s on {cfg.source_uri}; {frames}", path=str(out / "live.json"),
+                            figures=_live_figures(rep))
 
 
 # -- what each stage will do, and roughly how long ---------------------------------------------------
@@ -396,9 +541,8 @@ def plan_stages(cfg: DemoConfig, gflops: float | None = None) -> list[StagePlan]
     A stage counts as cached when its output is in ``$PANOEDGE_HOME`` now; the stages after one
     that will run are planned as running (their cache keys depend on its output).
     """
-    import json
-
     from panoedge.distill.default import default_teacher_folder
+    from panoedge.eval.distill_check import read_distill_run
     from panoedge.synth.dataset import SynthSpec
 
     k = _speed(gflops)
@@ -417,11 +561,9 @@ def plan_stages(cfg: DemoConfig, gflops: float | None = None) -> list[StagePlan]
     est = t.steps * step + (t.n_views + t.n_eval) * TEACHER_VIEWS_S * pix
     plans.append(StagePlan("teacher", teacher_cached, f"train the built-in perspective teacher ({t.steps} steps of "
                            f"{t.batch} views at {vh}x{vw}; once, then cached)", CACHED_S if teacher_cached else k * est))
-    d = replace(cfg.distill, data=cfg.data, teacher="builtin:" + str(folder)).validate()
-    run_dir = cache_dir("demo", "distill-" + content_key(SCHEMA, "distill", d.to_dict()))
-    rep = run_dir / "report.json"
-    distill_cached = teacher_cached and rep.is_file() and (run_dir / "student.pt").is_file() \
-        and "eval" in json.loads(rep.read_text())
+    d, run_dir = _distill_folder(cfg, "builtin:" + str(folder))
+    done = read_distill_run(run_dir) if teacher_cached else None
+    distill_cached = done is not None and done.eval is not None
     eh, ew = d.erp_hw
     est = (d.steps * DISTILL_STEP_S * (d.batch / 8) * (eh * ew) / (128 * 256) + d.synth_n * DISTILL_PER_PANORAMA_S
            + d.eval_n * EVAL_PER_PANORAMA_S)
@@ -432,7 +574,7 @@ def plan_stages(cfg: DemoConfig, gflops: float | None = None) -> list[StagePlan]
     q_cached = b_cached = False
     if distill_cached:
         try:
-            hw, qcfg = _bundle_hw(cfg, run_dir), _target_quantize(cfg)
+            hw, qcfg = _bundle_hw(cfg, done), _target_quantize(cfg)
             key = content_key(SCHEMA, "quantize", sha256_file(run_dir / "student.pt"), hw, asdict(qcfg), cfg.data)
             qdir = cache_dir("demo", "quantize-" + key)
             q_cached = (qdir / "quantize.json").is_file()
@@ -481,14 +623,14 @@ def _check_port(host: str, port: int) -> None:
             raise UsageError(f"cannot listen on {host}:{port} for the web viewer ({e.strerror}); pass --port N") from None
 
 
-def _record(out: Path, cfg: DemoConfig, results: list[StageResult], t0: float) -> dict:
+def _record(out: Path, cfg: DemoConfig, stages: list[StageResult], t0: float,
+            speeds: ConvSpeed | None = None) -> DemoResult:
     from panoedge.env import machine_info
 
-    figures = {r.name: r.figures for r in results}
-    rec = {"schema": SCHEMA, "machine": machine_info(), "config": _jsonable(cfg),
-           "stages": [asdict(r) for r in results], "figures": figures,
-           "total_s": time.perf_counter() - t0, "complete": [r.name for r in results] == list(STAGES)}
-    write_json(out / "demo.json", rec)
+    rec = DemoResult(machine=machine_info(), config=_jsonable(cfg), stages=tuple(stages),
+                     total_s=time.perf_counter() - t0, complete=[r.name for r in stages] == list(STAGES),
+                     machine_conv_gflops=speeds)
+    write_json(out / "demo.json", rec.to_dict())
     return rec
 
 
@@ -499,25 +641,25 @@ def _jsonable(cfg: DemoConfig) -> dict:
 
 
 def run_demo(out: str | Path, config: DemoConfig | None = None, log: Log = _quiet, progress: bool = True,
-             on_status: Callable[[dict], None] | None = None) -> dict:
+             on_status: Callable[[dict], None] | None = None) -> DemoResult:
     """Run every stage (module docstring) into ``out``; returns the ``demo.json`` record.
 
     ``log`` receives one line per stage and the live viewer's address; ``on_status`` the live
-    pipeline's figures as it runs (:func:`panoedge.live.run.run_live`). ``demo.json`` is rewritten after every stage, so an
-    interrupted demo still shows how far it got.
+    pipeline's figures as it runs (:func:`panoedge.live.run.run_live`). ``demo.json`` is rewritten after every
+    stage, so an interrupted demo still shows how far it got.
     """
     cfg = (config or DemoConfig()).validate()
     _check_port(cfg.host, int(cfg.port))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    results: list[StageResult] = []
+    stages: list[StageResult] = []
 
-    def done(res: StageResult) -> dict:
-        res.estimate_s = round(plans[res.name].estimate_s, 1)
-        results.append(res)
+    def done(res: StageResult, speeds: ConvSpeed | None = None) -> DemoResult:
+        res = replace(res, estimate_s=round(plans[res.name].estimate_s, 1))
+        stages.append(res)
         log(f"{res.name:<9} {res.status:<7} {res.seconds:7.1f} s  {res.detail}")
-        return _record(out, cfg, results, t0)
+        return _record(out, cfg, stages, t0, speeds)
 
     from panoedge.env import conv_gflops
 
@@ -528,7 +670,6 @@ def run_demo(out: str | Path, config: DemoConfig | None = None, log: Log = _quie
     log(f"this CPU: {gflops:.0f} GFLOP/s on a reference convolution; {len(todo)} of {len(STAGES)} stages to run "
         f"({', '.join(p.name for p in todo) or 'none'}), {format_duration(sum(p.estimate_s for p in plans.values()))} "
         "in all on this machine")
-    speeds = {"start": round(gflops, 1)}
 
     def announce(name: str) -> None:
         p = plans[name]
@@ -539,26 +680,21 @@ def run_demo(out: str | Path, config: DemoConfig | None = None, log: Log = _quie
 
     announce("synth")
     path, res = synth_stage(cfg.preview_n, cfg.preview_hw, cfg.family, progress=progress)
-    res.path = str(preview(path, out))
-    done(res)
+    done(replace(res, path=str(preview(path, out))))
     announce("teacher")
     teacher, res = teacher_stage(cfg, progress)
     done(res)
     announce("distill")
     run, res = distill_stage(cfg, teacher, progress)
     done(res)
-    if not plans["distill"].cached:  # the later stages' keys depend on the student: plan them again
+    if res.status == "ran":  # the later stages' keys depend on the new student: plan them again
         plans.update({p.name: p for p in plan_stages(cfg, gflops) if p.name in ("quantize", "build", "live")})
     announce("quantize")
-    quantized, res = quantize_stage(cfg, run, progress)
+    quantized, quantize, res = quantize_stage(cfg, run.out, _bundle_hw(cfg, run), progress)
     done(res)
     announce("build")
-    bundle, res = build_stage(cfg, quantized, out / "bundle", progress)
+    bundle, res = build_stage(cfg, quantized, quantize, out / "bundle", progress)
     done(res)
     announce("live")
     _, res = live_stage(cfg, bundle, out, log, on_status)
-    speeds["end"] = round(conv_gflops(), 1)
-    rec = done(res)
-    rec["machine_conv_gflops"] = speeds
-    write_json(out / "demo.json", rec)
-    return rec
+    return done(res, speeds=ConvSpeed(start=round(gflops, 1), end=round(conv_gflops(), 1)))

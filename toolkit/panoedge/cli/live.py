@@ -16,13 +16,6 @@ SOURCE_HELP = ("v4l2:///dev/videoN, gst://PIPELINE, file://video.mp4, file://FOL
 SINK_HELP = "display://, file://out.mp4, web://HOST:PORT[?token=T], zmq://HOST:PORT (repeatable)."
 
 
-def _printer(quiet: bool):
-    """Old name of :func:`panoedge.live.report.progress_printer` (``cli/demo.py`` still imports it)."""
-    from panoedge.live.report import progress_printer
-
-    return progress_printer(quiet)
-
-
 PRECISIONS = ("int8", "fp16", "fp32")
 
 

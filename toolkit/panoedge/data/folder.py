@@ -112,6 +112,22 @@ class DatasetFolder:
         return out
 
 
+def sample_preview(ds: DatasetFolder, stem: str | None = None) -> np.ndarray:
+    """A 2x2 contact sheet of one sample (first by default): RGB | labels over depth | dual-fisheye
+    (black where the folder has no fisheye frames), each tile at the panorama's size."""
+    import cv2
+
+    from panoedge.io import colorize_depth, colorize_labels
+
+    s = ds.load(stem if stem is not None else ds.stems[0])
+    rgb = s["rgb"]
+    h, w = rgb.shape[:2]
+    fisheye = s.get("fisheye")
+    tiles = [rgb, colorize_labels(s["semantic"], ds.colors), colorize_depth(s["depth"]),
+             cv2.resize(fisheye, (w, h), interpolation=cv2.INTER_AREA) if fisheye is not None else np.zeros_like(rgb)]
+    return np.concatenate([np.concatenate(tiles[:2], axis=1), np.concatenate(tiles[2:], axis=1)], axis=0)
+
+
 def default_colors(k: int) -> np.ndarray:
     rng = np.random.default_rng(12345)
     return rng.integers(40, 255, (k, 3))

@@ -29,7 +29,7 @@ def stitched_folder(source: str | Path, rig_spec: str, every: int = 1, out_hw=No
     from panoedge.io import write_rgb
     from panoedge.stitch.frames import read_frame
     from panoedge.stitch.presets import resolve_rig
-    from panoedge.stitch.run import _folder_items, first_frame_hw, input_kind, iter_video
+    from panoedge.stitch.run import folder_items, first_frame_hw, input_kind, iter_video
     from panoedge.stitch.stitcher import Stitcher
 
     if int(every) < 1:
@@ -39,7 +39,7 @@ def stitched_folder(source: str | Path, rig_spec: str, every: int = 1, out_hw=No
     if kind not in ("video", "folder"):
         raise UsageError(f"{src}: --rig stitches a dual-fisheye video or a folder of frames")
     rig = resolve_rig(rig_spec, first_frame_hw([src]) if rig_spec == "generic" else None)
-    files = [src] if kind == "video" else [p for item in _folder_items(src, rig) for p in item]
+    files = [src] if kind == "video" else [p for item in folder_items(src, rig) for p in item]
     key = content_key("stitched", asdict(rig), _fingerprint(files), int(every),
                       None if out_hw is None else list(out_hw))
     final = cache_dir("stitched", key)
@@ -52,7 +52,7 @@ def stitched_folder(source: str | Path, rig_spec: str, every: int = 1, out_hw=No
             if kind == "video":
                 items = ((i, frame) for i, frame in enumerate(iter_video(src)) if i % every == 0)
             else:
-                items = ((i, paths) for i, paths in enumerate(_folder_items(src, rig)) if i % every == 0)
+                items = ((i, paths) for i, paths in enumerate(folder_items(src, rig)) if i % every == 0)
             for i, item in tqdm(items, desc=f"stitch {src.name} (every {every})", unit="frame", disable=not progress):
                 try:
                     if item is None:

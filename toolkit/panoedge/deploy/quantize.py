@@ -233,6 +233,13 @@ class QuantizeResult(Result):
                    sensitivity=tuple(d["sensitivity"]), qdq=QdqSummary(**d["qdq"]),
                    latency=Latency.from_dict(d["latency"]), files=QuantizeFiles(**d["files"]))
 
+    @classmethod
+    def load(cls, path: str | Path) -> "QuantizeResult":
+        """The report a finished quantization left in ``path`` (``quantize.json``)."""
+        import json
+
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
     def with_local_paths(self) -> "QuantizeResult":
         """This report with its model and files named relative to their folder (a folder that moves)."""
         return dataclasses.replace(self, model=Path(self.model).name, files=QuantizeFiles(

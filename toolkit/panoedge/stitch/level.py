@@ -292,7 +292,9 @@ ESTIMATE_WIDTH_PX = 2048
 need no more, and LSD's time grows with the views, not the panorama."""
 
 
-def _for_estimate(erp: np.ndarray) -> np.ndarray:
+def downsized_for_estimate(erp: np.ndarray) -> np.ndarray:
+    """``erp`` shrunk to :data:`ESTIMATE_WIDTH_PX` wide (area filter) when wider: the gravity estimate
+    needs the horizon's shape, not its texture."""
     if erp.shape[1] <= ESTIMATE_WIDTH_PX:
         return erp
     return cv2.resize(erp, (ESTIMATE_WIDTH_PX, ESTIMATE_WIDTH_PX // 2), interpolation=cv2.INTER_AREA)
@@ -343,7 +345,7 @@ def level_files(inputs, out_dir: str | Path, source: str = "auto", min_confidenc
     for p in paths:
         erp = read_rgb(p)
         check_erp_size(*erp.shape[:2], what=str(p))
-        g = estimate_gravity(_for_estimate(erp), source, p)
+        g = estimate_gravity(downsized_for_estimate(erp), source, p)
         levelled = g.confidence >= min_confidence
         dst = out_dir / p.name
         if dst.resolve() == p.resolve():

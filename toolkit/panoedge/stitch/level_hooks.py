@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from panoedge.geometry import rotation_aligning
-from panoedge.stitch.level import MIN_CONFIDENCE, Gravity, _for_estimate, gravity_from_image, level_rotation
+from panoedge.stitch.level import MIN_CONFIDENCE, Gravity, downsized_for_estimate, gravity_from_image, level_rotation
 
 
 class AutoLevel:
@@ -35,7 +35,7 @@ class AutoLevel:
 
     def rotation(self, stitcher, frame) -> np.ndarray:
         if self._R is None or self.per_frame:
-            g = gravity_from_image(_for_estimate(stitcher.stitch(frame)))
+            g = gravity_from_image(downsized_for_estimate(stitcher.stitch(frame)))
             self.estimates.append(g)
             self._R = level_rotation(g, self.min_confidence)
         return self._R
@@ -104,7 +104,7 @@ class ImageLevelHook(GravityHook):
 
     def _estimate(self, erp: np.ndarray, base: np.ndarray) -> None:
         try:
-            g = gravity_from_image(_for_estimate(erp))
+            g = gravity_from_image(downsized_for_estimate(erp))
             self.estimates.append(g)
             if g.confidence >= self.min_confidence:
                 with self._lock:

@@ -136,7 +136,6 @@ def folder_items(folder: Path, rig: Rig | None) -> list[list[Path]]:
     return items
 
 
-_folder_items = folder_items  # the old private name (data/rig_source.py still uses it)
 
 
 def _out_stem(paths: list[Path]) -> str:
