@@ -335,6 +335,22 @@ def test_onnx_model_live_and_offline_accuracy(home, nano_onnx):
     assert np.isfinite(acc["miou_area_delta"])
 
 
+def test_a_pipeline_releases_the_model_it_loaded_but_not_one_it_was_given(home, nano_onnx):
+    from panoedge.live.model import load_model
+    from panoedge.live.run import build_pipeline
+
+    with build_pipeline(nano_onnx, f"{SYNTH}&fps=0&loop=0") as pipe:
+        pipe.run(1.0, warmup_s=0.0, concurrent=False)
+        runner = pipe.model.runner
+        assert not runner.closed
+    assert runner.closed, "the runner a pipeline loaded is closed with it"
+    with load_model(nano_onnx) as model:
+        with build_pipeline(model, f"{SYNTH}&fps=0&loop=0"):
+            pass
+        assert not model.runner.closed, "a model passed in stays the caller's"
+    assert model.runner.closed
+
+
 def test_cli_run_stops_cleanly_on_ctrl_c_and_flushes_the_video(home, nano_onnx, tmp_path):
     import cv2
 

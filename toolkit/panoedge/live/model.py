@@ -76,6 +76,18 @@ class LiveModel:
         out = self.from_outputs(outputs)
         return out.get("labels"), out.get("depth")
 
+    def close(self) -> None:
+        """Release the runner (its session or engine); idempotent."""
+        close = getattr(self.runner, "close", None)
+        if callable(close):
+            close()
+
+    def __enter__(self) -> "LiveModel":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def describe(self) -> dict:
         return {"name": self.name, "backend": self.backend, "input_hw": list(self.input_hw),
                 "classes": len(self.classes), "depth_kind": self.depth_kind, **self.info}

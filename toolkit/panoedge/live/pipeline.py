@@ -163,8 +163,9 @@ class Pipeline:
 
     def __init__(self, source, model, sinks=(), rig=None, config: PipelineConfig | None = None,
                  on_event: Callable[[str], None] | None = None,
-                 on_status: Callable[[dict], None] | None = None, gravity=None):
+                 on_status: Callable[[dict], None] | None = None, gravity=None, owns_model: bool = False):
         self.config = config or PipelineConfig()
+        self.owns_model = owns_model  # loaded for this pipeline: released when its ``with`` block ends
         # Levelling: a :class:`panoedge.stitch.level_hooks.GravityHook` the robot's IMU driver updates, or an
         # ImageLevelHook (``--level auto``) fed with the stitched frames; each frame is stitched with
         # the latest rotation (tables built in the background).
@@ -635,6 +636,8 @@ class Pipeline:
 
     def __exit__(self, *exc):
         self.close()
+        if self.owns_model:
+            self.model.close()
 
     def status_line(self) -> str:
         return format_live(self.stats.snapshot())

@@ -54,7 +54,8 @@ def build_pipeline(model, source: str, sinks=(), rig: str | Path | None = None, 
     ``ImageLevelHook`` for ``run --level auto``)."""
     from panoedge.live.model import LiveModel, load_model
 
-    if not isinstance(model, LiveModel):
+    owns_model = not isinstance(model, LiveModel)
+    if owns_model:
         model = load_model(model, backend=backend, precision=precision, threads=threads, trusted_key=trusted_key)
     rig_obj = None
     if rig is not None:
@@ -62,7 +63,7 @@ def build_pipeline(model, source: str, sinks=(), rig: str | Path | None = None, 
 
         rig_obj = resolve_rig(rig)  # a file or a preset name, as every --rig takes
     return Pipeline(source, model, sinks, rig=rig_obj, config=config, on_event=on_event, on_status=on_status,
-                    gravity=gravity)
+                    gravity=gravity, owns_model=owns_model)
 
 
 def run_live(model, source: str = "synth://indoor", sinks=(), duration_s: float | None = None,
