@@ -181,7 +181,7 @@ def students(args, teacher_spec: str) -> dict:
            "camera_height_m": args.camera_height, "height_tol_m": args.height_tol, "steps": args.student_steps}
     for name, kw in runs.items():
         res = distill(resolve_config(None, **base, **kw), tmp / name, progress=False)
-        ev = evaluate(load_predictor(str(tmp / name)), DatasetFolder(held), progress=False)
+        ev = evaluate(load_predictor(str(tmp / name)), DatasetFolder(held), progress=False).to_dict()
         out[name] = {"absrel_area": ev["absrel_area"], "depth_kind": ev["depth_kind"],
                      "depth_alignment": ev["depth_alignment"], "miou_area": ev["miou_area"],
                      "camera_height_stats": res.report.teacher_labels.get("camera_height")}

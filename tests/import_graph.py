@@ -35,13 +35,13 @@ class Graph:
     external: list[Edge] = field(default_factory=list)  # panoedge -> third party (top-level name)
 
     def package_of(self, module: str) -> str:
-        """The first level below ``panoedge`` (``panoedge.metrics`` -> ``eval``; ``panoedge.demo`` -> ``demo``)."""
+        """The first level below ``panoedge`` (``panoedge.eval.evaluate`` -> ``eval``; ``panoedge.demo`` -> ``demo``)."""
         parts = module.split(".")
         return parts[1] if len(parts) > 1 else parts[0]
 
 
-def module_name(path: Path) -> str:
-    rel = path.relative_to(ROOT.parent).with_suffix("")
+def module_name(path: Path, root: Path = ROOT) -> str:
+    rel = path.relative_to(root.parent).with_suffix("")
     parts = list(rel.parts)
     if parts[-1] == "__init__":
         parts.pop()
@@ -206,7 +206,7 @@ def longest_functions(root: Path = ROOT, n: int = 5) -> list[tuple[int, str]]:
         tree = ast.parse(p.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                out.append((node.end_lineno - node.lineno + 1, f"{module_name(p)}.{node.name}"))
+                out.append((node.end_lineno - node.lineno + 1, f"{module_name(p, root)}.{node.name}"))
     return sorted(out, reverse=True)[:n]
 
 
@@ -240,8 +240,8 @@ def main() -> None:
     print("longest functions:")
     for n, name in longest_functions():
         print(f"  {n:4d} {name}")
-    cli = sorted((ROOT / "cli").glob("*.py")) + [ROOT / "demo.py"]
-    print(f"string-key reads in cli/ and demo.py: {string_key_reads(cli)}")
+    cli = sorted((ROOT / "cli").glob("*.py")) + sorted((ROOT / "demo").glob("*.py"))
+    print(f"string-key reads in cli/ and demo/: {string_key_reads(cli)}")
     torch_in_runtime = [e for e in g.external if e.target == "torch" and g.package_of(e.source) == "runtime"]
     print(f"torch imports in runtime/: {len(torch_in_runtime)}")
 

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from panoedge.cli.app import app, bench_app
-from panoedge.cli.common import JsonOpt, emit_json, legacy, positive, preflight, preflight_model
+from panoedge.cli.common import JsonOpt, emit_json, legacy, preflight, preflight_model
 from panoedge.deploy.bench import DEFAULT_REPEAT, DEFAULT_WARMUP
 from panoedge.deploy.export import DEFAULT_OPSET
 from panoedge.deploy.quantize import QuantizeConfig

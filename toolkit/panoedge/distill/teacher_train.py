@@ -27,7 +27,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +55,7 @@ from panoedge.errors import DataError, Interrupted, UsageError
 from panoedge import metrics
 from panoedge.home import atomic_write_bytes, cache_dir, content_key, write_json
 from panoedge.signals import deferred_interrupt
-from panoedge.synth.world import FAMILIES, class_names
+from panoedge.synth.world import class_names
 
 ARCH = "teacher-large"
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

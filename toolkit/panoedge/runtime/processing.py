@@ -71,7 +71,7 @@ def preprocess(rgb: np.ndarray, hw: tuple[int, int], spec: dict) -> np.ndarray:
     std = np.asarray(spec["std"], np.float32)
     x = resize_rgb(rgb, hw).astype(np.float32)
     x *= np.float32(spec["scale"]) / std  # (rgb * scale - mean) / std as one multiply and one subtract, in place:
-    x -= np.asarray(spec["mean"], np.float32) / std  # a per-frame hot path (3.5x faster at 512x1024)
+    x -= np.asarray(spec["mean"], np.float32) / std  # a per-frame hot path: no temporary frames
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
 
 

@@ -57,7 +57,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from panoedge.errors import DataError, UsageError
-from panoedge.geometry import angle_between, get_lens_model, rotation_from_rodrigues, ypr_from_rotation
+from panoedge.geometry import get_lens_model, rotation_from_rodrigues, ypr_from_rotation
 from panoedge.stitch.circles import CircleFit, find_circle
 from panoedge.stitch.features import Matches, canvas_of, match_overlap, match_rays, residual_stats
 from panoedge.stitch.rig import Rig
