@@ -189,7 +189,7 @@ def test_distill_class_map_and_seg_only_student(hf, panos, tmp_path):
     assert tuple(model.config.heads) == ("seg",) and "depth" not in model(torch.zeros(1, 3, 64, 128))
     from panoedge.deploy.export import export_model
 
-    rep = export_model(run, tmp_path / "s.onnx", (64, 128), n_verify=1)
+    rep = export_model(run, tmp_path / "s.onnx", (64, 128), n_verify=1).to_dict()
     assert rep["depth_kind"] == "none"
     from panoedge.eval.evaluate import load_predictor
 
