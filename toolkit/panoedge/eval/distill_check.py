@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from panoedge.eval.evaluate import HEADLINE_KEYS, EvalReport
 from panoedge.results import Record, json_field
 
 __all__ = ["ClusterEval", "DistillEval", "EvalScores", "Targets", "evaluate_clusters", "evaluate_distill_run", "evaluate_run",
@@ -32,8 +33,7 @@ MAX_ABSREL_RATIO_TO_TANGENT = 1.1
 """Target: the student's AbsRel is at most this multiple of the teacher's through tangent patches."""
 MAX_PARAM_SHARE = 10
 """Target: the teacher has at least this many times the student's parameters (the point of distilling)."""
-SLIM_KEYS = ("model", "mode", "miou_area", "miou", "per_class_iou", "absrel_area", "absrel", "rmse_area",
-             "delta1_area", "n_images", "depth_alignment", "seam")
+SLIM_KEYS = HEADLINE_KEYS
 """The parts of an evaluation report (``panoedge.eval/1``) a distillation run keeps."""
 
 
@@ -124,9 +124,8 @@ class ClusterEval(Record):
                 f"({self.student.n_images} panoramas, {self.student.matching})")
 
 
-def _slim(rep) -> EvalScores:
-    d = rep.to_dict() if hasattr(rep, "to_dict") else rep
-    return EvalScores({k: d[k] for k in SLIM_KEYS if k in d})
+def _slim(rep: EvalReport) -> EvalScores:
+    return EvalScores(rep.headline())
 
 
 def evaluate_run(run: str | Path, teacher, eval_data: str, progress: bool = False,

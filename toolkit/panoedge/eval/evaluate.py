@@ -207,6 +207,11 @@ def _fmt(v, pct: bool = False) -> str:
     return "   -  " if v is None else (f"{v:6.1f}" if pct else f"{v:6.3f}")
 
 
+HEADLINE_KEYS = ("model", "mode", "miou_area", "miou", "per_class_iou", "absrel_area", "absrel", "rmse_area",
+                 "delta1_area", "n_images", "depth_alignment", "seam")
+"""The parts of an evaluation report a summary keeps (:meth:`EvalReport.headline`)."""
+
+
 @dataclass(frozen=True)
 class EvalReport(Result):
     """What :func:`evaluate` measured (the module docstring says what each score is). The JSON form is
@@ -235,6 +240,12 @@ class EvalReport(Result):
             else:
                 out[key] = value
         return out
+
+    def headline(self) -> dict:
+        """The :data:`HEADLINE_KEYS` of the JSON form that this report has (a model without depth has no
+        ``absrel*``): what a distillation run keeps of each evaluation."""
+        d = self.to_dict()
+        return {k: d[k] for k in HEADLINE_KEYS if k in d}
 
     def format(self) -> str:
         head = (f"{self.model} ({self.mode}) on {self.data}: {self.n_images} panoramas, depth alignment "
