@@ -216,7 +216,6 @@ def _write_side_files(tmp: Path, *, qrep: QuantizeResult, lint: BundleLint, clas
 def _manifest(*, model: Path, tgt: Target, info: dict, export_rep: dict, size: InputSize, warnings: list[str],
               rig, qrep: QuantizeResult, lint: BundleLint) -> dict:
     """``manifest.json`` up to its engine plan (files and build time are added last)."""
-    q = qrep.to_dict()
     return {
         "schema": SCHEMA,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -233,9 +232,9 @@ def _manifest(*, model: Path, tgt: Target, info: dict, export_rep: dict, size: I
         "preprocess": "preprocess.json",
         "classes": "classes.json",
         "rig": f"rig{Path(rig).suffix}" if rig is not None else None,
-        "calibration": {**q["calibration"], "trt_cache": Path(qrep.files.trt_cache).name,
+        "calibration": {**qrep.calibration.to_dict(), "trt_cache": Path(qrep.files.trt_cache).name,
                         "ranges": Path(qrep.files.ranges).name, "trt_cache_version": tgt.implicit_tensorrt},
-        "accuracy": {key: q.get(key) for key in ("fp32", "int8", "budget", "excluded_nodes", "latency")},
+        "accuracy": qrep.accuracy_summary(),
         "lint": {"fp32": lint.fp32.summary(), "int8": lint.int8.summary()},
     }
 

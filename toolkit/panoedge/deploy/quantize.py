@@ -240,6 +240,12 @@ class QuantizeResult(Result):
 
         return cls.from_dict(json.loads(Path(path).read_text()))
 
+    def accuracy_summary(self) -> dict:
+        """The accuracy block a bundle's manifest carries: FP32 and INT8 scores, the budget, the layers
+        kept in float and the latency, as JSON."""
+        d = self.to_dict()
+        return {key: d.get(key) for key in ("fp32", "int8", "budget", "excluded_nodes", "latency")}
+
     def with_local_paths(self) -> "QuantizeResult":
         """This report with its model and files named relative to their folder (a folder that moves)."""
         return dataclasses.replace(self, model=Path(self.model).name, files=QuantizeFiles(
