@@ -249,8 +249,9 @@ def build_pseudo_labels(data: DatasetFolder, teacher: ResolvedTeacher | str | No
             part = stems[i * spec.shard_size:(i + 1) * spec.shard_size]
             arrays = {"stems": np.array(part)}
             for j, stem in enumerate(part):
-                for k, v in _label_one(teacher, layout, cmap, _load_erp(data, stem, spec.source_hw), device,
-                                                  spec.erp_hw, spec.fusion).items():
+                for k, v in _label_one(teacher, layout=layout, cmap=cmap,
+                                       rgb=_load_erp(data, stem, spec.source_hw), device=device,
+                                       out_hw=spec.erp_hw, fusion=spec.fusion).items():
                     arrays[f"{k}_{j}"] = v
             buf = io.BytesIO()
             np.savez(buf, **arrays)

@@ -237,8 +237,9 @@ def fusion_table(layout: PatchLayout, erp_hw: tuple[int, int]) -> FusionTable:
     if len(pairs) > MAX_PAIRS:
         pairs = pairs[:: int(np.ceil(len(pairs) / MAX_PAIRS))]
     pair_w = np.sqrt(weight[pairs[:, 0]] * weight[pairs[:, 1]]) * area[pix[pairs[:, 0]]]
-    return FusionTable((h_e, w_e), n, pix.astype(np.int64), patch.astype(np.int64), grid.astype(np.float32),
-                       weight.astype(np.float32), cos, wsum.astype(np.float32), pairs.astype(np.int64), pair_w)
+    return FusionTable(hw=(h_e, w_e), n_patches=n, pix=pix.astype(np.int64), patch=patch.astype(np.int64),
+                       grid=grid.astype(np.float32), weight=weight.astype(np.float32), cos=cos,
+                       wsum=wsum.astype(np.float32), pairs=pairs.astype(np.int64), pair_w=pair_w)
 
 
 def solve_alignment(table: FusionTable, d: np.ndarray, ok: np.ndarray, kind: str,

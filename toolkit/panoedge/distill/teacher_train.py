@@ -89,7 +89,7 @@ def _synth_views(cfg: TeacherTrainConfig, seeds: list[int], n: int, tag: int) ->
         rng = np.random.default_rng([cfg.seed, tag, i])
         pos = world.camera_positions(1, rng)[0]
         fov, R, _ = _pose(rng, cfg.fov_deg, cfg.pitch_deg)
-        v = render_pinhole(world, h, w, fov, pos, R)
+        v = render_pinhole(world, h=h, w=w, fov_deg=fov, position=pos, R=R)
         out["rgb"][i], out["depth"][i], out["labels"][i] = v.rgb, v.depth, v.labels
     return out
 
@@ -184,7 +184,9 @@ def load_views(cfg: TeacherTrainConfig, split: str, progress: bool = False) -> d
     stems = train if split == "train" else held
     files = [(s, os.stat(ds.files["rgb"][s]).st_mtime_ns) for s in stems]
     return _cached(("folder/1", keep, str(ds.root.resolve()), files, split, n), n,
-                   lambda shard: _slice_views(_folder_views, cfg, ds, stems, *shard, tag), progress, f"crop {split} views")
+                   lambda shard: _slice_views(_folder_views, cfg, ds=ds, stems=stems, start=shard[0], count=shard[1],
+                                              tag=tag),
+                   progress, f"crop {split} views")
 
 
 def _synth_views_range(cfg, seeds, shard: tuple[int, int], *, tag):
@@ -374,7 +376,7 @@ def _write_teacher(out: Path, model, classes, cfg) -> None:
     stage = out.with_name(f".{out.name}.teacher")
     shutil.rmtree(stage, ignore_errors=True)
     model.eval()
-    save_teacher_folder(stage, model, classes, cfg.view_hw, MEAN, STD,
+    save_teacher_folder(stage, model, classes=classes, input_hw=cfg.view_hw, mean=MEAN, std=STD,
                         arch_options={"width_mult": cfg.width_mult, "max_depth_m": cfg.max_depth_m})
     for f in sorted(stage.iterdir()):
         os.replace(f, out / f.name)

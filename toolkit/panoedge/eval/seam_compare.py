@@ -85,7 +85,8 @@ def panoedge_layers(rig, frame, out_hw, blend: str = "feather", seam_field: bool
             img *= fg[:, :, i]
         lay.append(np.clip(img, 0, 255))
         ok.append(valid)
-    return Layers(name or f"panoedge {rig.name} {blend}", lay[0], lay[1], ok[0], ok[1], out.astype(np.float32)), t
+    return Layers(name=name or f"panoedge {rig.name} {blend}", a=lay[0], b=lay[1], valid_a=ok[0], valid_b=ok[1],
+                  out=out.astype(np.float32)), t
 
 
 def missing_hugin_tools() -> list[str]:
@@ -140,7 +141,7 @@ def hugin_render(pto: Path, frame_path: Path, out_hw, yaw_shift_deg: float = -18
         subprocess.run(["enblend", "-o", str(d / "blend.tif"), str(d / "layer0000.tif"), str(d / "layer0001.tif")],
                        check=True, capture_output=True)
         (a, va), (b, vb), (o, _) = (_read_rgba(d / f) for f in ("layer0000.tif", "layer0001.tif", "blend.tif"))
-    return Layers("Hugin nona+enblend", a, b, va, vb, o)
+    return Layers(name="Hugin nona+enblend", a=a, b=b, valid_a=va, valid_b=vb, out=o)
 
 
 def common_band(layers: list[Layers], seam_deg: np.ndarray, band_deg: float) -> np.ndarray:

@@ -185,7 +185,8 @@ class FisheyeCamera:
         if g <= 0:
             raise UsageError(f"fov_deg {fov_deg}: no image circle for model {model}")
         cx, cy = ((w - 1) / 2.0, (h - 1) / 2.0) if center is None else (float(center[0]), float(center[1]))
-        return cls(int(h), int(w), model, radius / g, cx, cy, float(fov_deg), tuple(float(c) for c in coeffs))
+        return cls(h=int(h), w=int(w), model=model, f_px=radius / g, cx=cx, cy=cy, fov_deg=float(fov_deg),
+                   coeffs=tuple(float(c) for c in coeffs))
 
     @property
     def lens(self) -> LensModel:

@@ -53,7 +53,7 @@ class PinholeCamera:
         hfov, vfov = _fov_pair(fov_deg, h, w)
         fx = (w / 2.0) / np.tan(np.deg2rad(hfov) / 2.0)
         fy = (h / 2.0) / np.tan(np.deg2rad(vfov) / 2.0)
-        return cls(h, w, float(fx), float(fy), (w - 1) / 2.0, (h - 1) / 2.0)
+        return cls(h=h, w=w, fx=float(fx), fy=float(fy), cx=(w - 1) / 2.0, cy=(h - 1) / 2.0)
 
     @property
     def K(self) -> np.ndarray:

@@ -77,8 +77,8 @@ def erp_to_perspective(erp, fov_deg, yaw_deg, pitch_deg, out_hw, roll_deg=0.0) -
     erp = _check_image(erp, "erp_to_perspective")
     check_erp_size(*erp.shape[:2])
     fov = float(fov_deg) if np.ndim(fov_deg) == 0 else tuple(float(f) for f in fov_deg)
-    table = _perspective_table(erp.shape[:2], fov, float(yaw_deg), float(pitch_deg), float(roll_deg),
-                               _hw(out_hw, "out_hw"))
+    table = _perspective_table(erp.shape[:2], fov, yaw=float(yaw_deg), pitch=float(pitch_deg), roll=float(roll_deg),
+                               out_hw=_hw(out_hw, "out_hw"))
     return table.apply(erp)
 
 

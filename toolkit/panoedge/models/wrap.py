@@ -66,7 +66,7 @@ def conv_geometry(ext: Ext, k: int, s: int, p: int) -> tuple[int, Ext]:
         raise ValueError(f"extension {ext} is smaller than the conv's padding {p}")
     c = p + (l - p) % s           # first centre, in extended coordinates
     lo = (l - c) // s
-    ro = _right_ext(l, r, k, s, p, c)
+    ro = _right_ext(l, r, k=k, s=s, p=p, c=c)
     if ro < 0:
         raise ValueError(f"extension {ext} leaves the conv short of columns on the right")
     return c - p, (lo, ro)

@@ -103,8 +103,9 @@ def detect_circles(rig: Rig, frames) -> list[CircleFit | None]:
         arr = np.array([[c.cx, c.cy, c.radius] for c in fits])
         med = np.median(arr, axis=0)
         best = max(fits, key=lambda c: c.coverage)
-        out.append(CircleFit(float(med[0]), float(med[1]), float(med[2]), sum(c.n_points for c in fits),
-                             float(np.median([c.rms_px for c in fits])), best.coverage))
+        out.append(CircleFit(cx=float(med[0]), cy=float(med[1]), radius=float(med[2]),
+                             n_points=sum(c.n_points for c in fits),
+                             rms_px=float(np.median([c.rms_px for c in fits])), coverage=best.coverage))
     return out
 
 

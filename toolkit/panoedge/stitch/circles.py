@@ -149,4 +149,5 @@ def find_circle(img: np.ndarray, guess=None, iterations: int = 3) -> CircleFit:
     if len(pts) < 20:
         raise DataError(f"no image circle found: only {len(pts)} edge points (is this a fisheye image with a dark border?)")
     bins = np.unique(np.floor(pts[:, 2] / (2 * np.pi) * 72).astype(int))
-    return CircleFit(cx, cy, r, int(len(pts)), float(np.sqrt(np.mean(resid ** 2))), float(bins.size / 72.0))
+    return CircleFit(cx=cx, cy=cy, radius=r, n_points=int(len(pts)), rms_px=float(np.sqrt(np.mean(resid ** 2))),
+                     coverage=float(bins.size / 72.0))

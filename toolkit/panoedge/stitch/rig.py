@@ -75,8 +75,8 @@ class Lens:
 
     def camera(self, h: int, w: int) -> FisheyeCamera:
         """The lens as a :class:`FisheyeCamera` over an image of ``h x w`` pixels."""
-        return FisheyeCamera.from_fov(h, w, self.model, self.fov_deg, self.radius_px,
-                                      (self.center_x_px, self.center_y_px), self.coeffs)
+        return FisheyeCamera.from_fov(h, w, model=self.model, fov_deg=self.fov_deg, radius_px=self.radius_px,
+                                      center=(self.center_x_px, self.center_y_px), coeffs=self.coeffs)
 
     def vignetting_gain(self, rho) -> np.ndarray:
         """Brightness gain at normalised radius ``rho = r / radius_px`` (1 at the centre)."""
@@ -148,8 +148,8 @@ class Rig:
         hc, wc = self.canvas_hw
         dx, dy = self.lens_offset(i)
         lens = self.lenses[i]
-        return FisheyeCamera.from_fov(hc, wc, lens.model, lens.fov_deg, lens.radius_px,
-                                      (lens.center_x_px + dx, lens.center_y_px + dy), lens.coeffs)
+        return FisheyeCamera.from_fov(hc, wc, model=lens.model, fov_deg=lens.fov_deg, radius_px=lens.radius_px,
+                                      center=(lens.center_x_px + dx, lens.center_y_px + dy), coeffs=lens.coeffs)
 
     def relative_rotation(self) -> np.ndarray:
         """Lens 1 in lens 0's frame: ``R0^T R1`` (what self-calibration estimates)."""
@@ -251,9 +251,9 @@ def rig_from_dict(d: dict, path=None) -> Rig:
             center_x_px=_num(ld, "center_x_px", path, -0.5, w - 0.5, where=where),
             center_y_px=_num(ld, "center_y_px", path, -0.5, h - 0.5, where=where),
             radius_px=_num(ld, "radius_px", path, 1.0, 4.0 * max(w, h), where=where),
-            yaw_deg=_num(ld, "yaw_deg", path, -360.0, 360.0, 0.0, where),
-            pitch_deg=_num(ld, "pitch_deg", path, -90.0, 90.0, 0.0, where),
-            roll_deg=_num(ld, "roll_deg", path, -360.0, 360.0, 0.0, where),
+            yaw_deg=_num(ld, "yaw_deg", path, lo=-360.0, hi=360.0, default=0.0, where=where),
+            pitch_deg=_num(ld, "pitch_deg", path, lo=-90.0, hi=90.0, default=0.0, where=where),
+            roll_deg=_num(ld, "roll_deg", path, lo=-360.0, hi=360.0, default=0.0, where=where),
             coeffs=_list(ld, "coeffs", path, get_lens_model(model).n_coeffs, where),
             translation_m=_list(ld, "translation_m", path, 3, where, exact=3) or (0.0, 0.0, 0.0),
             vignetting=_list(ld, "vignetting", path, 3, where),
@@ -270,9 +270,9 @@ def rig_from_dict(d: dict, path=None) -> Rig:
         image_width_px=w,
         image_height_px=h,
         lenses=(lenses[0], lenses[1]),
-        output_yaw_deg=_num(d, "output_yaw_deg", path, -360, 360, 0.0),
-        output_pitch_deg=_num(d, "output_pitch_deg", path, -90, 90, 0.0),
-        output_roll_deg=_num(d, "output_roll_deg", path, -360, 360, 0.0),
+        output_yaw_deg=_num(d, "output_yaw_deg", path, lo=-360, hi=360, default=0.0),
+        output_pitch_deg=_num(d, "output_pitch_deg", path, lo=-90, hi=90, default=0.0),
+        output_roll_deg=_num(d, "output_roll_deg", path, lo=-360, hi=360, default=0.0),
         notes=str(d.get("notes", "")),
         extra={k: v for k, v in d.items() if k not in known},
     )

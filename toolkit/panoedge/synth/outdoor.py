@@ -250,7 +250,8 @@ def build_outdoor(rng: np.random.Generator, ids: dict[str, int]) -> Layout:
     road_half, walk = rng.uniform(3.0, 7.5), rng.uniform(1.5, 4.0)
     half_length = rng.uniform(45.0, 90.0)
     cross_s = rng.uniform(-0.5, 0.5) * half_length if rng.uniform() < 0.4 else None
-    st = Street(rng.uniform(-np.pi, np.pi), road_half, walk, half_length, cross_s, rng.uniform(3.0, 6.0), Placer(), {-1.0: [], 1.0: []})
+    st = Street(heading=rng.uniform(-np.pi, np.pi), road_half=road_half, walk=walk, half_length=half_length,
+                cross_s=cross_s, cross_half=rng.uniform(3.0, 6.0), placer=Placer(), frontage={-1.0: [], 1.0: []})
     ground = StreetGround(
         pose_yaw=st.heading, road_half=road_half, walk=walk, cross_s=cross_s, cross_half=st.cross_half,
         road=random_material(rng, *ROAD_LOOK), sidewalk=random_material(rng, *SIDEWALK_LOOK),

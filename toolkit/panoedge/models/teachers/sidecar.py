@@ -111,8 +111,9 @@ def read_sidecar(model_path: str | Path, allow_input_name: bool = True, index_ou
     scale = doc.get("pixel_scale", 1.0)
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
         raise ConfigError(path, "pixel_scale", f"{scale!r}: expected a positive number")
-    return Sidecar(path, (int(hw[0]), int(hw[1])), mean, std, input_name, layout, outputs, seg_output,
-                   classes, depth_kind, float(scale))
+    return Sidecar(path=path, input_hw=(int(hw[0]), int(hw[1])), mean=mean, std=std, input_name=input_name,
+                   layout=layout, outputs=outputs, seg_output=seg_output, classes=classes, depth_kind=depth_kind,
+                   pixel_scale=float(scale))
 
 
 def _is_int(v) -> bool:
