@@ -103,9 +103,9 @@ def time_interleaved(fns: dict, warmup: int, repeat: int) -> Cases:
 
 def _models(subject: Path, backend: str, int8: Path | None) -> dict[str, Path]:
     if subject.is_dir() and (subject / "manifest.json").is_file():
-        from panoedge.runtime.bundle import read_manifest
+        from panoedge.runtime.manifest import inspect_bundle
 
-        m = read_manifest(subject)
+        m = inspect_bundle(subject)
         if backend == "trt":
             from panoedge.runtime.trt_runner import pick_engine
 
@@ -117,7 +117,7 @@ def _models(subject: Path, backend: str, int8: Path | None) -> dict[str, Path]:
             if not out:
                 raise UsageError(f"{subject}: no TensorRT engines; build them with `panoedge engine {subject} --precision ...`")
             return out
-        return {p: subject / m["models"][p] for p in PRECISIONS if p in m["models"]}
+        return {p: subject / m.models[p] for p in PRECISIONS if p in m.models}
     if backend == "torch":
         return {"fp32": subject}
     if subject.suffix.lower() != ".onnx" or not subject.is_file():

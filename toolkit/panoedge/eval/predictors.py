@@ -351,18 +351,19 @@ def with_class_map(predictor: Predictor, cmap) -> Predictor:
 
 def bundle_model(bundle: str | Path, precision: str | None = None) -> Path:
     """The ONNX model a bundle runs (its target's precision, or ``precision``), after checking its hashes."""
-    from panoedge.runtime.bundle import read_manifest, verify_bundle
+    from panoedge.runtime.bundle import verify_bundle
+    from panoedge.runtime.manifest import inspect_bundle
 
     bundle = Path(bundle)
     rep = verify_bundle(bundle)
     if not rep.ok:
         raise DataError(f"{bundle}: bundle does not verify: " + "; ".join(rep.problems))
-    m = read_manifest(bundle)
-    models = m.get("models") or {}
-    want = precision or (m.get("target") or {}).get("precision") or "fp32"
-    rel = models.get(want) or models.get("fp32")
+    m = inspect_bundle(bundle)
+    rel = m.model_for(precision)
     if not rel:
-        raise DataError(f"{bundle}/manifest.json: models: no {want} or fp32 model listed (has {', '.join(models) or 'none'})")
+        want = precision or m.target.precision or "fp32"
+        raise DataError(f"{bundle}/manifest.json: models: no {want} or fp32 model listed "
+                        f"(has {', '.join(m.models) or 'none'})")
     return bundle / rel
 
 

@@ -98,16 +98,16 @@ class LiveModel:
         """A bundle folder on ``backend``/``precision`` (defaults: the bundle target's), verified
         (and, with ``trusted_key``, its signature checked) by :func:`panoedge.runtime.load_bundle`."""
         from panoedge.runtime import load_bundle
+        from panoedge.runtime.manifest import BundleManifest
 
         b = load_bundle(path, trusted_key=trusted_key)
         runner = b.runner(backend, precision, threads=threads)
-        target = b.manifest.get("target", {})
-        used_precision = precision or ("int8" if target.get("precision") == "int8" else "fp32")
-        name = b.manifest.get("student", {}).get("name") if isinstance(b.manifest.get("student"), dict) else None
-        return cls(name=name or Path(path).name, input_hw=tuple(b.hw), classes=list(b.classes), colors=b.colors,
+        target = BundleManifest.from_dict(b.manifest).target
+        used_precision = precision or ("int8" if target.precision == "int8" else "fp32")
+        return cls(name=Path(path).name, input_hw=tuple(b.hw), classes=list(b.classes), colors=b.colors,
                    runner=runner, to_feed=lambda rgb: {b.input_name: b.preprocess(rgb)},
                    from_outputs=b.postprocess, depth_kind=b.depth_kind,
-                   info={"bundle": str(path), "precision": used_precision, "target": target.get("name"),
+                   info={"bundle": str(path), "precision": used_precision, "target": target.name,
                          "threads": threads})
 
     @classmethod

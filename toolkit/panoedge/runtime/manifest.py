@@ -376,6 +376,12 @@ class BundleManifest(Result):
     def total_bytes(self) -> int:
         return sum(f.bytes for f in self.files.values())
 
+    def model_for(self, precision: str | None = None) -> str | None:
+        """The bundle-relative model file for ``precision`` (default: the target's), falling back to the
+        FP32 model; ``None`` when the manifest lists neither."""
+        want = precision or self.target.precision or "fp32"
+        return self.models.get(want) or self.models.get("fp32")
+
     def model_sha256(self, precision: str) -> str:
         """The sha256 of the bundle's ``precision`` model."""
         return self.files[self.models[precision]].sha256
