@@ -244,8 +244,7 @@ class CacheUsage(Result):
 
 
 def human_bytes(n: float) -> str:
-    """``n`` bytes for people: B, KiB, MiB or GiB (as ``panoedge.cli.common.human_bytes``; the
-    library cannot import the CLI)."""
+    """``n`` bytes for people: B, KiB, MiB or GiB."""
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"

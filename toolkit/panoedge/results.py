@@ -19,12 +19,13 @@ Field metadata tunes the JSON form without a hand-written ``to_dict``: ``key`` r
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-__all__ = ["Record", "Result", "json_field", "plain"]
+__all__ = ["Record", "Result", "fmt_or_na", "json_field", "plain"]
 
 
 def json_field(*, key: str | None = None, omit_none: bool = False, json: bool = True, **kwargs) -> Any:
@@ -76,8 +77,9 @@ class Record:
 
 
 @dataclasses.dataclass(frozen=True)
-class Result(Record):
-    """A whole report: a :class:`Record` with a ``SCHEMA`` and a human ``format()``."""
+class Result(Record, abc.ABC):
+    """A whole report: a :class:`Record` with a ``SCHEMA`` and a human ``format()`` (abstract: a
+    result type without one cannot be made, so every command has its text)."""
 
     SCHEMA: ClassVar[str] = ""
 
@@ -85,6 +87,11 @@ class Result(Record):
         body = super().to_dict()
         return {"schema": self.SCHEMA, **body} if self.SCHEMA else body
 
+    @abc.abstractmethod
     def format(self) -> str:
         """The text a person reads (what the CLI prints)."""
-        raise NotImplementedError(f"{type(self).__name__}.format")
+
+
+def fmt_or_na(value: float | None, spec: str = ".1f") -> str:
+    """``value`` formatted with ``spec``, or ``"n/a"`` for a figure that was not measured."""
+    return "n/a" if value is None else format(value, spec)

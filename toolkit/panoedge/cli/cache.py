@@ -7,7 +7,6 @@ from typing import Optional
 import typer
 
 from panoedge.cli.app import app
-from panoedge.cli.common import human_bytes
 
 
 @app.command()
@@ -16,7 +15,7 @@ def cache(
     kind: Optional[str] = typer.Option(None, "--kind", help="Only this kind of cached content (e.g. synth)."),
 ) -> None:
     """Show the size of panoedge's cache ($PANOEDGE_HOME) per kind, or clear it."""
-    from panoedge.home import cache_usage, clear_cache, panoedge_home
+    from panoedge.home import cache_usage, clear_cache, human_bytes, panoedge_home
 
     usage = cache_usage()
     if kind is not None and kind not in usage.kinds:

@@ -28,14 +28,6 @@ def emit_json(path: Path | None, report) -> None:
     typer.echo(f"wrote {path}")
 
 
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
-
-
 def preflight(what: str, extra: str, modules: tuple[str, ...] | None = None) -> None:
     """Fail in a second, naming the pip extra, when an optional package ``what`` needs is missing."""
     from panoedge.extras import require

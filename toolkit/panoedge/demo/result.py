@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from panoedge.demo.config import SCHEMA
-from panoedge.results import Record, Result, json_field
+from panoedge.results import Record, Result, fmt_or_na, json_field
 
 @dataclass(frozen=True)
 class StageResult(Record):
@@ -61,8 +61,8 @@ class DemoResult(Result):
             est = "" if s.estimate_s is None else f"{s.estimate_s:7.0f} s"
             lines.append(f"{s.name:<9} {s.status:<7} {s.seconds:6.1f} s {est:>9}  {s.detail}")
         speed = self.machine_conv_gflops or ConvSpeed()
-        lines.append(f"total {self.total_s:.1f} s; this CPU: {_f(speed.start, '.0f')} GFLOP/s on a reference "
-                     f"convolution at the start, {_f(speed.end, '.0f')} at the end")
+        lines.append(f"total {self.total_s:.1f} s; this CPU: {fmt_or_na(speed.start, '.0f')} GFLOP/s on a reference "
+                     f"convolution at the start, {fmt_or_na(speed.end, '.0f')} at the end")
         d = self.figures_of("distill") or DistillFigures()
         q = self.figures_of("quantize") or QuantizeFigures()
         live = self.figures_of("live")
@@ -70,31 +70,29 @@ class DemoResult(Result):
         lines += [
             "\nWhat the figures mean (mIoU: mean intersection-over-union of the classes, in %, each pixel "
             "weighted by the solid angle it covers on the sphere):",
-            f"  On {_f(d.n_images, 'd')} held-out synthetic panoramas never used in training "
+            f"  On {fmt_or_na(d.n_images, 'd')} held-out synthetic panoramas never used in training "
             f"({d.eval_data}), at the student's size:",
-            f"    {_f(d.student_miou_area):>5}  the student ({distill_detail}), on the whole panorama",
-            f"    {_f(d.teacher_erp_miou_area):>5}  its perspective teacher run on the whole (distorted) panorama",
-            f"    {_f(d.teacher_tangent_miou_area):>5}  the teacher through tangent patches, the labels "
+            f"    {fmt_or_na(d.student_miou_area):>5}  the student ({distill_detail}), on the whole panorama",
+            f"    {fmt_or_na(d.teacher_erp_miou_area):>5}  its perspective teacher run on the whole (distorted) "
+            "panorama",
+            f"    {fmt_or_na(d.teacher_tangent_miou_area):>5}  the teacher through tangent patches, the labels "
             "the student learnt from",
             "    (the demo trains the student briefly; `panoedge distill`'s full schedule is where it overtakes "
             "the teacher: README)",
-            f"  INT8: the student exported to ONNX, {_f(q.fp32_miou_area)} mIoU in FP32 and "
-            f"{_f(q.int8_miou_area)} in INT8 on {_f(q.n_images, 'd')} held-out panoramas; "
-            f"{_f(q.fp32_ms)} -> {_f(q.int8_ms)} ms per frame on ONNX Runtime's CPU provider"]
+            f"  INT8: the student exported to ONNX, {fmt_or_na(q.fp32_miou_area)} mIoU in FP32 and "
+            f"{fmt_or_na(q.int8_miou_area)} in INT8 on {fmt_or_na(q.n_images, 'd')} held-out panoramas; "
+            f"{fmt_or_na(q.fp32_ms)} -> {fmt_or_na(q.int8_ms)} ms per frame on ONNX Runtime's CPU provider"]
         if live is not None:
             h, w = live.erp_hw
             lines.append(f"  Live: camera frames stitched to {h}x{w} and run through the bundle at {live.fps:.1f} fps, "
                          f"latency p50 {live.latency_ms_p50:.1f} ms / p99 {live.latency_ms_p99:.1f} ms, "
                          f"{live.frames_delivered} frames, {live.dropped} dropped; mIoU "
-                         f"{_f(live.live_miou_area)} on the live stitched frames against "
-                         f"{_f(live.offline_miou_area)} on the same scenes rendered directly as ERP")
+                         f"{fmt_or_na(live.live_miou_area)} on the live stitched frames against "
+                         f"{fmt_or_na(live.offline_miou_area)} on the same scenes rendered directly as ERP")
         out = Path(out)
         lines.append(f"look at: {out / 'preview.png'}, {out / 'bundle'}, {out / 'live.json'}, {out / 'demo.json'}")
         return "\n".join(lines)
 
-
-def _f(v, spec: str = ".1f") -> str:
-    return "n/a" if v is None else format(v, spec)
 
 
 @dataclass(frozen=True)

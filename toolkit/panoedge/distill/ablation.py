@@ -21,7 +21,7 @@ import dataclasses
 from dataclasses import dataclass, replace
 
 from panoedge.distill.config import COMPONENTS, DistillConfig
-from panoedge.results import Record, Result, json_field
+from panoedge.results import Record, Result, fmt_or_na, json_field
 
 SCHEMA = "panoedge.ablation/1"
 OFF = {c: False for c in COMPONENTS}
@@ -49,9 +49,6 @@ def variant_config(cfg: DistillConfig, name: str) -> DistillConfig:
         return replace(cfg, **VARIANTS[name])
     return replace(cfg, **{"area_weighted": True, **VARIANTS[name]})
 
-
-def _f(v, spec=".1f") -> str:
-    return "n/a" if v is None else format(v, spec)
 
 
 @dataclass(frozen=True)
@@ -107,8 +104,10 @@ class AblationReport(Result):
                  f"{'variant':<13} {'mIoU area':>9} {'d vs base':>9} {'mIoU':>6} {'AbsRel area':>11} {'train s':>8}"]
         for name, r in self.variants.items():
             d = r.delta_miou_area
-            lines.append(f"{name:<13} {_f(r.miou_area):>9} {('n/a' if d is None else f'{d:+.1f}'):>9} {_f(r.miou):>6} "
-                         f"{_f(r.absrel_area, '.3f'):>11} {_f(r.train_s, '.0f'):>8}")
+            lines.append(f"{name:<13} {fmt_or_na(r.miou_area):>9} {('n/a' if d is None else f'{d:+.1f}'):>9} "
+                         f"{fmt_or_na(r.miou):>6} "
+                         f"{fmt_or_na(r.absrel_area, '.3f'):>11} {fmt_or_na(r.train_s, '.0f'):>8}")
         for m, r in self.teacher.items():
-            lines.append(f"{'teacher ' + m:<13} {_f(r.miou_area):>9} {'':>9} {_f(r.miou):>6} {_f(r.absrel_area, '.3f'):>11}")
+            lines.append(f"{'teacher ' + m:<13} {fmt_or_na(r.miou_area):>9} {'':>9} {fmt_or_na(r.miou):>6} "
+                         f"{fmt_or_na(r.absrel_area, '.3f'):>11}")
         return "\n".join(lines)

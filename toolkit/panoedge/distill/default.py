@@ -26,7 +26,7 @@ from panoedge.distill.config import DistillConfig, synth_family
 from panoedge.distill.report import DistillReport, StoppedRun
 from panoedge.distill.teacher_config import TeacherTrainConfig
 from panoedge.errors import UsageError
-from panoedge.results import Record, Result, json_field
+from panoedge.results import Record, Result, fmt_or_na, json_field
 
 DEFAULT_TEACHER = TeacherTrainConfig(n_views=512, view_hw=(96, 128), width_mult=1.0, steps=800, batch=12, lr=2e-3,
                                      warmup=60, ckpt_every=100, n_eval=16, erp_hw=(128, 256))
@@ -106,9 +106,6 @@ def eval_data_spec(cfg: DistillConfig) -> str | None:
     return f"synth:{family}?n={cfg.eval_n}&size={h}x{w}&seed={cfg.seed + EVAL_SEED_OFFSET}"
 
 
-def _fmt(v, spec: str = ".1f") -> str:
-    return "n/a" if v is None else format(v, spec)
-
 
 @dataclass(frozen=True)
 class Timing(Record):
@@ -121,10 +118,11 @@ class Timing(Record):
     total: float = 0.0
 
     def format(self) -> str:
-        parts = [f"teacher {_fmt(self.teacher, '.0f')} s", f"data, labels and training {_fmt(self.distill, '.0f')} s"]
+        parts = [f"teacher {fmt_or_na(self.teacher, '.0f')} s",
+                 f"data, labels and training {fmt_or_na(self.distill, '.0f')} s"]
         if self.eval is not None:
-            parts.append(f"evaluation {_fmt(self.eval, '.0f')} s")
-        return f"time {_fmt(self.total, '.0f')} s ({', '.join(parts)})"
+            parts.append(f"evaluation {fmt_or_na(self.eval, '.0f')} s")
+        return f"time {fmt_or_na(self.total, '.0f')} s ({', '.join(parts)})"
 
 
 @dataclass(frozen=True)
@@ -162,7 +160,7 @@ class DistillRun(Result):
         c = self.report.config
         lines = [f"student {c.student} <- {c.teacher}: {c.steps} steps, {c.generations} generations "
                  f"-> {self.out / 'student.pt'}",
-                 f"  {self.timing_s.format()}; this CPU: {_fmt(self.machine_conv_gflops, '.0f')} GFLOP/s "
+                 f"  {self.timing_s.format()}; this CPU: {fmt_or_na(self.machine_conv_gflops, '.0f')} GFLOP/s "
                  "on a reference convolution"]
         if self.eval is not None:
             lines.append(self.eval.format())

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from panoedge.eval.evaluate import HEADLINE_KEYS, EvalReport
-from panoedge.results import Record, json_field
+from panoedge.results import Record, fmt_or_na, json_field
 
 __all__ = ["ClusterEval", "DistillEval", "EvalScores", "Targets", "evaluate_clusters", "evaluate_distill_run", "evaluate_run",
            "param_ratio", "read_distill_run", "run_ablation", "targets"]
@@ -36,9 +36,6 @@ MAX_PARAM_SHARE = 10
 SLIM_KEYS = HEADLINE_KEYS
 """The parts of an evaluation report (``panoedge.eval/1``) a distillation run keeps."""
 
-
-def _fmt(v, spec: str = ".1f") -> str:
-    return "n/a" if v is None else format(v, spec)
 
 
 @dataclass(frozen=True)
@@ -74,10 +71,13 @@ class Targets(Record):
     param_ok: bool | None = json_field(omit_none=True, default=None)
 
     def format(self) -> str:
-        return (f"  targets: +{_fmt(self.miou_gain_over_teacher_erp)} mIoU over teacher ERP (>= {MIN_MIOU_GAIN_OVER_ERP:g}), "
-                f"{_fmt(self.miou_ratio_to_teacher_tangent, '.3f')} of teacher patches (>= {MIN_MIOU_RATIO_TO_TANGENT:g}), "
-                f"AbsRel x{_fmt(self.absrel_ratio_to_teacher_tangent, '.2f')} (<= {MAX_ABSREL_RATIO_TO_TANGENT:g}), "
-                f"params x{_fmt(self.param_ratio, '.3f')} (<= {1 / MAX_PARAM_SHARE:g})")
+        return (f"  targets: +{fmt_or_na(self.miou_gain_over_teacher_erp)} mIoU over teacher ERP "
+                f"(>= {MIN_MIOU_GAIN_OVER_ERP:g}), "
+                f"{fmt_or_na(self.miou_ratio_to_teacher_tangent, '.3f')} of teacher patches "
+                f"(>= {MIN_MIOU_RATIO_TO_TANGENT:g}), "
+                f"AbsRel x{fmt_or_na(self.absrel_ratio_to_teacher_tangent, '.2f')} "
+                f"(<= {MAX_ABSREL_RATIO_TO_TANGENT:g}), "
+                f"params x{fmt_or_na(self.param_ratio, '.3f')} (<= {1 / MAX_PARAM_SHARE:g})")
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,8 @@ class DistillEval(Record):
         for key, name in (("student", "student"), ("teacher_erp", "teacher (ERP)"), ("teacher_tangent", "teacher (patches)")):
             r = getattr(self, key)
             if r is not None:
-                lines.append(f"  {name:<18} {_fmt(r.miou_area):>9} {_fmt(r.miou):>6} {_fmt(r.absrel_area, '.3f'):>11}")
+                lines.append(f"  {name:<18} {fmt_or_na(r.miou_area):>9} {fmt_or_na(r.miou):>6} "
+                             f"{fmt_or_na(r.absrel_area, '.3f'):>11}")
         if self.targets.to_dict():
             lines.append(self.targets.format())
         return "\n".join(lines)
@@ -120,7 +121,7 @@ class ClusterEval(Record):
     student: ClusterScore
 
     def format(self) -> str:
-        return (f"held-out {self.data}:\n  student cluster mIoU area {_fmt(self.student.cluster_miou_area)} "
+        return (f"held-out {self.data}:\n  student cluster mIoU area {fmt_or_na(self.student.cluster_miou_area)} "
                 f"({self.student.n_images} panoramas, {self.student.matching})")
 
 
