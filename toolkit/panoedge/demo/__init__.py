@@ -6,8 +6,9 @@ earlier run cached under ``$PANOEDGE_HOME``:
 1. ``synth``: a few panoramas of the synthetic world with dual-fisheye frames, and ``OUT/preview.png``;
 2. ``teacher``: the built-in perspective teacher (:func:`panoedge.distill.default.default_teacher`,
    the same cache entry ``panoedge distill`` uses);
-3. ``distill``: a ``pano-small`` student on a short schedule (:data:`DEMO_DISTILL`) with the
-   held-out evaluation of student and teacher (:func:`panoedge.distill.default.run`), in a run
+3. ``distill``: a ``pano-small`` student on a short schedule (:data:`DEMO_DISTILL`,
+   :func:`panoedge.distill.default.run`), then the held-out evaluation of student and teacher
+   (:func:`panoedge.eval.distill_check.evaluate_distill_run`), in a run
    folder under ``$PANOEDGE_HOME/demo/`` keyed by the resolved config: a finished run is reused,
    an interrupted one resumes from its checkpoint;
 4. ``quantize``: the student exported to ONNX and quantized to INT8 for the target
@@ -17,8 +18,9 @@ earlier run cached under ``$PANOEDGE_HOME``:
 6. ``live``: the bundle on ``synth://`` with the web viewer for ``duration_s``
    (:func:`panoedge.live.run.run_live`); its figures and the full report (``OUT/live.json``).
 
-``OUT/demo.json`` (schema ``panoedge.demo/1``) holds every stage's status and seconds and the
-figures. :class:`DemoConfig` holds every parameter (tests use tiny ones).
+Each stage hands its typed result to the next; ``OUT/demo.json`` (schema ``panoedge.demo/1``,
+:class:`~panoedge.demo.result.DemoResult`) holds every stage's status and seconds and the figures.
+:class:`DemoConfig` holds every parameter (tests use tiny ones).
 """
 
 from __future__ import annotations
