@@ -74,3 +74,17 @@ def test_every_result_type_of_the_package_has_its_text():
 
 def test_missing_figures_read_n_a():
     assert fmt_or_na(None) == "n/a" and fmt_or_na(2.345) == "2.3" and fmt_or_na(7, "d") == "7"
+
+
+def test_a_broken_cached_report_is_one_error_naming_the_file(tmp_path):
+    from panoedge.deploy.quantize import QuantizeResult
+    from panoedge.errors import ConfigError
+
+    path = tmp_path / "quantize.json"
+    for text, problem in [('{"schema": "panoedge.quantize/1"', "not valid JSON"),
+                          ('{"schema": "panoedge.quantize/1", "model": "m"}', "config: missing"),
+                          ('{"schema": "panoedge.eval/1"}', "schema: expected 'panoedge.quantize/1'")]:
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=problem) as e:
+            QuantizeResult.load(path)
+        assert str(path) in str(e.value)

@@ -239,6 +239,23 @@ def load_json(path: str | Path, expect: type | None = dict):
     return data
 
 
+def load_report(path: str | Path, from_dict, schema: str | None = None):
+    """A typed report read back from ``path`` (a cached stage, a finished run): the JSON through
+    :func:`load_json`, its ``schema`` checked, then ``from_dict(data)``. A report with missing or
+    mistyped parts (an older version, a hand edit, a truncated write) is one
+    :class:`~panoedge.errors.ConfigError` naming the file and the part, not a traceback."""
+    path = Path(path)
+    data = load_json(path)
+    if schema is not None and data.get("schema") != schema:
+        raise ConfigError(path, "schema", f"expected {schema!r}, got {data.get('schema')!r}")
+    try:
+        return from_dict(data)
+    except KeyError as e:
+        raise ConfigError(path, str(e.args[0]) if e.args else "?", "missing (not a complete report)") from None
+    except (TypeError, ValueError, AttributeError, IndexError) as e:
+        raise ConfigError(path, "(report)", f"malformed: {type(e).__name__}: {e}") from None
+
+
 def _check_depth(data, source, depth: int = 0) -> None:
     if depth > MAX_DEPTH:
         raise ConfigError(source, "(file)", f"refused: nested deeper than {MAX_DEPTH} levels")

@@ -236,9 +236,9 @@ class QuantizeResult(Result):
     @classmethod
     def load(cls, path: str | Path) -> "QuantizeResult":
         """The report a finished quantization left in ``path`` (``quantize.json``)."""
-        import json
+        from panoedge.safe_load import load_report
 
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        return load_report(path, cls.from_dict, schema=SCHEMA)
 
     def accuracy_summary(self) -> dict:
         """The accuracy block a bundle's manifest carries: FP32 and INT8 scores, the budget, the layers

@@ -156,7 +156,9 @@ class TeacherReport(Result):
 
 def read_teacher_report(folder: str | Path) -> TeacherReport | None:
     """The :class:`TeacherReport` in ``folder/report.json`` (``None`` when there is none)."""
-    from panoedge.safe_load import load_json
+    from panoedge.safe_load import load_report
 
     path = Path(folder) / "report.json"
-    return dataclasses.replace(TeacherReport.from_dict(load_json(path)), out=Path(folder)) if path.is_file() else None
+    if not path.is_file():
+        return None
+    return dataclasses.replace(load_report(path, TeacherReport.from_dict, schema=REPORT_SCHEMA), out=Path(folder))

@@ -247,15 +247,18 @@ def read_distill_run(folder: str | Path):
     finished run (no ``student.pt`` or no report). Its ``teacher`` is not resolved (``None``)."""
     from panoedge.distill.default import REPORT_FILE, DistillRun, Timing
     from panoedge.distill.report import DistillReport
-    from panoedge.safe_load import load_json
+    from panoedge.safe_load import load_report
 
     folder = Path(folder)
     if not (folder / "student.pt").is_file() or not (folder / REPORT_FILE).is_file():
         return None
-    d = load_json(folder / REPORT_FILE)
-    return DistillRun(report=DistillReport.from_dict(d), timing_s=Timing(**d["timing_s"]),
-                      machine_conv_gflops=d.get("machine_conv_gflops"), eval=_eval_from_dict(d.get("eval")),
-                      out=folder, teacher=None)
+
+    def from_dict(d: dict):
+        return DistillRun(report=DistillReport.from_dict(d), timing_s=Timing(**d["timing_s"]),
+                          machine_conv_gflops=d.get("machine_conv_gflops"), eval=_eval_from_dict(d.get("eval")),
+                          out=folder, teacher=None)
+
+    return load_report(folder / REPORT_FILE, from_dict, schema=DistillReport.SCHEMA)
 
 
 def run_ablation(cfg, out: str | Path, variants=None, progress: bool = True):
